@@ -1,0 +1,32 @@
+# PGXS build for the personalisation extension.
+
+EXTENSION    = personalisation
+EXTVERSION   = $(shell grep default_version $(EXTENSION).control | sed -e "s/default_version[[:space:]]*=[[:space:]]*'\([^']*\)'/\1/")
+MODULE_big   = $(EXTENSION)
+OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+PG_CPPFLAGS  = -Isrc
+PG_CFLAGS    = -Werror -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
+
+# The install script is the concatenation of the parts below, in dependency order.
+SQL_PARTS    = sql/schema.sql sql/events.sql sql/maintenance.sql
+DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
+DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+EXTRA_CLEAN  = $(DATA_built)
+
+PG_CONFIG   ?= pg_config
+PGXS        := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(DATA_built): $(SQL_PARTS) $(EXTENSION).control
+	cat $(SQL_PARTS) > $@
+
+# The README's two commands: both install what they need, then run against a throw-away instance.
+.PHONY: test demo bench
+test:
+	bash test/run.sh
+
+demo:
+	bash test/demo.sh
+
+bench:
+	bash bench/run.sh

@@ -1,0 +1,38 @@
+
+-- Tracking: every call writes one event row in the caller's transaction and is
+-- idempotent on its event_id (order_id for purchases).
+
+CREATE FUNCTION personalisation.track_page_view(
+    session_id text,
+    category_id text DEFAULT NULL,
+    product_id text DEFAULT NULL,
+    occurred_at timestamptz DEFAULT pg_catalog.now(),
+    event_id text DEFAULT NULL)
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_page_view';
+
+CREATE FUNCTION personalisation.track_cart_add(
+    session_id text,
+    product_id text,
+    quantity int DEFAULT 1,
+    occurred_at timestamptz DEFAULT pg_catalog.now(),
+    event_id text DEFAULT NULL)
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_cart_add';
+
+CREATE FUNCTION personalisation.track_cart_remove(
+    session_id text,
+    product_id text,
+    quantity int DEFAULT NULL,
+    occurred_at timestamptz DEFAULT pg_catalog.now(),
+    event_id text DEFAULT NULL)
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_cart_remove';
+
+CREATE FUNCTION personalisation.track_purchase(
+    session_id text,
+    order_id text,
+    items jsonb,
+    occurred_at timestamptz DEFAULT pg_catalog.now())
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_purchase';

@@ -1,0 +1,115 @@
+-- personalisation: core schema (catalogue, profiles, sessions, events, carts, orders).
+-- Every object is schema-qualified; nothing is granted to PUBLIC.
+
+\echo Use "CREATE EXTENSION personalisation" to load this file. \quit
+
+REVOKE ALL ON SCHEMA personalisation FROM PUBLIC;
+
+-- Catalogue: plain tables the shop fills with INSERT or COPY.  Parents may be
+-- loaded after their children within one transaction (the foreign key is deferred).
+CREATE TABLE personalisation.categories (
+    category_id text PRIMARY KEY,
+    parent_id   text REFERENCES personalisation.categories (category_id)
+                     DEFERRABLE INITIALLY DEFERRED,
+    name        text,
+    CONSTRAINT categories_id_not_blank CHECK (btrim(category_id) <> ''),
+    CONSTRAINT categories_not_own_parent CHECK (parent_id IS DISTINCT FROM category_id)
+);
+CREATE INDEX categories_parent_idx ON personalisation.categories (parent_id);
+
+CREATE TABLE personalisation.products (
+    product_id     text PRIMARY KEY,
+    category_id    text REFERENCES personalisation.categories (category_id)
+                        DEFERRABLE INITIALLY DEFERRED,
+    name           text,
+    price          numeric CHECK (price >= 0),
+    brand          text,
+    url            text,
+    image_url      text,
+    in_stock       boolean NOT NULL DEFAULT true,
+    subscribable   boolean NOT NULL DEFAULT false,
+    replenish_days int CHECK (replenish_days > 0),
+    CONSTRAINT products_id_not_blank CHECK (btrim(product_id) <> '')
+);
+CREATE INDEX products_category_idx ON personalisation.products (category_id);
+
+-- A profile is one person: anonymous until a login identifies it.
+CREATE SEQUENCE personalisation.profile_id_seq;
+CREATE TABLE personalisation.profiles (
+    profile_id  bigint PRIMARY KEY DEFAULT nextval('personalisation.profile_id_seq'),
+    created_at  timestamptz NOT NULL
+);
+ALTER SEQUENCE personalisation.profile_id_seq OWNED BY personalisation.profiles.profile_id;
+
+-- The session directory: which profile a browser session belongs to right now.
+-- It is keyed by session_id (the only key the shop has on a page view); the
+-- per-person tables below are keyed by profile_id.
+CREATE TABLE personalisation.sessions (
+    session_id   text PRIMARY KEY,
+    profile_id   bigint NOT NULL,
+    started_at   timestamptz NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    event_count  bigint NOT NULL DEFAULT 0
+);
+CREATE INDEX sessions_profile_idx ON personalisation.sessions (profile_id);
+
+-- Append-only event log, one partition per UTC day (see maintain_partitions).
+CREATE TABLE personalisation.events (
+    event_id    text,
+    kind        text NOT NULL CHECK (kind IN ('page_view', 'cart_add', 'cart_remove', 'purchase')),
+    occurred_at timestamptz NOT NULL,
+    profile_id  bigint NOT NULL,
+    session_id  text NOT NULL,
+    category_id text,
+    product_id  text,
+    quantity    int,
+    order_id    text,
+    value       numeric
+) PARTITION BY RANGE (occurred_at);
+CREATE INDEX events_profile_idx ON personalisation.events (profile_id, occurred_at);
+
+-- Idempotency keys: one row per event id the shop supplied, kept as long as the
+-- events themselves.  A retried call finds its key here and changes nothing.
+CREATE TABLE personalisation.event_keys (
+    event_id    text PRIMARY KEY,
+    occurred_at timestamptz NOT NULL
+);
+
+-- The current cart of each profile, one row per product.
+CREATE TABLE personalisation.cart_lines (
+    profile_id  bigint NOT NULL,
+    product_id  text NOT NULL,
+    quantity    int NOT NULL CHECK (quantity > 0),
+    session_id  text NOT NULL,
+    added_at    timestamptz NOT NULL,
+    updated_at  timestamptz NOT NULL,
+    PRIMARY KEY (profile_id, product_id)
+);
+
+-- One row per profile that has ever had a cart: its size and last activity.
+CREATE TABLE personalisation.carts (
+    profile_id       bigint PRIMARY KEY,
+    session_id       text NOT NULL,
+    line_count       int NOT NULL DEFAULT 0 CHECK (line_count >= 0),
+    last_activity_at timestamptz NOT NULL
+);
+
+-- Orders and their lines, as recorded by track_purchase.
+CREATE TABLE personalisation.orders (
+    order_id    text PRIMARY KEY,
+    profile_id  bigint NOT NULL,
+    session_id  text NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    line_count  int NOT NULL,
+    total       numeric NOT NULL
+);
+CREATE INDEX orders_profile_idx ON personalisation.orders (profile_id, occurred_at);
+
+CREATE TABLE personalisation.order_lines (
+    order_id   text NOT NULL REFERENCES personalisation.orders (order_id) ON DELETE CASCADE,
+    product_id text NOT NULL,
+    quantity   int NOT NULL CHECK (quantity > 0),
+    unit_price numeric NOT NULL CHECK (unit_price >= 0),
+    PRIMARY KEY (order_id, product_id)
+);
+CREATE INDEX order_lines_product_idx ON personalisation.order_lines (product_id);

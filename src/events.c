@@ -1,0 +1,364 @@
+/*
+ * events.c
+ *		Ingestion of browse and cart events: track_page_view, track_cart_add
+ *		and track_cart_remove.  Owns the session directory (a session and its
+ *		anonymous profile are created on first sight), the idempotency keys,
+ *		the current cart, and the append-only event log.
+ */
+#include "personalisation.h"
+
+#include "catalog/pg_type.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(track_page_view);
+PG_FUNCTION_INFO_V1(track_cart_add);
+PG_FUNCTION_INFO_V1(track_cart_remove);
+
+static SavedStatement TouchSessionStatement = {
+	"UPDATE personalisation.sessions"
+	"   SET last_seen_at = greatest(last_seen_at, $2), event_count = event_count + 1"
+	" WHERE session_id = $1 RETURNING profile_id",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
+
+static SavedStatement CreateSessionStatement = {
+	"INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at, event_count)"
+	" VALUES ($1, nextval('personalisation.profile_id_seq'), $2, $2, 1)"
+	" ON CONFLICT (session_id) DO NOTHING RETURNING profile_id",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
+
+static SavedStatement CreateProfileStatement = {
+	"INSERT INTO personalisation.profiles (profile_id, created_at) VALUES ($1, $2)",
+	2, {INT8OID, TIMESTAMPTZOID}
+};
+
+static SavedStatement ClaimEventKeyStatement = {
+	"INSERT INTO personalisation.event_keys (event_id, occurred_at) VALUES ($1, $2)"
+	" ON CONFLICT (event_id) DO NOTHING",
+	2, {TEXTOID, TIMESTAMPTZOID}
+};
+
+static SavedStatement ProductCategoryStatement = {
+	"SELECT category_id FROM personalisation.products WHERE product_id = $1",
+	1, {TEXTOID}
+};
+
+static SavedStatement CategoryExistsStatement = {
+	"SELECT 1 FROM personalisation.categories WHERE category_id = $1",
+	1, {TEXTOID}
+};
+
+static SavedStatement InsertEventStatement = {
+	"INSERT INTO personalisation.events (event_id, kind, occurred_at, profile_id, session_id,"
+	" category_id, product_id, quantity, order_id, value)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+	10, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
+	TEXTOID, NUMERICOID}
+};
+
+static SavedStatement CartAddStatement = {
+	"INSERT INTO personalisation.cart_lines"
+	" (profile_id, product_id, quantity, session_id, added_at, updated_at)"
+	" VALUES ($1, $2, $3, $4, $5, $5)"
+	" ON CONFLICT (profile_id, product_id) DO UPDATE"
+	" SET quantity = personalisation.cart_lines.quantity + excluded.quantity,"
+	"     session_id = excluded.session_id,"
+	"     updated_at = greatest(personalisation.cart_lines.updated_at, excluded.updated_at)",
+	5, {INT8OID, TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID}
+};
+
+/* $3 NULL removes the whole line; otherwise the quantity drops, and a line at zero goes. */
+static SavedStatement CartRemoveStatement = {
+	"WITH reduced AS ("
+	"  UPDATE personalisation.cart_lines"
+	"     SET quantity = quantity - $3, updated_at = greatest(updated_at, $4)"
+	"   WHERE profile_id = $1 AND product_id = $2 AND quantity > $3 RETURNING 1)"
+	" DELETE FROM personalisation.cart_lines"
+	"  WHERE profile_id = $1 AND product_id = $2 AND ($3 IS NULL OR quantity <= $3)"
+	"    AND NOT EXISTS (SELECT FROM reduced)",
+	4, {INT8OID, TEXTOID, INT4OID, TIMESTAMPTZOID}
+};
+
+static SavedStatement RefreshCartStatement = {
+	"INSERT INTO personalisation.carts (profile_id, session_id, line_count, last_activity_at)"
+	" VALUES ($1, $2, (SELECT count(*) FROM personalisation.cart_lines WHERE profile_id = $1), $3)"
+	" ON CONFLICT (profile_id) DO UPDATE"
+	" SET session_id = excluded.session_id, line_count = excluded.line_count,"
+	"     last_activity_at = greatest(personalisation.carts.last_activity_at, excluded.last_activity_at)",
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+};
+
+/*
+ * TouchSession returns the profile the session belongs to, recording the
+ * session's activity; a session seen for the first time gets a new
+ * anonymous profile.  Two first events of one session at once end with one
+ * session and one profile: the loser of the insert race re-reads.
+ */
+int64
+TouchSession(text *session_id, TimestampTz occurred_at)
+{
+	Datum		values[2] = {PointerGetDatum(session_id), TimestampTzGetDatum(occurred_at)};
+	bool		isnull;
+
+	for (;;)
+	{
+		ExecSaved(&TouchSessionStatement, values, NULL, false, 0);
+		if (SPI_processed == 1)
+			return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+
+		ExecSaved(&CreateSessionStatement, values, NULL, false, 0);
+		if (SPI_processed == 1)
+		{
+			int64		profile_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+																 SPI_tuptable->tupdesc, 1, &isnull));
+			Datum		profile_values[2] = {Int64GetDatum(profile_id), TimestampTzGetDatum(occurred_at)};
+
+			ExecSaved(&CreateProfileStatement, profile_values, NULL, false, 0);
+			return profile_id;
+		}
+		/* another transaction created the session meanwhile: read it */
+	}
+}
+
+/*
+ * ClaimEventKey records the shop's event id and reports whether this call is
+ * the first with it.  A concurrent call with the same id waits for ours to
+ * commit or abort, so exactly one of them records the event.
+ */
+static bool
+ClaimEventKey(text *event_id, TimestampTz occurred_at)
+{
+	Datum		values[2] = {PointerGetDatum(event_id), TimestampTzGetDatum(occurred_at)};
+
+	ExecSaved(&ClaimEventKeyStatement, values, NULL, false, 0);
+	return SPI_processed == 1;
+}
+
+/*
+ * ProductCategory returns the category the catalogue gives a product (NULL
+ * when it has none), refusing a product the catalogue does not know.
+ */
+static text *
+ProductCategory(text *product_id)
+{
+	Datum		values[1] = {PointerGetDatum(product_id)};
+	bool		isnull;
+	Datum		category;
+
+	ExecSaved(&ProductCategoryStatement, values, NULL, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("product \"%s\" is not in the catalogue", text_to_cstring(product_id)),
+				 errhint("Insert the product into personalisation.products before tracking it.")));
+
+	category = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return NULL;
+	return DatumGetTextPP(SPI_datumTransfer(category, false, -1));
+}
+
+/*
+ * RequireKnownCategory refuses a category the catalogue does not know.
+ */
+static void
+RequireKnownCategory(text *category_id)
+{
+	Datum		values[1] = {PointerGetDatum(category_id)};
+
+	ExecSaved(&CategoryExistsStatement, values, NULL, true, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("category \"%s\" is not in the catalogue", text_to_cstring(category_id)),
+				 errhint("Insert the category into personalisation.categories before tracking it.")));
+}
+
+/*
+ * ResolveEventCategory checks the event's product and category against the
+ * catalogue and returns the category to record: the given one, or the
+ * product's own when none was given.  A product filed under another category
+ * than the one given is refused, since affinity would be credited wrongly.
+ */
+static text *
+ResolveEventCategory(text *product_id, text *category_id)
+{
+	text	   *product_category;
+
+	if (product_id == NULL)
+	{
+		if (category_id != NULL)
+			RequireKnownCategory(category_id);
+		return category_id;
+	}
+
+	product_category = ProductCategory(product_id);
+	if (category_id == NULL)
+		return product_category;
+
+	if (product_category != NULL &&
+		!DatumGetBool(DirectFunctionCall2(texteq, PointerGetDatum(product_category),
+										  PointerGetDatum(category_id))))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("product \"%s\" is not in category \"%s\"",
+						text_to_cstring(product_id), text_to_cstring(category_id)),
+				 errdetail("The catalogue files the product under category \"%s\".",
+						   text_to_cstring(product_category)),
+				 errhint("Pass the product's own category, or omit category_id.")));
+	RequireKnownCategory(category_id);
+	return category_id;
+}
+
+/*
+ * InsertEvent appends the event to the log, creating its day partition
+ * first if it is missing.
+ */
+void
+InsertEvent(TrackedEvent *event)
+{
+	Datum		values[10];
+	char		nulls[10];
+
+	EnsureEventPartition(event->occurred_at);
+
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = PointerGetDatum(event->event_id);
+	nulls[0] = event->event_id ? ' ' : 'n';
+	values[1] = CStringGetTextDatum(event->kind);
+	values[2] = TimestampTzGetDatum(event->occurred_at);
+	values[3] = Int64GetDatum(event->profile_id);
+	values[4] = PointerGetDatum(event->session_id);
+	values[5] = PointerGetDatum(event->category_id);
+	nulls[5] = event->category_id ? ' ' : 'n';
+	values[6] = PointerGetDatum(event->product_id);
+	nulls[6] = event->product_id ? ' ' : 'n';
+	values[7] = Int32GetDatum(event->quantity);
+	nulls[7] = event->quantity > 0 ? ' ' : 'n';
+	values[8] = PointerGetDatum(event->order_id);
+	nulls[8] = event->order_id ? ' ' : 'n';
+	values[9] = event->value;
+	nulls[9] = event->order_id ? ' ' : 'n';
+
+	ExecSaved(&InsertEventStatement, values, nulls, false, 0);
+}
+
+/*
+ * RefreshCart brings the profile's cart summary (line count, last activity)
+ * up to date after a change to its lines.
+ */
+void
+RefreshCart(TrackedEvent *event)
+{
+	Datum		values[3] = {Int64GetDatum(event->profile_id), PointerGetDatum(event->session_id),
+	TimestampTzGetDatum(event->occurred_at)};
+
+	ExecSaved(&RefreshCartStatement, values, NULL, false, 0);
+}
+
+/*
+ * BeginEvent claims the event's idempotency key and resolves its session.
+ * It returns false, having changed nothing, when the event was recorded
+ * before.
+ */
+static bool
+BeginEvent(TrackedEvent *event)
+{
+	if (event->event_id != NULL && !ClaimEventKey(event->event_id, event->occurred_at))
+		return false;
+	event->profile_id = TouchSession(event->session_id, event->occurred_at);
+	return true;
+}
+
+/*
+ * track_page_view records a page view of a category, a product, or neither
+ * (a home or content page).
+ */
+Datum
+track_page_view(PG_FUNCTION_ARGS)
+{
+	TrackedEvent event = {.kind = "page_view"};
+
+	event.session_id = RequireIdentifier(fcinfo, 0, "session_id");
+	event.category_id = OptionalIdentifier(fcinfo, 1, "category_id");
+	event.product_id = OptionalIdentifier(fcinfo, 2, "product_id");
+	event.occurred_at = RequireEventTime(fcinfo, 3);
+	event.event_id = OptionalIdentifier(fcinfo, 4, "event_id");
+
+	SPI_connect();
+	event.category_id = ResolveEventCategory(event.product_id, event.category_id);
+	if (BeginEvent(&event))
+		InsertEvent(&event);
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * track_cart_add records that quantity units of a product went into the
+ * session's cart.
+ */
+Datum
+track_cart_add(PG_FUNCTION_ARGS)
+{
+	TrackedEvent event = {.kind = "cart_add"};
+
+	event.session_id = RequireIdentifier(fcinfo, 0, "session_id");
+	event.product_id = RequireIdentifier(fcinfo, 1, "product_id");
+	event.quantity = RequirePositiveQuantity(fcinfo, 2);
+	event.occurred_at = RequireEventTime(fcinfo, 3);
+	event.event_id = OptionalIdentifier(fcinfo, 4, "event_id");
+
+	SPI_connect();
+	event.category_id = ResolveEventCategory(event.product_id, NULL);
+	if (BeginEvent(&event))
+	{
+		Datum		values[5] = {Int64GetDatum(event.profile_id), PointerGetDatum(event.product_id),
+			Int32GetDatum(event.quantity), PointerGetDatum(event.session_id),
+		TimestampTzGetDatum(event.occurred_at)};
+
+		ExecSaved(&CartAddStatement, values, NULL, false, 0);
+		RefreshCart(&event);
+		InsertEvent(&event);
+	}
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}
+
+/*
+ * track_cart_remove records that units of a product left the cart: quantity
+ * units, or the whole line when quantity is NULL.  Removing what is not in
+ * the cart changes the cart not at all but is still recorded as interest
+ * withdrawn.
+ */
+Datum
+track_cart_remove(PG_FUNCTION_ARGS)
+{
+	TrackedEvent event = {.kind = "cart_remove"};
+
+	event.session_id = RequireIdentifier(fcinfo, 0, "session_id");
+	event.product_id = RequireIdentifier(fcinfo, 1, "product_id");
+	if (!PG_ARGISNULL(2))
+		event.quantity = RequirePositiveQuantity(fcinfo, 2);
+	event.occurred_at = RequireEventTime(fcinfo, 3);
+	event.event_id = OptionalIdentifier(fcinfo, 4, "event_id");
+
+	SPI_connect();
+	event.category_id = ResolveEventCategory(event.product_id, NULL);
+	if (BeginEvent(&event))
+	{
+		Datum		values[4] = {Int64GetDatum(event.profile_id), PointerGetDatum(event.product_id),
+			Int32GetDatum(event.quantity), TimestampTzGetDatum(event.occurred_at)};
+		char		nulls[4] = {' ', ' ', event.quantity > 0 ? ' ' : 'n', ' '};
+
+		ExecSaved(&CartRemoveStatement, values, nulls, false, 0);
+		RefreshCart(&event);
+		InsertEvent(&event);
+	}
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,289 @@
+/*
+ * partitions.c
+ *		The event log's day partitions: creating the partition an event needs
+ *		on first use, and maintain_partitions(), which creates partitions
+ *		ahead of time and drops the ones past personalisation.event_retention.
+ *
+ *		Partitions are named events_pYYYYMMDD and cover one UTC day each.  A
+ *		backend remembers the run of consecutive days it has seen covered, and
+ *		forgets it whenever the events table's relcache entry is invalidated
+ *		(a partition created or dropped, the extension dropped).
+ */
+#include "personalisation.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/datetime.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+
+PG_FUNCTION_INFO_V1(maintain_partitions);
+
+/* Advisory lock key (first half) serialising partition changes. */
+#define PARTITION_LOCK_KEY 0x70657273
+
+static bool CoveredDaysValid = false;
+static Oid	CoveredEventsRelid = InvalidOid;
+static int64 CoveredFirstDay = 0;
+static int64 CoveredLastDay = -1;
+
+static SavedStatement PartitionDaysStatement = {
+	"SELECT substr(c.relname, 9)::date - date '2000-01-01'"
+	"  FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
+	" WHERE i.inhparent = pg_catalog.to_regclass('personalisation.events')"
+	"   AND c.relname ~ '^events_p[0-9]{8}$' ORDER BY 1",
+	0, {InvalidOid}
+};
+
+static SavedStatement LockPartitionsStatement = {
+	"SELECT pg_catalog.pg_advisory_xact_lock($1, 0)",
+	1, {INT4OID}
+};
+
+static SavedStatement ExpireEventKeysStatement = {
+	"DELETE FROM personalisation.event_keys WHERE occurred_at < $1",
+	1, {TIMESTAMPTZOID}
+};
+
+/*
+ * DayOf returns the number of the UTC day holding ts, counted from
+ * 2000-01-01 (day 0), rounding toward minus infinity.
+ */
+static int64
+DayOf(TimestampTz ts)
+{
+	int64		day = ts / USECS_PER_DAY;
+
+	if (ts < 0 && ts % USECS_PER_DAY != 0)
+		day--;
+	return day;
+}
+
+/*
+ * FormatDay writes day number `day` as YYYYMMDD (sep = false) or
+ * YYYY-MM-DD (sep = true).
+ */
+static void
+FormatDay(StringInfo buf, int64 day, bool sep)
+{
+	int			year,
+				month,
+				mday;
+
+	j2date((int) (day + POSTGRES_EPOCH_JDATE), &year, &month, &mday);
+	appendStringInfo(buf, sep ? "%04d-%02d-%02d" : "%04d%02d%02d", year, month, mday);
+}
+
+/*
+ * ForgetCoveredDays is the relcache callback that drops the backend's
+ * memory of which days have partitions.
+ */
+static void
+ForgetCoveredDays(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == CoveredEventsRelid)
+		CoveredDaysValid = false;
+}
+
+/*
+ * LoadPartitionDays fills days[] (sorted, at most max entries) with the day
+ * numbers of the existing partitions and returns how many there are.
+ */
+static int
+LoadPartitionDays(int64 **days)
+{
+	bool		isnull;
+
+	ExecSaved(&PartitionDaysStatement, NULL, NULL, true, 0);
+	*days = palloc(sizeof(int64) * Max(SPI_processed, 1));
+	for (uint64 i = 0; i < SPI_processed; i++)
+		(*days)[i] = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i],
+												 SPI_tuptable->tupdesc, 1, &isnull));
+	return (int) SPI_processed;
+}
+
+/*
+ * RememberCoveredRun caches the run of consecutive partition days that
+ * contains `day`.
+ */
+static void
+RememberCoveredRun(int64 day)
+{
+	int64	   *days;
+	int			count = LoadPartitionDays(&days);
+	int			at = -1;
+
+	for (int i = 0; i < count; i++)
+		if (days[i] == day)
+			at = i;
+	if (at < 0)
+		return;
+
+	CoveredFirstDay = CoveredLastDay = day;
+	for (int i = at - 1; i >= 0 && days[i] == CoveredFirstDay - 1; i--)
+		CoveredFirstDay = days[i];
+	for (int i = at + 1; i < count && days[i] == CoveredLastDay + 1; i++)
+		CoveredLastDay = days[i];
+	CoveredEventsRelid = get_relname_relid("events", get_namespace_oid("personalisation", false));
+	CoveredDaysValid = true;
+}
+
+/*
+ * CreateDayPartition creates the partition for `day` unless it exists, and
+ * returns whether it created one.  The caller holds the partition lock.
+ */
+static bool
+CreateDayPartition(int64 day)
+{
+	StringInfoData name;
+	StringInfoData sql;
+	int			rc;
+
+	initStringInfo(&name);
+	appendStringInfoString(&name, "events_p");
+	FormatDay(&name, day, false);
+
+	if (OidIsValid(get_relname_relid(name.data, get_namespace_oid("personalisation", false))))
+		return false;
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "CREATE TABLE personalisation.%s PARTITION OF personalisation.events"
+					 " FOR VALUES FROM ('", name.data);
+	FormatDay(&sql, day, true);
+	appendStringInfoString(&sql, " 00:00:00+00') TO ('");
+	FormatDay(&sql, day + 1, true);
+	appendStringInfoString(&sql, " 00:00:00+00')");
+
+	rc = SPI_execute(sql.data, false, 0);
+	if (rc != SPI_OK_UTILITY)
+		elog(ERROR, "could not create event partition %s: %s", name.data,
+			 SPI_result_code_string(rc));
+	return true;
+}
+
+/*
+ * LockPartitions serialises creating and dropping partitions for the rest
+ * of the transaction.
+ */
+static void
+LockPartitions(void)
+{
+	Datum		values[1] = {Int32GetDatum(PARTITION_LOCK_KEY)};
+
+	ExecSaved(&LockPartitionsStatement, values, NULL, false, 0);
+}
+
+/*
+ * EnsureEventPartition makes sure the day partition for occurred_at exists,
+ * creating it when an event is the first of its day (a backfill, or a
+ * maintenance job that has not run).  The common case costs two comparisons.
+ */
+void
+EnsureEventPartition(TimestampTz occurred_at)
+{
+	int64		day = DayOf(occurred_at);
+
+	if (CoveredDaysValid && day >= CoveredFirstDay && day <= CoveredLastDay)
+		return;
+
+	RememberCoveredRun(day);
+	if (CoveredDaysValid && day >= CoveredFirstDay && day <= CoveredLastDay)
+		return;
+
+	LockPartitions();
+	CreateDayPartition(day);
+	CommandCounterIncrement();
+	RememberCoveredRun(day);
+}
+
+/*
+ * PartitionsInit registers the callback that keeps the covered-days cache
+ * honest.
+ */
+void
+PartitionsInit(void)
+{
+	CacheRegisterRelcacheCallback(ForgetCoveredDays, (Datum) 0);
+}
+
+/*
+ * maintain_partitions creates the partitions for today and the next
+ * personalisation.partition_premake days, drops every partition that lies
+ * wholly before now - personalisation.event_retention, and expires the
+ * idempotency keys of the same age.  It returns what it did, and is safe to
+ * run concurrently and repeatedly.
+ */
+Datum
+maintain_partitions(PG_FUNCTION_ARGS)
+{
+	TimestampTz now;
+	TimestampTz cutoff;
+	int64		today;
+	int64		cutoff_day;
+	int64	   *days;
+	int			count;
+	int32		created = 0;
+	int32		dropped = 0;
+	int64		expired_keys;
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("now must not be null"),
+				 errhint("Omit the argument to use now().")));
+	now = PG_GETARG_TIMESTAMPTZ(0);
+	if (TIMESTAMP_NOT_FINITE(now))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("now must be a finite timestamp"),
+				 errhint("Omit the argument to use now().")));
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "maintain_partitions must return a composite type");
+
+	cutoff = EventRetentionCutoff(now);
+	today = DayOf(now);
+	/* a partition [d, d+1) is wholly expired when d+1 <= cutoff's day start */
+	cutoff_day = DayOf(cutoff);
+
+	SPI_connect();
+	LockPartitions();
+
+	for (int64 day = today; day <= today + PartitionPremakeDays; day++)
+		if (CreateDayPartition(day))
+			created++;
+
+	count = LoadPartitionDays(&days);
+	for (int i = 0; i < count && days[i] < cutoff_day; i++)
+	{
+		StringInfoData sql;
+
+		initStringInfo(&sql);
+		appendStringInfoString(&sql, "DROP TABLE personalisation.events_p");
+		FormatDay(&sql, days[i], false);
+		if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not run \"%s\"", sql.data);
+		dropped++;
+	}
+
+	{
+		Datum		key_values[1] = {TimestampTzGetDatum(cutoff)};
+
+		ExecSaved(&ExpireEventKeysStatement, key_values, NULL, false, 0);
+		expired_keys = (int64) SPI_processed;
+	}
+	SPI_finish();
+
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = Int32GetDatum(created);
+	values[1] = Int32GetDatum(dropped);
+	values[2] = Int64GetDatum(expired_keys);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

@@ -1,0 +1,77 @@
+/*
+ * personalisation.h
+ *		Declarations shared between the capability files: the GUC variables,
+ *		each part's Init function, the saved-statement cache and the
+ *		argument checks every SQL-callable function uses.
+ */
+#ifndef PERSONALISATION_H
+#define PERSONALISATION_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/timestamp.h"
+
+#include "compat.h"
+
+/* GUCs (personalisation.c) */
+extern int	EventRetentionMinutes;
+extern int	PartitionPremakeDays;
+extern int	MaxClockSkewSeconds;
+extern int	MaxOrderLines;
+extern bool PersonalisationPreloaded;
+
+/* Longest identifier (session, product, order, event id) accepted, in bytes. */
+#define MAX_IDENTIFIER_BYTES 256
+
+/* Most parameters any saved statement takes. */
+#define SAVED_STATEMENT_MAX_ARGS 10
+
+/*
+ * A statement prepared once per backend on first use and kept across
+ * transactions; the plan cache revalidates it when the tables change.
+ */
+typedef struct SavedStatement
+{
+	const char *sql;
+	int			nargs;
+	Oid			argtypes[SAVED_STATEMENT_MAX_ARGS];
+	SPIPlanPtr	plan;
+} SavedStatement;
+
+/* util.c */
+extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
+					  bool read_only, long count);
+extern void CheckIdentifierText(text *value, const char *argname);
+extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
+extern TimestampTz RequireEventTime(FunctionCallInfo fcinfo, int argno);
+extern int32 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno);
+extern TimestampTz EventRetentionCutoff(TimestampTz now);
+
+/* One event as it is written to personalisation.events. */
+typedef struct TrackedEvent
+{
+	const char *kind;			/* page_view, cart_add, cart_remove, purchase */
+	text	   *event_id;		/* NULL when the shop supplied none */
+	text	   *session_id;
+	TimestampTz occurred_at;
+	int64		profile_id;
+	text	   *category_id;	/* NULL when not applicable */
+	text	   *product_id;		/* NULL when not applicable */
+	int32		quantity;		/* 0 when not applicable */
+	text	   *order_id;		/* purchases only */
+	Datum		value;			/* purchases only: the order total (numeric) */
+} TrackedEvent;
+
+/* events.c */
+extern int64 TouchSession(text *session_id, TimestampTz occurred_at);
+extern void InsertEvent(TrackedEvent *event);
+extern void RefreshCart(TrackedEvent *event);
+
+/* partitions.c */
+extern void EnsureEventPartition(TimestampTz occurred_at);
+extern void PartitionsInit(void);
+
+#endif							/* PERSONALISATION_H */

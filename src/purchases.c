@@ -1,0 +1,341 @@
+/*
+ * purchases.c
+ *		track_purchase: parsing and checking an order's items, recording the
+ *		order and its lines exactly once per order id, and clearing the
+ *		purchased products from the cart, all in the caller's transaction.
+ */
+#include "personalisation.h"
+
+#include "catalog/pg_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+
+PG_FUNCTION_INFO_V1(track_purchase);
+
+/* Advisory lock key (first half) serialising calls for one order id. */
+#define ORDER_LOCK_KEY 0x6f726472
+
+/* One parsed line of a purchase. */
+typedef struct OrderLine
+{
+	text	   *product_id;
+	int32		quantity;
+	Numeric		unit_price;
+} OrderLine;
+
+/* An order's lines, sorted by product id in byte order. */
+typedef struct OrderItems
+{
+	int			count;
+	OrderLine  *lines;
+	Datum		product_ids;	/* text[] */
+	Datum		quantities;		/* int4[] */
+	Datum		unit_prices;	/* numeric[] */
+} OrderItems;
+
+static SavedStatement LockOrderStatement = {
+	"SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
+	2, {INT4OID, TEXTOID}
+};
+
+static SavedStatement UnknownProductStatement = {
+	"SELECT p FROM pg_catalog.unnest($1) AS p"
+	" WHERE NOT EXISTS (SELECT FROM personalisation.products WHERE product_id = p) LIMIT 1",
+	1, {TEXTARRAYOID}
+};
+
+static SavedStatement SameOrderStatement = {
+	"SELECT o.session_id = $2"
+	"   AND pg_catalog.array_agg(l.product_id ORDER BY l.product_id COLLATE \"C\") = $3"
+	"   AND pg_catalog.array_agg(l.quantity ORDER BY l.product_id COLLATE \"C\") = $4"
+	"   AND pg_catalog.array_agg(l.unit_price ORDER BY l.product_id COLLATE \"C\") = $5"
+	"  FROM personalisation.orders o JOIN personalisation.order_lines l USING (order_id)"
+	" WHERE o.order_id = $1 GROUP BY o.session_id",
+	5, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4ARRAYOID, NUMERICARRAYOID}
+};
+
+static SavedStatement InsertOrderStatement = {
+	"WITH new_order AS ("
+	"  INSERT INTO personalisation.orders"
+	"   (order_id, profile_id, session_id, occurred_at, line_count, total)"
+	"  SELECT $1, $2, $3, $4, pg_catalog.cardinality($5), sum(q * p)"
+	"    FROM ROWS FROM (pg_catalog.unnest($6), pg_catalog.unnest($7)) AS l(q, p)"
+	"  RETURNING total)"
+	" INSERT INTO personalisation.order_lines (order_id, product_id, quantity, unit_price)"
+	" SELECT $1, pid, q, p FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) AS l(pid, q, p)"
+	" RETURNING (SELECT total FROM new_order)",
+	7, {TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID, INT4ARRAYOID, NUMERICARRAYOID}
+};
+
+static SavedStatement ClearPurchasedStatement = {
+	"DELETE FROM personalisation.cart_lines WHERE profile_id = $1 AND product_id = ANY ($2)",
+	2, {INT8OID, TEXTARRAYOID}
+};
+
+/*
+ * ItemsError reports a malformed items argument, naming the line at fault.
+ */
+static void
+pg_attribute_noreturn()
+ItemsError(int line, const char *problem)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("purchase item %d %s", line, problem),
+			 errhint("Pass items as a JSON array of objects like "
+					 "{\"product_id\": \"sku-1\", \"quantity\": 2, \"unit_price\": 9.99}, "
+					 "one per product, with a positive whole quantity and a price of 0 or more.")));
+}
+
+/*
+ * CompareNumeric returns <0, 0 or >0 as left is below, equal to or above right.
+ */
+static int
+CompareNumeric(Numeric left, Numeric right)
+{
+	return DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(left),
+											 NumericGetDatum(right)));
+}
+
+/*
+ * ItemField returns the value of key in one item object, refusing an item
+ * that lacks it.
+ */
+static JsonbValue *
+ItemField(JsonbContainer *item, const char *key, int line)
+{
+	JsonbValue *found = getKeyJsonValueFromContainer(item, key, strlen(key), NULL);
+
+	if (found == NULL || found->type == jbvNull)
+		ItemsError(line, psprintf("has no \"%s\"", key));
+	return found;
+}
+
+/*
+ * CompareLines orders lines by product id in byte order, the order in which
+ * an existing order's lines are compared.
+ */
+static int
+CompareLines(const void *a, const void *b)
+{
+	text	   *left = ((const OrderLine *) a)->product_id;
+	text	   *right = ((const OrderLine *) b)->product_id;
+	int			left_len = VARSIZE_ANY_EXHDR(left);
+	int			right_len = VARSIZE_ANY_EXHDR(right);
+	int			cmp = memcmp(VARDATA_ANY(left), VARDATA_ANY(right), Min(left_len, right_len));
+
+	if (cmp != 0)
+		return cmp;
+	return (left_len > right_len) - (left_len < right_len);
+}
+
+/*
+ * ParseLine checks one item object and returns it as an OrderLine.
+ */
+static OrderLine
+ParseLine(JsonbValue *element, int line)
+{
+	OrderLine	parsed;
+	JsonbValue *field;
+	Numeric		zero = int64_to_numeric(0);
+
+	if (element->type != jbvBinary || !JsonContainerIsObject(element->val.binary.data))
+		ItemsError(line, "is not a JSON object");
+
+	field = ItemField(element->val.binary.data, "product_id", line);
+	if (field->type != jbvString)
+		ItemsError(line, "has a product_id that is not a string");
+	parsed.product_id = cstring_to_text_with_len(field->val.string.val, field->val.string.len);
+	CheckIdentifierText(parsed.product_id, "purchase item product_id");
+
+	field = ItemField(element->val.binary.data, "quantity", line);
+	if (field->type != jbvNumeric)
+		ItemsError(line, "has a quantity that is not a number");
+	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(field->val.numeric),
+										  DirectFunctionCall2(numeric_trunc,
+															  NumericGetDatum(field->val.numeric),
+															  Int32GetDatum(0)))) ||
+		CompareNumeric(field->val.numeric, zero) <= 0 ||
+		CompareNumeric(field->val.numeric, int64_to_numeric(PG_INT32_MAX)) > 0)
+		ItemsError(line, psprintf("has quantity %s, which is not a positive whole number",
+								  numeric_normalize(field->val.numeric)));
+	parsed.quantity = DatumGetInt32(DirectFunctionCall1(numeric_int4,
+														NumericGetDatum(field->val.numeric)));
+
+	field = ItemField(element->val.binary.data, "unit_price", line);
+	if (field->type != jbvNumeric)
+		ItemsError(line, "has a unit_price that is not a number");
+	if (CompareNumeric(field->val.numeric, zero) < 0)
+		ItemsError(line, psprintf("has unit_price %s, which is negative",
+								  numeric_normalize(field->val.numeric)));
+	parsed.unit_price = field->val.numeric;
+
+	return parsed;
+}
+
+/*
+ * ParseItems turns the items argument into sorted, checked order lines,
+ * refusing anything that is not a non-empty array of well-formed items with
+ * one line per product.
+ */
+static OrderItems
+ParseItems(Jsonb *items)
+{
+	OrderItems	parsed;
+	Datum	   *ids;
+	Datum	   *quantities;
+	Datum	   *prices;
+
+	if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("purchase items must be a JSON array"),
+				 errhint("Pass items as a JSON array of objects with product_id, quantity and unit_price.")));
+
+	parsed.count = JB_ROOT_COUNT(items);
+	if (parsed.count == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("purchase items must not be empty"),
+				 errhint("An order has at least one line.")));
+	if (parsed.count > MaxOrderLines)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("purchase has %d items, more than the %d allowed", parsed.count, MaxOrderLines),
+				 errhint("Raise personalisation.max_order_lines if orders this large are real.")));
+
+	parsed.lines = palloc(sizeof(OrderLine) * parsed.count);
+	for (int i = 0; i < parsed.count; i++)
+		parsed.lines[i] = ParseLine(getIthJsonbValueFromContainer(&items->root, i), i + 1);
+
+	qsort(parsed.lines, parsed.count, sizeof(OrderLine), CompareLines);
+
+	ids = palloc(sizeof(Datum) * parsed.count);
+	quantities = palloc(sizeof(Datum) * parsed.count);
+	prices = palloc(sizeof(Datum) * parsed.count);
+	for (int i = 0; i < parsed.count; i++)
+	{
+		if (i > 0 && CompareLines(&parsed.lines[i - 1], &parsed.lines[i]) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("purchase lists product \"%s\" more than once",
+							text_to_cstring(parsed.lines[i].product_id)),
+					 errhint("Pass one line per product with the total quantity.")));
+		ids[i] = PointerGetDatum(parsed.lines[i].product_id);
+		quantities[i] = Int32GetDatum(parsed.lines[i].quantity);
+		prices[i] = NumericGetDatum(parsed.lines[i].unit_price);
+	}
+	parsed.product_ids = PointerGetDatum(construct_array(ids, parsed.count, TEXTOID, -1, false, TYPALIGN_INT));
+	parsed.quantities = PointerGetDatum(construct_array(quantities, parsed.count, INT4OID, 4, true, TYPALIGN_INT));
+	parsed.unit_prices = PointerGetDatum(construct_array(prices, parsed.count, NUMERICOID, -1, false, TYPALIGN_INT));
+	return parsed;
+}
+
+/*
+ * RequireCataloguedItems refuses an order naming a product the catalogue
+ * does not know.
+ */
+static void
+RequireCataloguedItems(OrderItems *items)
+{
+	Datum		values[1] = {items->product_ids};
+	bool		isnull;
+
+	ExecSaved(&UnknownProductStatement, values, NULL, true, 1);
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("product \"%s\" is not in the catalogue",
+						TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, 1, &isnull))),
+				 errhint("Insert the product into personalisation.products before tracking it.")));
+}
+
+/*
+ * OrderAlreadyRecorded reports whether the order id was recorded before.
+ * A repeat with the same session and lines is a retry and changes nothing;
+ * a repeat with other contents is refused, since one order id naming two
+ * different orders is a bug in the shop that would corrupt every report.
+ */
+static bool
+OrderAlreadyRecorded(text *order_id, text *session_id, OrderItems *items)
+{
+	Datum		values[5] = {PointerGetDatum(order_id), PointerGetDatum(session_id),
+	items->product_ids, items->quantities, items->unit_prices};
+	bool		isnull;
+
+	ExecSaved(&SameOrderStatement, values, NULL, true, 0);
+	if (SPI_processed == 0)
+		return false;
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				 errmsg("order \"%s\" was already recorded with different contents",
+						text_to_cstring(order_id)),
+				 errdetail("A retry must repeat the session and the items of the first call."),
+				 errhint("Give each order its own order_id.")));
+	return true;
+}
+
+/*
+ * track_purchase records an order: its lines, a purchase event, and the
+ * removal of the purchased products from the buyer's cart.  Calls for one
+ * order id are serialised, so a retry racing the original still records
+ * the order once.
+ */
+Datum
+track_purchase(PG_FUNCTION_ARGS)
+{
+	TrackedEvent event = {.kind = "purchase"};
+	OrderItems	items;
+
+	event.session_id = RequireIdentifier(fcinfo, 0, "session_id");
+	event.order_id = RequireIdentifier(fcinfo, 1, "order_id");
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("purchase items must not be null"),
+				 errhint("Pass items as a JSON array of objects with product_id, quantity and unit_price.")));
+	items = ParseItems(PG_GETARG_JSONB_P(2));
+	event.occurred_at = RequireEventTime(fcinfo, 3);
+
+	SPI_connect();
+	RequireCataloguedItems(&items);
+	{
+		Datum		lock_values[2] = {Int32GetDatum(ORDER_LOCK_KEY), PointerGetDatum(event.order_id)};
+
+		ExecSaved(&LockOrderStatement, lock_values, NULL, false, 0);
+	}
+
+	if (!OrderAlreadyRecorded(event.order_id, event.session_id, &items))
+	{
+		Datum		order_values[7];
+		Datum		cart_values[2];
+		bool		isnull;
+
+		event.profile_id = TouchSession(event.session_id, event.occurred_at);
+
+		order_values[0] = PointerGetDatum(event.order_id);
+		order_values[1] = Int64GetDatum(event.profile_id);
+		order_values[2] = PointerGetDatum(event.session_id);
+		order_values[3] = TimestampTzGetDatum(event.occurred_at);
+		order_values[4] = items.product_ids;
+		order_values[5] = items.quantities;
+		order_values[6] = items.unit_prices;
+		ExecSaved(&InsertOrderStatement, order_values, NULL, false, 0);
+		event.value = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
+													  SPI_tuptable->tupdesc, 1, &isnull),
+										false, -1);
+
+		cart_values[0] = Int64GetDatum(event.profile_id);
+		cart_values[1] = items.product_ids;
+		ExecSaved(&ClearPurchasedStatement, cart_values, NULL, false, 0);
+		RefreshCart(&event);
+		InsertEvent(&event);
+	}
+	SPI_finish();
+
+	PG_RETURN_VOID();
+}

@@ -1,0 +1,196 @@
+/*
+ * util.c
+ *		What every SQL-callable function needs: statements prepared once per
+ *		backend, and argument checks that refuse bad input with one clear
+ *		error before anything is written.
+ */
+#include "personalisation.h"
+
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+
+/*
+ * ExecSaved runs a saved statement inside the caller's SPI connection,
+ * preparing and keeping its plan the first time.  Statements are
+ * schema-qualified, so a plan stays right whatever the caller's search_path.
+ */
+int
+ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
+		  bool read_only, long count)
+{
+	int			rc;
+
+	if (statement->plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(statement->sql, statement->nargs,
+									   statement->argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "could not prepare statement \"%s\": %s",
+				 statement->sql, SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "could not keep plan for statement \"%s\"", statement->sql);
+		statement->plan = plan;
+	}
+
+	rc = SPI_execute_plan(statement->plan, values, nulls, read_only, count);
+	if (rc < 0)
+		elog(ERROR, "statement \"%s\" failed: %s",
+			 statement->sql, SPI_result_code_string(rc));
+	return rc;
+}
+
+/*
+ * CheckIdentifierText refuses identifiers a shop never means to send: blank
+ * ones, ones longer than MAX_IDENTIFIER_BYTES, and ones with control
+ * characters (usually a template or encoding bug upstream).
+ */
+void
+CheckIdentifierText(text *value, const char *argname)
+{
+	const char *data = VARDATA_ANY(value);
+	int			len = VARSIZE_ANY_EXHDR(value);
+	bool		blank = true;
+
+	if (len > MAX_IDENTIFIER_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s is too long", argname),
+				 errdetail("The value is %d bytes long.", len),
+				 errhint("Identifiers may be at most %d bytes long.", MAX_IDENTIFIER_BYTES)));
+
+	for (int i = 0; i < len; i++)
+	{
+		unsigned char c = (unsigned char) data[i];
+
+		if (c < 0x20 || c == 0x7f)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("%s contains a control character", argname),
+					 errdetail("Byte %d of the value is 0x%02x.", i + 1, c),
+					 errhint("Identifiers are printable text without tabs or line breaks.")));
+		if (c != ' ')
+			blank = false;
+	}
+
+	if (blank)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", argname),
+				 errdetail("The value given is \"%.*s\".", len, data),
+				 errhint("Pass the identifier the shop uses for it.")));
+}
+
+/*
+ * RequireIdentifier returns argument argno as text, refusing NULL and every
+ * value CheckIdentifierText refuses.
+ */
+text *
+RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	text	   *value;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname),
+				 errhint("Pass the identifier the shop uses for it.")));
+
+	value = PG_GETARG_TEXT_PP(argno);
+	CheckIdentifierText(value, argname);
+	return value;
+}
+
+/*
+ * OptionalIdentifier returns argument argno as text, or NULL when the caller
+ * passed NULL; a value that is given must still be a valid identifier.
+ */
+text *
+OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	text	   *value;
+
+	if (PG_ARGISNULL(argno))
+		return NULL;
+	value = PG_GETARG_TEXT_PP(argno);
+	CheckIdentifierText(value, argname);
+	return value;
+}
+
+/*
+ * EventRetentionCutoff is the oldest instant an event may carry: anything
+ * older would be dropped by the next maintenance run anyway.
+ */
+TimestampTz
+EventRetentionCutoff(TimestampTz now)
+{
+	return now - (TimestampTz) EventRetentionMinutes * USECS_PER_MINUTE;
+}
+
+/*
+ * RequireEventTime returns argument argno as an event time, refusing NULL,
+ * infinity, instants beyond personalisation.max_clock_skew in the future and
+ * instants older than personalisation.event_retention.
+ */
+TimestampTz
+RequireEventTime(FunctionCallInfo fcinfo, int argno)
+{
+	TimestampTz occurred_at;
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("occurred_at must not be null"),
+				 errhint("Omit occurred_at to use now(), or pass the time the event happened.")));
+
+	occurred_at = PG_GETARG_TIMESTAMPTZ(argno);
+	if (TIMESTAMP_NOT_FINITE(occurred_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("occurred_at must be a finite timestamp"),
+				 errdetail("The value given is \"%s\".", timestamptz_to_str(occurred_at)),
+				 errhint("Pass the time the event happened.")));
+
+	if (occurred_at > now + (TimestampTz) MaxClockSkewSeconds * USECS_PER_SEC)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("occurred_at %s is in the future", timestamptz_to_str(occurred_at)),
+				 errdetail("The server's time is %s.", timestamptz_to_str(now)),
+				 errhint("Events may be stamped at most personalisation.max_clock_skew (%d s) ahead of the server's clock.",
+						 MaxClockSkewSeconds)));
+
+	if (occurred_at < EventRetentionCutoff(now))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("occurred_at %s is older than the event retention", timestamptz_to_str(occurred_at)),
+				 errdetail("Events older than %s are not kept.",
+						   timestamptz_to_str(EventRetentionCutoff(now))),
+				 errhint("Raise personalisation.event_retention to load older history.")));
+
+	return occurred_at;
+}
+
+/*
+ * RequirePositiveQuantity returns argument argno, refusing NULL, zero and
+ * negative quantities.
+ */
+int32
+RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno)
+{
+	int32		quantity;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("quantity must not be null"),
+				 errhint("Pass a quantity of 1 or more.")));
+
+	quantity = PG_GETARG_INT32(argno);
+	if (quantity <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("quantity %d is not positive", quantity),
+				 errhint("Pass a quantity of 1 or more.")));
+	return quantity;
+}

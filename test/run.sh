@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# The test command (make test): installs what is missing, builds, installs,
+# starts a throw-away instance preloading pg_cron and personalisation, runs
+# the pg_regress suite and the pgTAP suite, and exits non-zero on any failure.
+set -euo pipefail
+source "$(dirname "$0")/cluster.sh"
+
+install_dependencies
+build_and_install
+
+WORK=$(mktemp -d /tmp/personalisation-test.XXXXXX)
+chmod 755 "$WORK"
+DB=contrib_regression
+start_cluster "$WORK/cluster" "$(free_port 55432)" "$DB"
+trap 'stop_cluster' EXIT
+
+# pg_regress (PostgreSQL 15) reads inputdir/sql and inputdir/expected: stage
+# the repository's test/sql and expected/ side by side.
+mkdir -p "$WORK/regress"
+cp -r "$REPO_DIR/test/sql" "$WORK/regress/sql"
+cp -r "$REPO_DIR/expected" "$WORK/regress/expected"
+TESTS=$(cd "$WORK/regress/sql" && ls *.sql | sed 's/\.sql$//' | sort)
+
+status=0
+echo "== pg_regress"
+"$(pg_config --pkglibdir)/pgxs/src/test/regress/pg_regress" \
+    --inputdir="$WORK/regress" --outputdir="$WORK/regress" \
+    --host="$PGHOST" --port="$PGPORT" --user="$PGUSER" --dbname="$DB" \
+    $TESTS || { status=1; cat "$WORK/regress/regression.diffs" 2>/dev/null || true; }
+
+echo "== pgTAP"
+psql -q -X -d "$DB" -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap' \
+         -c 'CREATE EXTENSION IF NOT EXISTS dblink' \
+         -c 'CREATE EXTENSION IF NOT EXISTS personalisation'
+pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
+
+if [ $status -ne 0 ]; then
+    echo "== server log (last 50 lines)"; tail -n 50 "$CLUSTER_DIR/server.log"
+    echo "FAILED"
+else
+    rm -rf "$WORK/regress"
+fi
+exit $status
