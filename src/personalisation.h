@@ -20,6 +20,9 @@ extern int	EventRetentionMinutes;
 extern int	PartitionPremakeDays;
 extern int	MaxClockSkewSeconds;
 extern int	MaxOrderLines;
+extern int	ComplementMinCoOrders;
+extern int	ComplementWindowMinutes;
+extern int	ComplementBasketCap;
 extern bool PersonalisationPreloaded;
 
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
@@ -31,6 +34,8 @@ extern bool PersonalisationPreloaded;
 /*
  * A statement prepared once per backend on first use and kept across
  * transactions; the plan cache revalidates it when the tables change.
+ * cursor_options (CURSOR_OPT_*) shape the plan of a statement read through
+ * OpenSavedCursor.
  */
 typedef struct SavedStatement
 {
@@ -38,11 +43,13 @@ typedef struct SavedStatement
 	int			nargs;
 	Oid			argtypes[SAVED_STATEMENT_MAX_ARGS];
 	SPIPlanPtr	plan;
+	int			cursor_options;
 } SavedStatement;
 
 /* util.c */
 extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 					  bool read_only, long count);
+extern Portal OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls);
 extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
@@ -69,6 +76,10 @@ typedef struct TrackedEvent
 extern int64 TouchSession(text *session_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
+
+/* complement.c */
+extern void CountPurchase(text *order_id, TimestampTz occurred_at, Datum product_ids);
+extern void UncountOrder(text *order_id, TimestampTz occurred_at);
 
 /* partitions.c */
 extern void EnsureEventPartition(TimestampTz occurred_at);

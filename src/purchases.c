@@ -328,6 +328,7 @@ track_purchase(PG_FUNCTION_ARGS)
 		event.value = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
 													  SPI_tuptable->tupdesc, 1, &isnull),
 										false, -1);
+		CountPurchase(event.order_id, event.occurred_at, items.product_ids);
 
 		cart_values[0] = Int64GetDatum(event.profile_id);
 		cart_values[1] = items.product_ids;

@@ -10,9 +10,30 @@
 #include "utils/builtins.h"
 
 /*
- * ExecSaved runs a saved statement inside the caller's SPI connection,
- * preparing and keeping its plan the first time.  Statements are
- * schema-qualified, so a plan stays right whatever the caller's search_path.
+ * PrepareSaved prepares a saved statement and keeps its plan the first time
+ * it is used.  Statements are schema-qualified, so a plan stays right
+ * whatever the caller's search_path.
+ */
+static void
+PrepareSaved(SavedStatement *statement)
+{
+	SPIPlanPtr	plan;
+
+	if (statement->plan != NULL)
+		return;
+
+	plan = SPI_prepare_cursor(statement->sql, statement->nargs, statement->argtypes,
+							  statement->cursor_options);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare statement \"%s\": %s",
+			 statement->sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep plan for statement \"%s\"", statement->sql);
+	statement->plan = plan;
+}
+
+/*
+ * ExecSaved runs a saved statement inside the caller's SPI connection.
  */
 int
 ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
@@ -20,24 +41,24 @@ ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 {
 	int			rc;
 
-	if (statement->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(statement->sql, statement->nargs,
-									   statement->argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare statement \"%s\": %s",
-				 statement->sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not keep plan for statement \"%s\"", statement->sql);
-		statement->plan = plan;
-	}
-
+	PrepareSaved(statement);
 	rc = SPI_execute_plan(statement->plan, values, nulls, read_only, count);
 	if (rc < 0)
 		elog(ERROR, "statement \"%s\" failed: %s",
 			 statement->sql, SPI_result_code_string(rc));
 	return rc;
+}
+
+/*
+ * OpenSavedCursor opens a read-only cursor over a saved statement inside the
+ * caller's SPI connection, for readers that stop as soon as they have
+ * enough rows.
+ */
+Portal
+OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls)
+{
+	PrepareSaved(statement);
+	return SPI_cursor_open(NULL, statement->plan, values, nulls, true);
 }
 
 /*
