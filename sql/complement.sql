@@ -38,7 +38,8 @@ CREATE TABLE personalisation.complement_products (
 
 -- Counted orders containing both products of an unordered pair, stored once
 -- with product_a < product_b in byte order.  The two co_orders indexes serve
--- also_bought: a product's partners in descending co_orders, from either side.
+-- also_bought: a product's partners in descending co_orders, from either side
+-- (the partner is an included column: ties are ranked by the reader).
 CREATE TABLE personalisation.complement_pairs (
     product_a text COLLATE "C" NOT NULL,
     product_b text COLLATE "C" NOT NULL,
@@ -47,9 +48,9 @@ CREATE TABLE personalisation.complement_pairs (
     CONSTRAINT complement_pairs_ordered CHECK (product_a < product_b)
 );
 CREATE INDEX complement_pairs_a_idx
-    ON personalisation.complement_pairs (product_a, co_orders DESC, product_b);
+    ON personalisation.complement_pairs (product_a, co_orders DESC) INCLUDE (product_b);
 CREATE INDEX complement_pairs_b_idx
-    ON personalisation.complement_pairs (product_b, co_orders DESC, product_a);
+    ON personalisation.complement_pairs (product_b, co_orders DESC) INCLUDE (product_a);
 
 -- Counted orders per product, the stripes summed.
 CREATE VIEW personalisation.complement_product_orders AS

@@ -53,9 +53,9 @@ PG_FUNCTION_INFO_V1(pause_complementarity);
 /* The most rows also_bought and recommend_for_cart return. */
 #define MAX_RESULTS 1000
 
-/* Rows read per fetch from the order history and from candidate cursors. */
+/* Rows read per fetch from the order history; most rows per partner fetch. */
 #define HISTORY_FETCH 10000
-#define CANDIDATE_FETCH 64
+#define PARTNER_FETCH_MAX 1024
 
 /* Pair rows written per heap multi-insert during a rebuild. */
 #define BULK_BATCH 1000
@@ -96,13 +96,16 @@ typedef struct BasketItem
 
 /*
  * One side's partners of a product, read through a cursor a batch at a
- * time: the current row is batch->vals[next].
+ * time: the current row is batch->vals[next].  The first batch holds as
+ * many rows as the caller wants, and each further one twice as many as the
+ * last, since every row read costs a catalogue lookup.
  */
 typedef struct PartnerStream
 {
 	Portal		portal;
 	SPITupleTable *batch;
 	uint64		next;
+	long		fetch;
 } PartnerStream;
 
 /* One complement of a product, as also_bought reports it. */
@@ -167,6 +170,15 @@ typedef struct PairEntry
 #define SH_DECLARE
 #define SH_DEFINE
 #include "lib/simplehash.h"
+
+/* sort_pairs sorts pair entries by key, that is by (a, b) in byte order. */
+#define ST_SORT sort_pairs
+#define ST_ELEMENT_TYPE PairEntry
+#define ST_COMPARE(a, b) ((a)->key < (b)->key ? -1 : (a)->key > (b)->key ? 1 : 0)
+#define ST_SCOPE static
+#define ST_DECLARE
+#define ST_DEFINE
+#include "lib/sort_template.h"
 
 /* A set of interned strings, each with a dense index. */
 typedef struct NameSet
@@ -300,35 +312,40 @@ static SavedStatement ProductCountsStatement = {
 	.argtypes = {TEXTOID},
 };
 
+/* Counted orders per product of $1, in the array's order. */
+static SavedStatement ProductsOrdersStatement = {
+	.sql = "SELECT (SELECT pg_catalog.sum(orders)::bigint FROM personalisation.complement_products"
+	"         WHERE product_id = u.p COLLATE \"C\")"
+	"  FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(p, i) ORDER BY u.i",
+	.nargs = 1,
+	.argtypes = {TEXTARRAYOID},
+};
+
 /*
  * A product's partners with at least $2 co-orders and in stock, in
- * descending co_orders then byte order: one statement per side of the pair
- * table, each read in the order of its co_orders index, so that a reader
- * stops after the rows it needs however many partners the product has.
+ * descending co_orders: one statement per side of the pair table, each read
+ * in the order of its co_orders index, so that a reader stops after the rows
+ * it needs however many partners the product has.
  */
 static SavedStatement PartnersAboveStatement = {
-	.sql = "SELECT c.product_b, c.co_orders,"
-	"       (SELECT pg_catalog.sum(cp.orders)::bigint FROM personalisation.complement_products cp"
-	"         WHERE cp.product_id = c.product_b)"
+	.sql = "SELECT c.product_b, c.co_orders"
 	"  FROM personalisation.complement_pairs c"
 	" WHERE c.product_a = $1 COLLATE \"C\" AND c.co_orders >= $2"
 	"   AND EXISTS (SELECT FROM personalisation.products p"
 	"                WHERE p.product_id = c.product_b COLLATE \"default\" AND p.in_stock)"
-	" ORDER BY c.co_orders DESC, c.product_b",
+	" ORDER BY c.co_orders DESC",
 	.nargs = 2,
 	.argtypes = {TEXTOID, INT8OID},
 	.cursor_options = CURSOR_OPT_FAST_PLAN,
 };
 
 static SavedStatement PartnersBelowStatement = {
-	.sql = "SELECT c.product_a, c.co_orders,"
-	"       (SELECT pg_catalog.sum(cp.orders)::bigint FROM personalisation.complement_products cp"
-	"         WHERE cp.product_id = c.product_a)"
+	.sql = "SELECT c.product_a, c.co_orders"
 	"  FROM personalisation.complement_pairs c"
 	" WHERE c.product_b = $1 COLLATE \"C\" AND c.co_orders >= $2"
 	"   AND EXISTS (SELECT FROM personalisation.products p"
 	"                WHERE p.product_id = c.product_a COLLATE \"default\" AND p.in_stock)"
-	" ORDER BY c.co_orders DESC, c.product_a",
+	" ORDER BY c.co_orders DESC",
 	.nargs = 2,
 	.argtypes = {TEXTOID, INT8OID},
 	.cursor_options = CURSOR_OPT_FAST_PLAN,
@@ -822,19 +839,6 @@ Aggregate(TimestampTz from, TimestampTz to, int basket_cap)
 }
 
 /*
- * ComparePairKeys orders pair entries by key, that is by (a, b) in byte
- * order.
- */
-static int
-ComparePairKeys(const void *a, const void *b)
-{
-	uint64		left = ((const PairEntry *) a)->key;
-	uint64		right = ((const PairEntry *) b)->key;
-
-	return (left > right) - (left < right);
-}
-
-/*
  * SortedPairs returns the aggregation's pairs as an array sorted by key,
  * and their number in *count.
  */
@@ -851,7 +855,7 @@ SortedPairs(Aggregation *agg, int64 *count)
 	pairs_start_iterate(agg->pairs, &iterator);
 	while ((entry = pairs_iterate(agg->pairs, &iterator)) != NULL)
 		sorted[n++] = *entry;
-	qsort(sorted, n, sizeof(PairEntry), ComparePairKeys);
+	sort_pairs(sorted, n);
 	*count = n;
 	return sorted;
 }
@@ -1277,14 +1281,16 @@ Excluded(Datum product_id, Datum *excluded, int nexcluded)
 }
 
 /*
- * StreamOpen starts reading one side's partners of a product.
+ * StreamOpen starts reading one side's partners of a product, wanting
+ * about `wanted` rows.
  */
 static void
-StreamOpen(PartnerStream *stream, SavedStatement *statement, Datum *values)
+StreamOpen(PartnerStream *stream, SavedStatement *statement, Datum *values, int wanted)
 {
 	stream->portal = OpenSavedCursor(statement, values, NULL);
 	stream->batch = NULL;
 	stream->next = 0;
+	stream->fetch = wanted;
 }
 
 /*
@@ -1300,16 +1306,20 @@ StreamHead(PartnerStream *stream)
 		return NULL;
 
 	if (stream->batch != NULL)
+	{
 		SPI_freetuptable(stream->batch);
-	SPI_cursor_fetch(stream->portal, true, CANDIDATE_FETCH);
+		stream->fetch = Min(stream->fetch * 2, PARTNER_FETCH_MAX);
+	}
+	SPI_cursor_fetch(stream->portal, true, stream->fetch);
 	stream->batch = SPI_tuptable;
 	stream->next = 0;
-	if (SPI_processed > 0)
-		return stream->batch->vals[0];
-
-	SPI_cursor_close(stream->portal);
-	stream->portal = NULL;
-	return NULL;
+	if (SPI_processed < (uint64) stream->fetch)
+	{
+		/* a short batch is the last one */
+		SPI_cursor_close(stream->portal);
+		stream->portal = NULL;
+	}
+	return SPI_processed > 0 ? stream->batch->vals[0] : NULL;
 }
 
 /*
@@ -1334,6 +1344,37 @@ TupleCoOrders(HeapTuple tuple, TupleDesc desc)
 }
 
 /*
+ * Measure reads how many counted orders contain each collected complement
+ * and computes its confidence, lift and jaccard.
+ */
+static void
+Measure(Complement *list, int count, int64 product_orders, int64 all_orders)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(count, 1));
+	Datum		values[1];
+
+	for (int i = 0; i < count; i++)
+		ids[i] = list[i].product_id;
+	values[0] = TextArray(ids, count);
+	ExecSaved(&ProductsOrdersStatement, values, NULL, true, 0);
+
+	for (int i = 0; i < count; i++)
+	{
+		Complement *complement = &list[i];
+		bool		isnull;
+		Datum		other_orders = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+												 1, &isnull);
+
+		complement->other_orders = isnull ? 0 : DatumGetInt64(other_orders);
+		complement->confidence = (double) complement->co_orders / (double) product_orders;
+		complement->lift = complement->confidence /
+			((double) complement->other_orders / (double) all_orders);
+		complement->jaccard = (double) complement->co_orders /
+			(double) (product_orders + complement->other_orders - complement->co_orders);
+	}
+}
+
+/*
  * CollectComplements finds the n best complements of a product that
  * contains product_orders of all_orders counted orders: partners in stock,
  * with at least personalisation.complement_min_co_orders co-orders, not in
@@ -1349,7 +1390,7 @@ CollectComplements(text *product_id, int64 product_orders, int64 all_orders, int
 	Datum		values[2] = {PointerGetDatum(product_id), Int64GetDatum(ComplementMinCoOrders)};
 	PartnerStream above;
 	PartnerStream below;
-	int			space = n + CANDIDATE_FETCH;
+	int			space = n + 1;
 	Complement *list = palloc(sizeof(Complement) * space);
 	int			count = 0;
 	int64		cutoff = 0;
@@ -1358,20 +1399,17 @@ CollectComplements(text *product_id, int64 product_orders, int64 all_orders, int
 	if (product_orders <= 0)
 		return list;
 
-	StreamOpen(&above, &PartnersAboveStatement, values);
-	StreamOpen(&below, &PartnersBelowStatement, values);
+	StreamOpen(&above, &PartnersAboveStatement, values, n + 1);
+	StreamOpen(&below, &PartnersBelowStatement, values, n + 1);
 	for (;;)
 	{
 		HeapTuple	head_above = StreamHead(&above);
 		HeapTuple	head_below = StreamHead(&below);
 		PartnerStream *stream;
 		HeapTuple	tuple;
-		TupleDesc	desc;
 		bool		isnull;
 		Datum		other;
 		int64		co_orders;
-		Datum		other_orders;
-		Complement *complement;
 
 		if (head_above == NULL && head_below == NULL)
 			break;
@@ -1382,13 +1420,12 @@ CollectComplements(text *product_id, int64 product_orders, int64 all_orders, int
 		else
 			stream = &below;
 		tuple = stream == &above ? head_above : head_below;
-		desc = stream->batch->tupdesc;
 		stream->next++;
 
-		co_orders = TupleCoOrders(tuple, desc);
+		co_orders = TupleCoOrders(tuple, stream->batch->tupdesc);
 		if (count >= n && co_orders < cutoff)
 			break;
-		other = SPI_getbinval(tuple, desc, 1, &isnull);
+		other = SPI_getbinval(tuple, stream->batch->tupdesc, 1, &isnull);
 		if (Excluded(other, excluded, nexcluded))
 			continue;
 
@@ -1397,22 +1434,18 @@ CollectComplements(text *product_id, int64 product_orders, int64 all_orders, int
 			space *= 2;
 			list = repalloc(list, sizeof(Complement) * space);
 		}
-		other_orders = SPI_getbinval(tuple, desc, 3, &isnull);
-		complement = &list[count++];
-		complement->product_id = datumCopy(other, false, -1);
-		complement->co_orders = co_orders;
-		complement->other_orders = isnull ? 0 : DatumGetInt64(other_orders);
-		complement->confidence = (double) co_orders / (double) product_orders;
-		complement->lift = complement->confidence /
-			((double) complement->other_orders / (double) all_orders);
-		complement->jaccard = (double) co_orders /
-			(double) (product_orders + complement->other_orders - co_orders);
+		list[count].product_id = datumCopy(other, false, -1);
+		list[count].co_orders = co_orders;
+		count++;
 		if (count == n)
 			cutoff = co_orders;
 	}
 	StreamClose(&above);
 	StreamClose(&below);
 
+	if (count == 0)
+		return list;
+	Measure(list, count, product_orders, all_orders);
 	qsort(list, count, sizeof(Complement), CompareComplements);
 	*found = Min(count, n);
 	return list;
