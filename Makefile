@@ -13,6 +13,9 @@ DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 EXTRA_CLEAN  = $(DATA_built)
 
+# pg_regress tests (test/sql, expected/), run in this order by the test command.
+REGRESS      = setup ingest consent
+
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -30,3 +33,7 @@ demo:
 
 bench:
 	bash bench/run.sh
+
+.PHONY: print-regress
+print-regress:
+	@echo $(REGRESS)

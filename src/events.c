@@ -127,7 +127,7 @@ TouchSession(text *session_id, TimestampTz occurred_at)
  * the first with it.  A concurrent call with the same id waits for ours to
  * commit or abort, so exactly one of them records the event.
  */
-static bool
+bool
 ClaimEventKey(text *event_id, TimestampTz occurred_at)
 {
 	Datum		values[2] = {PointerGetDatum(event_id), TimestampTzGetDatum(occurred_at)};

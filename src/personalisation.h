@@ -67,6 +67,7 @@ typedef struct TrackedEvent
 
 /* events.c */
 extern int64 TouchSession(text *session_id, TimestampTz occurred_at);
+extern bool ClaimEventKey(text *event_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
 

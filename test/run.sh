@@ -19,7 +19,7 @@ trap 'stop_cluster' EXIT
 mkdir -p "$WORK/regress"
 cp -r "$REPO_DIR/test/sql" "$WORK/regress/sql"
 cp -r "$REPO_DIR/expected" "$WORK/regress/expected"
-TESTS=$(cd "$WORK/regress/sql" && ls *.sql | sed 's/\.sql$//' | sort)
+TESTS=$(make -s -C "$REPO_DIR" print-regress)
 
 status=0
 echo "== pg_regress"

@@ -1,6 +1,5 @@
 -- Ingestion: sessions and anonymous profiles on first sight, the event log,
 -- the cart, orders, and idempotent retries.
-CREATE EXTENSION personalisation;
 -- fixed timestamps in the past: widen the retention so they are accepted
 SET personalisation.event_retention = '36500d';
 SET timezone = 'UTC';
