@@ -20,6 +20,7 @@ extern int	EventRetentionMinutes;
 extern int	PartitionPremakeDays;
 extern int	MaxClockSkewSeconds;
 extern int	MaxOrderLines;
+extern char *BlockedIdentifiers;
 extern bool PersonalisationPreloaded;
 
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
@@ -70,6 +71,26 @@ extern int64 TouchSession(text *session_id, TimestampTz occurred_at);
 extern bool ClaimEventKey(text *event_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
+
+/*
+ * identity.c: one merge of an anonymous profile into a customer's profile,
+ * as handed to each merge step's move and undo (see MergeSteps[] there).
+ */
+typedef struct Merge
+{
+	int64		merge_id;
+	int64		from_profile_id;	/* the anonymous profile */
+	int64		into_profile_id;	/* the customer's profile */
+	TimestampTz merged_at;		/* when the login happened */
+} Merge;
+
+/*
+ * A merge step's statement: $1 merge_id, $2 from_profile_id,
+ * $3 into_profile_id, $4 merged_at.  Run it with ExecMergeStatement.
+ */
+#define MERGE_STATEMENT(sql) {(sql), 4, {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}, NULL}
+
+extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
 
 /* partitions.c */
 extern void EnsureEventPartition(TimestampTz occurred_at);
