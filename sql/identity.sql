@@ -61,3 +61,7 @@ CREATE FUNCTION personalisation.unmerge(
     occurred_at timestamptz DEFAULT pg_catalog.now())
 RETURNS bigint LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'unmerge';
+
+REVOKE ALL ON FUNCTION personalisation.identify(text, text, text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.identify_on_login() FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.unmerge(bigint, timestamptz) FROM PUBLIC;

@@ -734,6 +734,13 @@ Identify(text *session_id, text *customer_id, text *email, TimestampTz occurred_
 
 	profile_values[0] = Int64GetDatum(profile_id);
 	ExecSaved(&LockProfileStatement, profile_values, NULL, false, 0);
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("profile " INT64_FORMAT " of session \"%s\" does not exist",
+						profile_id, text_to_cstring(session_id)),
+				 errdetail("Every session in personalisation.sessions must point to a row of personalisation.profiles."),
+				 errhint("Restore the profile row, or delete the session so that its next event starts afresh.")));
 	current_customer = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 
 	if (!isnull && DatumGetBool(DirectFunctionCall2Coll(texteq, C_COLLATION_OID, current_customer,

@@ -10,18 +10,7 @@ INSERT INTO personalisation.categories VALUES ('idm-cat', NULL, 'Identity merge'
 INSERT INTO personalisation.products (product_id, category_id, name, price) VALUES
   ('idm-p1', 'idm-cat', 'One', 10), ('idm-p2', 'idm-cat', 'Two', 5), ('idm-p3', 'idm-cat', 'Three', 1);
 
--- Every row identify could touch, as one digest: equal digests mean nothing changed.
-CREATE TEMP VIEW identity_state AS
-SELECT md5(concat_ws('|',
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.profiles t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.sessions t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.events t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.cart_lines t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.carts t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.orders t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.consent_history t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.merges t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.merge_items t))) AS digest;
+\ir ../identity_state.sql
 
 -- First login: the desktop session's anonymous profile becomes the customer's.
 SELECT personalisation.track_page_view('idm-desk', 'idm-cat', NULL, '2026-03-01 09:00+00');
@@ -38,10 +27,10 @@ SELECT is((SELECT count(*) FROM personalisation.merges WHERE profile_id = :desk)
 SELECT is((SELECT count(*) FROM personalisation.events WHERE profile_id = :desk), 2::bigint,
           'the history stays on the profile');
 
-SELECT digest AS before_repeat FROM identity_state \gset
+SELECT digest AS before_repeat FROM identity_all \gset
 SELECT is(personalisation.identify('idm-desk', 'idm-cust', 'cust@example.com', '2026-03-01 09:02+00'),
           :desk::bigint, 'identify again returns the same profile');
-SELECT is((SELECT digest FROM identity_state), :'before_repeat', 'identify again changes nothing');
+SELECT is((SELECT digest FROM identity_all), :'before_repeat', 'identify again changes nothing');
 
 -- Cross-device: an anonymous phone session with a cart, an order and consent logs in.
 SELECT personalisation.track_page_view('idm-phone', 'idm-cat', NULL, '2026-03-02 10:00+00');
@@ -87,10 +76,10 @@ SELECT results_eq(
 SELECT is((SELECT customer_id FROM personalisation.profiles WHERE profile_id = :phone), NULL,
           'the anonymous profile stays anonymous');
 
-SELECT digest AS before_repeat FROM identity_state \gset
+SELECT digest AS before_repeat FROM identity_all \gset
 SELECT is(personalisation.identify('idm-phone', 'idm-cust', NULL, '2026-03-02 10:05+00'),
           :desk::bigint, 'identify again after a merge returns the customer''s profile');
-SELECT is((SELECT digest FROM identity_state), :'before_repeat', 'identify again after a merge changes nothing');
+SELECT is((SELECT digest FROM identity_all), :'before_repeat', 'identify again after a merge changes nothing');
 
 SELECT personalisation.track_page_view('idm-phone', 'idm-cat', NULL, '2026-03-02 10:06+00');
 SELECT is((SELECT profile_id FROM personalisation.events
@@ -146,7 +135,7 @@ SELECT is((SELECT count(*) FROM personalisation.events WHERE profile_id = :desk)
           'the first customer keeps everything the merged session brought');
 
 -- Blocked identifiers are refused and change nothing.
-SELECT digest AS before_refusals FROM identity_state \gset
+SELECT digest AS before_refusals FROM identity_all \gset
 SELECT throws_ok($$SELECT personalisation.identify('idm-desk', '0')$$, '22023',
                  'customer_id "0" is a blocked identifier', '"0" is refused as a customer id');
 SELECT throws_ok($$SELECT personalisation.identify('idm-desk', 'NULL')$$, '22023',
@@ -184,7 +173,7 @@ SELECT throws_ok($$SELECT personalisation.identify('idm-desk', E'idm\tcust')$$, 
                  'customer_id contains a control character', 'a customer id with a tab is refused');
 SELECT throws_ok($$SELECT personalisation.identify('idm-desk', 'idm-cust', NULL, NULL)$$, '22004',
                  'occurred_at must not be null', 'a NULL login time is refused');
-SELECT is((SELECT digest FROM identity_state), :'before_refusals', 'refused calls changed nothing');
+SELECT is((SELECT digest FROM identity_all), :'before_refusals', 'refused calls changed nothing');
 
 SELECT * FROM finish();
 ROLLBACK;

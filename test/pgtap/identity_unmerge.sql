@@ -10,20 +10,7 @@ INSERT INTO personalisation.categories VALUES ('idu-cat', NULL, 'Identity unmerg
 INSERT INTO personalisation.products (product_id, category_id, name, price) VALUES
   ('idu-p1', 'idu-cat', 'One', 10), ('idu-p2', 'idu-cat', 'Two', 5), ('idu-p3', 'idu-cat', 'Three', 1);
 
--- Every per-person row, as one digest (data), and the same with the ledger (all).
-CREATE TEMP VIEW identity_data AS
-SELECT md5(concat_ws('|',
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.profiles t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.sessions t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.events t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.cart_lines t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.carts t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.orders t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.consent_history t))) AS digest;
-CREATE TEMP VIEW identity_all AS
-SELECT md5(concat_ws('|', (SELECT digest FROM identity_data),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.merges t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.merge_items t))) AS digest;
+\ir ../identity_state.sql
 
 -- The customer on the desktop: a cart line, email consent withdrawn at 09:02.
 SELECT personalisation.track_page_view('idu-desk', 'idu-cat', NULL, '2026-04-01 09:00+00');
