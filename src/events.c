@@ -198,9 +198,7 @@ ResolveEventCategory(text *product_id, text *category_id)
 	if (category_id == NULL)
 		return product_category;
 
-	if (product_category != NULL &&
-		!DatumGetBool(DirectFunctionCall2(texteq, PointerGetDatum(product_category),
-										  PointerGetDatum(category_id))))
+	if (product_category != NULL && !TextEqual(product_category, category_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("product \"%s\" is not in category \"%s\"",

@@ -43,6 +43,7 @@ typedef struct SavedStatement
 /* util.c */
 extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 					  bool read_only, long count);
+extern bool TextEqual(text *left, text *right);
 extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
