@@ -73,7 +73,8 @@ extern void InsertEvent(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
 
 /* partitions.c */
-extern void EnsureEventPartition(TimestampTz occurred_at);
+extern int64 EnsureEventPartition(TimestampTz occurred_at);
+extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
 
 #endif							/* PERSONALISATION_H */
