@@ -24,12 +24,15 @@ $(DATA_built): $(SQL_PARTS) $(EXTENSION).control
 	cat $(SQL_PARTS) > $@
 
 # The README's two commands: both install what they need, then run against a throw-away instance.
-.PHONY: test demo bench
+.PHONY: test demo demo-stop bench
 test:
 	bash test/run.sh
 
 demo:
 	bash test/demo.sh
+
+demo-stop:
+	bash test/demo.sh stop
 
 bench:
 	bash bench/run.sh

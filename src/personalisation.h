@@ -44,6 +44,7 @@ typedef struct SavedStatement
 /* util.c */
 extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 					  bool read_only, long count);
+extern bool TextEqual(text *left, text *right);
 extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
@@ -93,7 +94,8 @@ typedef struct Merge
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
 
 /* partitions.c */
-extern void EnsureEventPartition(TimestampTz occurred_at);
+extern int64 EnsureEventPartition(TimestampTz occurred_at);
+extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
 
 #endif							/* PERSONALISATION_H */
