@@ -117,7 +117,9 @@ static SavedStatement RefreshCartStatement = {
  * TouchSession returns the profile the session belongs to, recording the
  * session's activity; a session seen for the first time gets a new
  * anonymous profile.  Two first events of one session at once end with one
- * session and one profile: the loser of the insert race re-reads.
+ * session and one profile: the loser of the insert race re-reads.  The
+ * session is held against a login moving it (LockSessionForEvent), so the
+ * profile returned stays the session's until the caller's transaction ends.
  */
 int64
 TouchSession(text *session_id, TimestampTz occurred_at)
@@ -125,6 +127,7 @@ TouchSession(text *session_id, TimestampTz occurred_at)
 	Datum		values[2] = {PointerGetDatum(session_id), TimestampTzGetDatum(occurred_at)};
 	bool		isnull;
 
+	LockSessionForEvent(session_id);
 	ExecSaved(&FindSessionStatement, values, NULL, false, 1);
 	if (SPI_processed == 1)
 	{

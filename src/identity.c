@@ -8,10 +8,12 @@
  *		profile is merged into a customer's profile, and how it moves back.
  *
  *		Locks are always taken in this order: the customer's advisory lock,
- *		the session's profile's advisory lock, session rows, profile rows.
- *		The tracking functions lock a session row before anything else, so
- *		a login and an event of the same session serialise on that row and
- *		no event is written to a profile that is being merged away.
+ *		the advisory lock of the session's profile, the sessions' advisory
+ *		locks, session rows, profile rows.  Every tracking call holds its
+ *		session's advisory lock in share mode (LockSessionForEvent) while it
+ *		reads the session and writes; a login or an unmerge holds it
+ *		exclusively, so an event is never written to a profile that is
+ *		being merged away, nor missed by the merge.
  */
 #include "personalisation.h"
 
@@ -19,6 +21,8 @@
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -28,9 +32,13 @@ PG_FUNCTION_INFO_V1(identify);
 PG_FUNCTION_INFO_V1(identify_on_login);
 PG_FUNCTION_INFO_V1(unmerge);
 
-/* Advisory lock keys (first half): one customer's logins; one profile's merges. */
+/*
+ * Advisory lock keys (first half): one customer's logins; one profile's
+ * merges; one session's events (shared) against its login (exclusive).
+ */
 #define CUSTOMER_LOCK_KEY 0x63757374
 #define PROFILE_LOCK_KEY 0x70726f66
+#define SESSION_LOCK_KEY 0x73657373
 
 /* Placeholder values refused whatever personalisation.blocked_identifiers says. */
 static const char *const AlwaysBlocked[] = {"0", "null", "undefined", "anonymous"};
@@ -83,11 +91,6 @@ typedef struct LedgerEntry
 	text	   *customer_id;
 	bool		unmerged;
 } LedgerEntry;
-
-static SavedStatement AdvisoryLockStatement = {
-	"SELECT pg_catalog.pg_advisory_xact_lock($1, $2)",
-	2, {INT4OID, INT4OID}
-};
 
 static SavedStatement SessionProfileStatement = {
 	"SELECT profile_id FROM personalisation.sessions WHERE session_id = $1",
@@ -168,11 +171,18 @@ static SavedStatement RecordRestoredStatement = {
 	4, {INT8OID, INT8OID, TIMESTAMPTZOID, JSONBOID}
 };
 
-static SavedStatement LockMergedSessionsStatement = MERGE_STATEMENT(
-	"SELECT 1 FROM personalisation.sessions s JOIN personalisation.merge_items i"
-	"    ON i.profile_id = $3 AND i.merge_id = $1 AND i.step = 'sessions'"
-	"   AND s.session_id = i.item_key"
-	" ORDER BY s.session_id FOR UPDATE OF s");
+/* The sessions a login may move: all of an anonymous profile's, or just its own. */
+static SavedStatement MovableSessionsStatement = {
+	"SELECT s.session_id FROM personalisation.sessions s"
+	"  JOIN personalisation.profiles p USING (profile_id)"
+	" WHERE s.profile_id = $1 AND (p.customer_id IS NULL OR s.session_id = $2)"
+	" ORDER BY s.session_id",
+	2, {INT8OID, TEXTOID}
+};
+
+static SavedStatement MergedSessionsStatement = MERGE_STATEMENT(
+	"SELECT item_key FROM personalisation.merge_items"
+	" WHERE profile_id = $3 AND merge_id = $1 AND step = 'sessions' ORDER BY item_key");
 
 /* Merge step statements: $1 merge_id, $2 anonymous profile, $3 customer's profile, $4 merged_at. */
 
@@ -525,14 +535,64 @@ RestoreConsent(const Merge *merge)
 }
 
 /*
- * LockKey takes a transaction-level advisory lock on (space, key).
+ * LockKey takes a transaction-level advisory lock on (space, key) in mode
+ * ExclusiveLock or ShareLock: the lock pg_advisory_xact_lock(space, key) or
+ * pg_advisory_xact_lock_shared(space, key) takes, so pg_locks shows it.
  */
 static void
-LockKey(int32 space, int32 key)
+LockKey(int32 space, int32 key, LOCKMODE mode)
 {
-	Datum		values[2] = {Int32GetDatum(space), Int32GetDatum(key)};
+	LOCKTAG		tag;
 
-	ExecSaved(&AdvisoryLockStatement, values, NULL, false, 0);
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) space, (uint32) key, 2);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * HashText returns a text value's hash, the second half of its lock key.
+ */
+static int32
+HashText(text *value)
+{
+	return DatumGetInt32(DirectFunctionCall1Coll(hashtext, C_COLLATION_OID, PointerGetDatum(value)));
+}
+
+/*
+ * LockSessionForEvent holds the session, until the end of the transaction,
+ * against a login or unmerge that would move it to another profile, and
+ * waits for one in progress.  Every tracking call takes it before reading
+ * which profile the session belongs to; many events of one session hold it
+ * together.
+ */
+void
+LockSessionForEvent(text *session_id)
+{
+	LockKey(SESSION_LOCK_KEY, HashText(session_id), ShareLock);
+}
+
+/*
+ * LockSession keeps the session's events out while a login or an unmerge
+ * moves it, and waits for the events being written.
+ */
+static void
+LockSession(text *session_id)
+{
+	LockKey(SESSION_LOCK_KEY, HashText(session_id), ExclusiveLock);
+}
+
+/*
+ * LockSessionsFound takes LockSession for every session id the last
+ * statement returned in its first column (in the order returned).
+ */
+static void
+LockSessionsFound(void)
+{
+	uint64		count = SPI_processed;
+	SPITupleTable *found = SPI_tuptable;
+	bool		isnull;
+
+	for (uint64 i = 0; i < count; i++)
+		LockSession(DatumGetTextPP(SPI_getbinval(found->vals[i], found->tupdesc, 1, &isnull)));
 }
 
 /*
@@ -542,9 +602,7 @@ LockKey(int32 space, int32 key)
 static void
 LockCustomer(text *customer_id)
 {
-	LockKey(CUSTOMER_LOCK_KEY,
-			DatumGetInt32(DirectFunctionCall1Coll(hashtext, C_COLLATION_OID,
-												  PointerGetDatum(customer_id))));
+	LockKey(CUSTOMER_LOCK_KEY, HashText(customer_id), ExclusiveLock);
 }
 
 /*
@@ -553,7 +611,8 @@ LockCustomer(text *customer_id)
 static void
 LockProfile(int64 profile_id)
 {
-	LockKey(PROFILE_LOCK_KEY, DatumGetInt32(DirectFunctionCall1(hashint8, Int64GetDatum(profile_id))));
+	LockKey(PROFILE_LOCK_KEY, DatumGetInt32(DirectFunctionCall1(hashint8, Int64GetDatum(profile_id))),
+			ExclusiveLock);
 }
 
 /*
@@ -581,7 +640,9 @@ SessionProfile(text *session_id, bool lock)
 }
 
 /*
- * LockSessionProfile locks the session and its profile's merges and
+ * LockSessionProfile locks the merges of the session's profile, then the
+ * sessions the login may move against their events (every session of an
+ * anonymous profile, else just this one), then the session's row, and
  * returns the profile, or 0 when the session is unknown.  A session that
  * moves to another profile while we wait is locked again on its new one.
  */
@@ -591,10 +652,13 @@ LockSessionProfile(text *session_id)
 	for (;;)
 	{
 		int64		profile_id = SessionProfile(session_id, false);
+		Datum		values[2] = {Int64GetDatum(profile_id), PointerGetDatum(session_id)};
 
 		if (profile_id == 0)
 			return 0;
 		LockProfile(profile_id);
+		ExecSaved(&MovableSessionsStatement, values, NULL, false, 0);
+		LockSessionsFound();
 		if (SessionProfile(session_id, true) == profile_id)
 			return profile_id;
 	}
@@ -684,6 +748,7 @@ MergeProfiles(int64 from_profile_id, int64 into_profile_id, text *customer_id,
 
 	ExecSaved(&InsertMergeStatement, entry, NULL, false, 0);
 	merge.merge_id = FirstInt64(1);
+
 
 	for (int i = 0; i < lengthof(MergeSteps); i++)
 		counts[i] = MergeSteps[i].move(&merge);
@@ -1073,7 +1138,8 @@ unmerge(PG_FUNCTION_ARGS)
 					 errdetail("The merge happened at %s.", timestamptz_to_str(entry.merge.merged_at)),
 					 errhint("Omit occurred_at to use now(), or pass a time after the merge.")));
 
-		ExecMergeStatement(&LockMergedSessionsStatement, &entry.merge);
+		ExecMergeStatement(&MergedSessionsStatement, &entry.merge);
+		LockSessionsFound();
 		for (int i = lengthof(MergeSteps) - 1; i >= 0; i--)
 			counts[i] = MergeSteps[i].undo(&entry.merge);
 

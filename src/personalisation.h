@@ -92,6 +92,7 @@ typedef struct Merge
 #define MERGE_STATEMENT(sql) {(sql), 4, {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}, NULL}
 
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
+extern void LockSessionForEvent(text *session_id);
 
 /* partitions.c */
 extern int64 EnsureEventPartition(TimestampTz occurred_at);

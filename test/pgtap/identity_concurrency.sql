@@ -86,17 +86,23 @@ SELECT is((SELECT count(*) FROM personalisation.events e JOIN personalisation.pr
 SELECT is((SELECT count(*) FROM personalisation.merges WHERE customer_id = 'idc-b'), 10::bigint,
           'every anonymous session was merged once');
 
--- 3. A login races an event or a consent change of the same session.
+-- 3. A login races an event or a consent change of the same session.  The
+-- login starts a moment later (after a little work of its own), and the
+-- event's transaction goes on working after its call, as a shop's would:
+-- the event is written, but not yet committed, while the login runs.
 SELECT personalisation.identify('idc-c-desk', 'idc-c');
-SELECT personalisation.track_page_view('idc-c' || r, 'idc-cat', NULL, now() - interval '3 minutes')
+-- (The sessions were seen just now, so the racing event only reads its session.)
+SELECT personalisation.track_page_view('idc-c' || r, 'idc-cat', NULL, now() - interval '1 second')
   FROM generate_series(1, 12) r;
 INSERT INTO races
 SELECT 'event', r, pg_temp.race(
-         format('personalisation.identify(%L, %L)', 'idc-c' || r, 'idc-c'),
-         CASE r % 3
+         format('concat((SELECT count(*) FROM generate_series(1, 20000)), personalisation.identify(%L, %L))',
+                'idc-c' || r, 'idc-c'),
+         'concat(' || CASE r % 3
            WHEN 0 THEN format('personalisation.track_page_view(%L, %L, event_id => %L)', 'idc-c' || r, 'idc-cat', 'idc-ev' || r)
            WHEN 1 THEN format('personalisation.track_cart_add(%L, %L, event_id => %L)', 'idc-c' || r, 'idc-prod', 'idc-ev' || r)
-           ELSE format('personalisation.set_consent(%L, %L, true)', 'idc-c' || r, 'email') END)
+           ELSE format('personalisation.set_consent(%L, %L, true)', 'idc-c' || r, 'email') END
+         || ', (SELECT count(*) FROM generate_series(1, 200000)))')
   FROM generate_series(1, 12) r;
 SELECT is((SELECT count(*) FROM personalisation.events e JOIN personalisation.profiles p USING (profile_id)
             WHERE e.session_id LIKE 'idc-c_%' AND e.session_id <> 'idc-c-desk' AND p.customer_id = 'idc-c'), 20::bigint,
