@@ -6,15 +6,8 @@
 # growing with the anonymous side instead.  ROUNDS (default 30) sets how many
 # merges each case times; the cases are interleaved round by round.
 set -euo pipefail
-source "$(dirname "$0")/../test/cluster.sh"
+source "$(dirname "$0")/common.sh"
+BENCH_PRODUCTS=${BENCH_PRODUCTS:-1000}
 
-install_dependencies
-build_and_install
-
-WORK=$(mktemp -d /tmp/personalisation-bench.XXXXXX)
-chmod 755 "$WORK"
-start_cluster "$WORK/cluster" "$(free_port 55532)" bench
-trap 'stop_cluster; rm -rf "$WORK"' EXIT
-
-createdb bench
-psql -X -q -v ON_ERROR_STOP=1 -d bench -v rounds="${ROUNDS:-30}" -f "$REPO_DIR/bench/identify.sql"
+bench_start
+psql -X -q -v ON_ERROR_STOP=1 -d bench -v rounds="${ROUNDS:-30}" -f "$(dirname "$0")/identify.sql"

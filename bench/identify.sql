@@ -1,14 +1,10 @@
--- bench/identify.sql: run by bench/identify.sh against a throw-away instance.
+-- bench/identify.sql: run by bench/identify.sh against the bench database
+-- of bench/common.sh (the extension and a catalogue of products p1, p2, ...).
 \set QUIET on
-CREATE EXTENSION personalisation;
 SET client_min_messages = warning;
 
-INSERT INTO personalisation.categories VALUES ('bench', NULL, 'Bench');
-INSERT INTO personalisation.products (product_id, category_id, name, price)
-SELECT 'bench-' || i, 'bench', 'Product ' || i, i FROM generate_series(1, 50) i;
-
 -- The day partitions of the last 30 days exist, as they would in a shop.
-SELECT count(personalisation.track_page_view('bench-warmup', 'bench', NULL, now() - (d || ' days')::interval))
+SELECT count(personalisation.track_page_view('bench-warmup', NULL, 'p1', now() - (d || ' days')::interval))
   FROM generate_series(0, 30) d \gset
 
 CREATE TABLE bench_timings (name text, operation text, round int, ms float8);
@@ -22,9 +18,9 @@ BEGIN
     profile := personalisation.identify(customer || '-desk', customer);
     INSERT INTO personalisation.events (kind, occurred_at, profile_id, session_id, category_id, product_id)
     SELECT 'page_view', now() - interval '30 days' * random() - interval '2 hours', profile,
-           customer || '-desk', 'bench', 'bench-' || (1 + i % 50)
+           customer || '-desk', NULL, 'p' || (1 + i % 50)
       FROM generate_series(1, events) i;
-    PERFORM personalisation.track_cart_add(customer || '-desk', 'bench-' || i, 1, now() - interval '1 hour')
+    PERFORM personalisation.track_cart_add(customer || '-desk', 'p' || i, 1, now() - interval '1 hour')
        FROM generate_series(1, 3) i;
 END
 $$;
@@ -33,10 +29,10 @@ $$;
 -- views and 5 cart additions, through the tracking functions.
 CREATE PROCEDURE bench_anonymous(session text, events int) LANGUAGE plpgsql AS $$
 BEGIN
-    PERFORM personalisation.track_page_view(session, NULL, 'bench-' || (1 + i % 50),
+    PERFORM personalisation.track_page_view(session, NULL, 'p' || (1 + i % 50),
                                             now() - interval '1 hour' + i * interval '1 second')
        FROM generate_series(1, events - 5) i;
-    PERFORM personalisation.track_cart_add(session, 'bench-' || i, 2, now() - interval '30 minutes')
+    PERFORM personalisation.track_cart_add(session, 'p' || i, 2, now() - interval '30 minutes')
        FROM generate_series(1, 5) i;
 END
 $$;
