@@ -210,6 +210,8 @@ static SavedStatement RestoreEventsStatement = MERGE_STATEMENT(
  * Cart lines fold into the customer's: quantities add up, the earliest
  * added_at and the latest updated_at (with its session) win.  The ledger
  * keeps the anonymous line, the customer's line before and the folded line.
+ * Lines are folded in product order, the order in which a purchase on the
+ * customer's other device deletes them, so the two cannot deadlock.
  */
 static SavedStatement MoveCartLinesStatement = MERGE_STATEMENT(
 	"WITH anon AS ("
@@ -222,7 +224,7 @@ static SavedStatement MoveCartLinesStatement = MERGE_STATEMENT(
 	" folded AS ("
 	"  INSERT INTO personalisation.cart_lines AS c"
 	"   (profile_id, product_id, quantity, session_id, added_at, updated_at)"
-	"  SELECT $3, product_id, quantity, session_id, added_at, updated_at FROM anon"
+	"  SELECT $3, product_id, quantity, session_id, added_at, updated_at FROM anon ORDER BY product_id"
 	"  ON CONFLICT (profile_id, product_id) DO UPDATE"
 	"  SET quantity = c.quantity + excluded.quantity,"
 	"      session_id = CASE WHEN excluded.updated_at > c.updated_at"
