@@ -36,3 +36,12 @@ CREATE FUNCTION personalisation.track_purchase(
     occurred_at timestamptz DEFAULT pg_catalog.now())
 RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'track_purchase';
+
+CREATE FUNCTION personalisation.set_consent(
+    session_id text,
+    channel text,
+    granted boolean,
+    occurred_at timestamptz DEFAULT pg_catalog.now(),
+    event_id text DEFAULT NULL)
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'set_consent';

@@ -36,8 +36,12 @@ CREATE INDEX products_category_idx ON personalisation.products (category_id);
 -- A profile is one person: anonymous until a login identifies it.
 CREATE SEQUENCE personalisation.profile_id_seq;
 CREATE TABLE personalisation.profiles (
-    profile_id  bigint PRIMARY KEY DEFAULT nextval('personalisation.profile_id_seq'),
-    created_at  timestamptz NOT NULL
+    profile_id        bigint PRIMARY KEY DEFAULT nextval('personalisation.profile_id_seq'),
+    created_at        timestamptz NOT NULL,
+    customer_id       text UNIQUE,          -- NULL while anonymous
+    email             text,
+    email_consent     boolean NOT NULL DEFAULT false,
+    email_consent_at  timestamptz           -- when email_consent last changed
 );
 ALTER SEQUENCE personalisation.profile_id_seq OWNED BY personalisation.profiles.profile_id;
 
@@ -48,9 +52,11 @@ CREATE TABLE personalisation.sessions (
     session_id   text PRIMARY KEY,
     profile_id   bigint NOT NULL,
     started_at   timestamptz NOT NULL,
-    last_seen_at timestamptz NOT NULL,
-    event_count  bigint NOT NULL DEFAULT 0
-);
+    last_seen_at timestamptz NOT NULL,     -- advanced at most once a minute
+    -- push consent belongs to the browser that granted it, so it lives on the session
+    push_consent    boolean NOT NULL DEFAULT false,
+    push_consent_at timestamptz
+) WITH (fillfactor = 70);  -- room for HOT updates: every event touches its session
 CREATE INDEX sessions_profile_idx ON personalisation.sessions (profile_id);
 
 -- Append-only event log, one partition per UTC day (see maintain_partitions).
@@ -114,3 +120,15 @@ CREATE TABLE personalisation.order_lines (
     PRIMARY KEY (order_id, product_id)
 );
 CREATE INDEX order_lines_product_idx ON personalisation.order_lines (product_id);
+
+-- Every consent change ever recorded, in the order the shop reported them.
+CREATE TABLE personalisation.consent_history (
+    profile_id  bigint NOT NULL,
+    change_id   bigint GENERATED ALWAYS AS IDENTITY,
+    session_id  text NOT NULL,
+    channel     text NOT NULL CHECK (channel IN ('push', 'email')),
+    granted     boolean NOT NULL,
+    occurred_at timestamptz NOT NULL,
+    event_id    text,
+    PRIMARY KEY (profile_id, change_id)
+);

@@ -17,6 +17,7 @@ int			MaxOrderLines = 500;
 int			ComplementMinCoOrders = 2;
 int			ComplementWindowMinutes = 0;
 int			ComplementBasketCap = 50;
+char	   *BlockedIdentifiers = NULL;
 bool		PersonalisationPreloaded = false;
 
 void		_PG_init(void);
@@ -102,6 +103,14 @@ DefineGucs(void)
 							50, 2, 1000,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomStringVariable("personalisation.blocked_identifiers",
+							   "Extra placeholder values identify() refuses as session, customer or email identifiers.",
+							   "A comma-separated list compared case-insensitively, surrounding blanks ignored. "
+							   "Blank values, '0', 'null', 'undefined' and 'anonymous' are always refused.",
+							   &BlockedIdentifiers,
+							   "",
+							   PGC_SUSET, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("personalisation");
 }

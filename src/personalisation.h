@@ -23,6 +23,7 @@ extern int	MaxOrderLines;
 extern int	ComplementMinCoOrders;
 extern int	ComplementWindowMinutes;
 extern int	ComplementBasketCap;
+extern char *BlockedIdentifiers;
 extern bool PersonalisationPreloaded;
 
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
@@ -50,6 +51,7 @@ typedef struct SavedStatement
 extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 					  bool read_only, long count);
 extern Portal OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls);
+extern bool TextEqual(text *left, text *right);
 extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
@@ -74,15 +76,37 @@ typedef struct TrackedEvent
 
 /* events.c */
 extern int64 TouchSession(text *session_id, TimestampTz occurred_at);
+extern bool ClaimEventKey(text *event_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
 
 /* complement.c */
 extern void CountPurchase(text *order_id, TimestampTz occurred_at, Datum product_ids);
 extern void UncountOrder(text *order_id, TimestampTz occurred_at);
+/*
+ * identity.c: one merge of an anonymous profile into a customer's profile,
+ * as handed to each merge step's move and undo (see MergeSteps[] there).
+ */
+typedef struct Merge
+{
+	int64		merge_id;
+	int64		from_profile_id;	/* the anonymous profile */
+	int64		into_profile_id;	/* the customer's profile */
+	TimestampTz merged_at;		/* when the login happened */
+} Merge;
+
+/*
+ * A merge step's statement: $1 merge_id, $2 from_profile_id,
+ * $3 into_profile_id, $4 merged_at.  Run it with ExecMergeStatement.
+ */
+#define MERGE_STATEMENT(sql) {(sql), 4, {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}, NULL}
+
+extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
+extern void LockSessionForEvent(text *session_id);
 
 /* partitions.c */
-extern void EnsureEventPartition(TimestampTz occurred_at);
+extern int64 EnsureEventPartition(TimestampTz occurred_at);
+extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
 
 #endif							/* PERSONALISATION_H */

@@ -266,7 +266,8 @@ OrderAlreadyRecorded(text *order_id, text *session_id, OrderItems *items)
 	items->product_ids, items->quantities, items->unit_prices};
 	bool		isnull;
 
-	ExecSaved(&SameOrderStatement, values, NULL, true, 0);
+	/* not read-only: a fresh snapshot sees an original committed while we waited */
+	ExecSaved(&SameOrderStatement, values, NULL, false, 0);
 	if (SPI_processed == 0)
 		return false;
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))

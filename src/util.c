@@ -103,6 +103,19 @@ CheckIdentifierText(text *value, const char *argname)
 }
 
 /*
+ * TextEqual reports whether two texts hold the same bytes.  Identifiers are
+ * compared this way everywhere, whatever the database's collation.
+ */
+bool
+TextEqual(text *left, text *right)
+{
+	int			len = VARSIZE_ANY_EXHDR(left);
+
+	return len == VARSIZE_ANY_EXHDR(right) &&
+		memcmp(VARDATA_ANY(left), VARDATA_ANY(right), len) == 0;
+}
+
+/*
  * RequireIdentifier returns argument argno as text, refusing NULL and every
  * value CheckIdentifierText refuses.
  */

@@ -19,7 +19,7 @@ trap 'stop_cluster' EXIT
 mkdir -p "$WORK/regress"
 cp -r "$REPO_DIR/test/sql" "$WORK/regress/sql"
 cp -r "$REPO_DIR/expected" "$WORK/regress/expected"
-TESTS=$(cd "$WORK/regress/sql" && ls *.sql | sed 's/\.sql$//' | sort)
+TESTS=$(make -s -C "$REPO_DIR" print-regress)
 
 status=0
 echo "== pg_regress"
@@ -36,8 +36,10 @@ pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
 
 if [ $status -ne 0 ]; then
     echo "== server log (last 50 lines)"; tail -n 50 "$CLUSTER_DIR/server.log"
-    echo "FAILED"
+    echo "FAILED (files kept in $WORK)"
 else
-    rm -rf "$WORK/regress"
+    stop_cluster
+    rm -rf "$WORK"
+    echo "PASSED"
 fi
 exit $status

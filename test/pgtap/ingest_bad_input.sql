@@ -1,0 +1,83 @@
+-- Every kind of bad input to the tracking functions gets a clear error with a
+-- documented SQLSTATE and leaves every table exactly as it was.
+BEGIN;
+SET LOCAL personalisation.event_retention = '36500d';
+SELECT plan(64);
+
+INSERT INTO personalisation.categories VALUES ('bi-root', NULL, 'Root'), ('bi-cat', 'bi-root', 'Cat');
+INSERT INTO personalisation.products (product_id, category_id, name, price)
+VALUES ('bi-p1', 'bi-cat', 'P1', 10), ('bi-p2', 'bi-root', 'P2', 20);
+SELECT personalisation.track_purchase('bi-s', 'bi-o1',
+  '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 10}]', now() - interval '1 hour');
+
+-- A fingerprint of every table ingestion writes to.
+CREATE FUNCTION pg_temp.ingest_state() RETURNS text LANGUAGE sql AS $$
+  SELECT md5(concat_ws('|',
+    (SELECT string_agg(s::text, ',' ORDER BY session_id) FROM personalisation.sessions s),
+    (SELECT string_agg(p::text, ',' ORDER BY profile_id) FROM personalisation.profiles p),
+    (SELECT string_agg(e::text, ',' ORDER BY e::text) FROM personalisation.events e),
+    (SELECT string_agg(k::text, ',' ORDER BY event_id) FROM personalisation.event_keys k),
+    (SELECT string_agg(c::text, ',' ORDER BY profile_id, product_id) FROM personalisation.cart_lines c),
+    (SELECT string_agg(c::text, ',' ORDER BY profile_id) FROM personalisation.carts c),
+    (SELECT string_agg(o::text, ',' ORDER BY order_id) FROM personalisation.orders o),
+    (SELECT string_agg(l::text, ',' ORDER BY order_id, product_id) FROM personalisation.order_lines l),
+    (SELECT string_agg(h::text, ',' ORDER BY profile_id, change_id) FROM personalisation.consent_history h)))
+$$;
+
+-- refused(call, sqlstate, message): the call fails as described and changes nothing.
+CREATE FUNCTION pg_temp.refused(call text, state text, message text) RETURNS SETOF text LANGUAGE plpgsql AS $$
+DECLARE
+  before text := pg_temp.ingest_state();
+BEGIN
+  RETURN NEXT throws_ok(call, state, message, call || ' is refused');
+  RETURN NEXT is(pg_temp.ingest_state(), before, call || ' writes nothing');
+END $$;
+
+-- identifiers
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view(NULL)$$, '22004', 'session_id must not be null');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('')$$, '22023', 'session_id must not be empty');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('   ')$$, '22023', 'session_id must not be empty');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view(repeat('x', 300))$$, '22001', 'session_id is too long');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view(E'bi\nsession')$$, '22023', 'session_id contains a control character');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('bi-s', event_id => '')$$, '22023', 'event_id must not be empty');
+
+-- catalogue
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('bi-s', 'no-such-cat')$$, '23503', 'category "no-such-cat" is not in the catalogue');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('bi-s', NULL, 'no-such-product')$$, '23503', 'product "no-such-product" is not in the catalogue');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('bi-s', 'bi-root', 'bi-p1')$$, '22023', 'product "bi-p1" is not in category "bi-root"');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'no-such-product')$$, '23503', 'product "no-such-product" is not in the catalogue');
+
+-- quantities
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', 0)$$, '22023', 'quantity 0 is not positive');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', -2)$$, '22023', 'quantity -2 is not positive');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', NULL)$$, '22004', 'quantity must not be null');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_remove('bi-s', 'bi-p1', 0)$$, '22023', 'quantity 0 is not positive');
+
+-- time
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('bi-s', occurred_at => now() + interval '1 day')$$, '22008', NULL);
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('bi-s', occurred_at => 'infinity')$$, '22008', 'occurred_at must be a finite timestamp');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('bi-s', occurred_at => NULL)$$, '22004', 'occurred_at must not be null');
+
+-- purchases
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', NULL)$$, '22004', 'purchase items must not be null');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '{"product_id": "bi-p1"}')$$, '22023', 'purchase items must be a JSON array');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '3')$$, '22023', 'purchase items must be a JSON array');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[]')$$, '22023', 'purchase items must not be empty');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '["bi-p1"]')$$, '22023', 'purchase item 1 is not a JSON object');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"quantity": 1, "unit_price": 1}]')$$, '22023', 'purchase item 1 has no "product_id"');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "unit_price": 1}]')$$, '22023', 'purchase item 1 has no "quantity"');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1}]')$$, '22023', 'purchase item 1 has no "unit_price"');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": -5}]')$$, '22023', 'purchase item 1 has unit_price -5, which is negative');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1.5, "unit_price": 5}]')$$, '22023', 'purchase item 1 has quantity 1.5, which is not a positive whole number');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": "2", "unit_price": 5}]')$$, '22023', 'purchase item 1 has a quantity that is not a number');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 5}, {"product_id": "bi-p1", "quantity": 2, "unit_price": 5}]')$$, '22023', 'purchase lists product "bi-p1" more than once');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 5}, {"product_id": "nope", "quantity": 1, "unit_price": 5}]')$$, '23503', 'product "nope" is not in the catalogue');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o1', '[{"product_id": "bi-p1", "quantity": 2, "unit_price": 10}]')$$, '23505', 'order "bi-o1" was already recorded with different contents');
+
+-- and the good paths still work after all that
+SELECT lives_ok($$SELECT personalisation.track_purchase('bi-s', 'bi-o1', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 10.00}]')$$,
+  'a retry of the recorded order is accepted');
+SELECT is((SELECT count(*) FROM personalisation.orders WHERE order_id = 'bi-o1'), 1::bigint, 'and records it once');
+
+SELECT * FROM finish();
+ROLLBACK;
