@@ -327,29 +327,20 @@ static SavedStatement ProductsOrdersStatement = {
  * in the order of its co_orders index, so that a reader stops after the rows
  * it needs however many partners the product has.
  */
-static SavedStatement PartnersAboveStatement = {
-	.sql = "SELECT c.product_b, c.co_orders"
-	"  FROM personalisation.complement_pairs c"
-	" WHERE c.product_a = $1 COLLATE \"C\" AND c.co_orders >= $2"
-	"   AND EXISTS (SELECT FROM personalisation.products p"
-	"                WHERE p.product_id = c.product_b COLLATE \"default\" AND p.in_stock)"
-	" ORDER BY c.co_orders DESC",
-	.nargs = 2,
-	.argtypes = {TEXTOID, INT8OID},
-	.cursor_options = CURSOR_OPT_FAST_PLAN,
-};
+#define PARTNERS_STATEMENT(side, other) { \
+	.sql = "SELECT c." other ", c.co_orders" \
+	"  FROM personalisation.complement_pairs c" \
+	" WHERE c." side " = $1 COLLATE \"C\" AND c.co_orders >= $2" \
+	"   AND EXISTS (SELECT FROM personalisation.products p" \
+	"                WHERE p.product_id = c." other " COLLATE \"default\" AND p.in_stock)" \
+	" ORDER BY c.co_orders DESC", \
+	.nargs = 2, \
+	.argtypes = {TEXTOID, INT8OID}, \
+	.cursor_options = CURSOR_OPT_FAST_PLAN, \
+}
 
-static SavedStatement PartnersBelowStatement = {
-	.sql = "SELECT c.product_a, c.co_orders"
-	"  FROM personalisation.complement_pairs c"
-	" WHERE c.product_b = $1 COLLATE \"C\" AND c.co_orders >= $2"
-	"   AND EXISTS (SELECT FROM personalisation.products p"
-	"                WHERE p.product_id = c.product_a COLLATE \"default\" AND p.in_stock)"
-	" ORDER BY c.co_orders DESC",
-	.nargs = 2,
-	.argtypes = {TEXTOID, INT8OID},
-	.cursor_options = CURSOR_OPT_FAST_PLAN,
-};
+static SavedStatement PartnersAboveStatement = PARTNERS_STATEMENT("product_a", "product_b");
+static SavedStatement PartnersBelowStatement = PARTNERS_STATEMENT("product_b", "product_a");
 
 static SavedStatement CartStatement = {
 	.sql = "SELECT ARRAY(SELECT product_id FROM personalisation.cart_lines"
@@ -1028,6 +1019,22 @@ WindowStart(TimestampTz now)
 }
 
 /*
+ * ReturnRecord returns the calling function's composite result, built from
+ * int8 values, one per column.
+ */
+static Datum
+ReturnRecord(FunctionCallInfo fcinfo, Datum *values)
+{
+	TupleDesc	tupdesc;
+	bool	   *nulls;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	nulls = palloc0(sizeof(bool) * tupdesc->natts);
+	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls));
+}
+
+/*
  * rebuild_complementarity recomputes every count from the order history:
  * the orders placed since the window's start (seen from now) that are not
  * refunded, with the current basket cap, aggregated in memory and written
@@ -1041,16 +1048,11 @@ rebuild_complementarity(PG_FUNCTION_ARGS)
 {
 	TimestampTz now = RequireNow(fcinfo, 0);
 	TimestampTz since = WindowStart(now);
-	TupleDesc	tupdesc;
 	Aggregation *agg;
 	PairEntry  *pairs;
 	int64		npairs;
 	Datum	   *texts;
 	Datum		result[3];
-	bool		nulls[3] = {false, false, false};
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 
 	RequireReadCommitted("rebuild_complementarity");
 	SPI_connect();
@@ -1094,7 +1096,7 @@ rebuild_complementarity(PG_FUNCTION_ARGS)
 	MemoryContextDelete(agg->context);
 	SPI_finish();
 
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), result, nulls)));
+	return ReturnRecord(fcinfo, result);
 }
 
 /*
@@ -1130,14 +1132,9 @@ maintain_complementarity(PG_FUNCTION_ARGS)
 {
 	TimestampTz now = RequireNow(fcinfo, 0);
 	TimestampTz since = WindowStart(now);
-	TupleDesc	tupdesc;
 	CountState	state;
 	int64		expired = 0;
 	Datum		result[2];
-	bool		nulls[2] = {false, false};
-
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		elog(ERROR, "return type must be a row type");
 
 	RequireReadCommitted("maintain_complementarity");
 	SPI_connect();
@@ -1157,7 +1154,7 @@ maintain_complementarity(PG_FUNCTION_ARGS)
 	result[1] = Int64GetDatum(FoldStripes());
 	SPI_finish();
 
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), result, nulls)));
+	return ReturnRecord(fcinfo, result);
 }
 
 /*
@@ -1227,15 +1224,7 @@ ProductCounts(text *product_id, int64 *product_orders, int64 *all_orders)
 static int
 CompareTexts(Datum a, Datum b)
 {
-	text	   *left = DatumGetTextPP(a);
-	text	   *right = DatumGetTextPP(b);
-	int			left_len = VARSIZE_ANY_EXHDR(left);
-	int			right_len = VARSIZE_ANY_EXHDR(right);
-	int			cmp = memcmp(VARDATA_ANY(left), VARDATA_ANY(right), Min(left_len, right_len));
-
-	if (cmp != 0)
-		return cmp;
-	return (left_len > right_len) - (left_len < right_len);
+	return TextCompare(DatumGetTextPP(a), DatumGetTextPP(b));
 }
 
 /*

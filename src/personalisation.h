@@ -52,6 +52,7 @@ extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls
 					  bool read_only, long count);
 extern Portal OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls);
 extern bool TextEqual(text *left, text *right);
+extern int	TextCompare(text *left, text *right);
 extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);

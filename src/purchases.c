@@ -120,15 +120,7 @@ ItemField(JsonbContainer *item, const char *key, int line)
 static int
 CompareLines(const void *a, const void *b)
 {
-	text	   *left = ((const OrderLine *) a)->product_id;
-	text	   *right = ((const OrderLine *) b)->product_id;
-	int			left_len = VARSIZE_ANY_EXHDR(left);
-	int			right_len = VARSIZE_ANY_EXHDR(right);
-	int			cmp = memcmp(VARDATA_ANY(left), VARDATA_ANY(right), Min(left_len, right_len));
-
-	if (cmp != 0)
-		return cmp;
-	return (left_len > right_len) - (left_len < right_len);
+	return TextCompare(((const OrderLine *) a)->product_id, ((const OrderLine *) b)->product_id);
 }
 
 /*

@@ -116,6 +116,23 @@ TextEqual(text *left, text *right)
 }
 
 /*
+ * TextCompare orders two texts by their bytes (the "C" collation's order),
+ * returning <0, 0 or >0: the order identifiers are sorted in wherever rows
+ * are locked one after another.
+ */
+int
+TextCompare(text *left, text *right)
+{
+	int			left_len = VARSIZE_ANY_EXHDR(left);
+	int			right_len = VARSIZE_ANY_EXHDR(right);
+	int			cmp = memcmp(VARDATA_ANY(left), VARDATA_ANY(right), Min(left_len, right_len));
+
+	if (cmp != 0)
+		return cmp;
+	return (left_len > right_len) - (left_len < right_len);
+}
+
+/*
  * RequireIdentifier returns argument argno as text, refusing NULL and every
  * value CheckIdentifierText refuses.
  */
