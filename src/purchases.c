@@ -273,8 +273,9 @@ OrderAlreadyRecorded(text *order_id, text *session_id, OrderItems *items)
 }
 
 /*
- * track_purchase records an order: its lines, a purchase event, and the
- * removal of the purchased products from the buyer's cart.  Calls for one
+ * track_purchase records an order: its lines, its complementarity counts
+ * (CountPurchase), a purchase event, and the removal of the purchased
+ * products from the buyer's cart.  Calls for one
  * order id are serialised, so a retry racing the original still records
  * the order once.
  */
