@@ -1,23 +1,19 @@
--- Synthetic shop history for the complementarity benchmarks: 20,000 products
--- in 2,000 families of 10, and orders :first .. :last of 1-8 lines each.  An
--- order picks a family (skewed towards the first ones) and takes each line
--- from it with probability 0.7, otherwise from the whole catalogue (skewed
--- towards the first products), so that pairs have the long-tailed
--- distribution of a real shop.  Orders are written straight to the tables,
--- as a bulk load of history would be, spread over the last 90 days.
-INSERT INTO personalisation.products (product_id, name, price, in_stock)
-SELECT 'p' || lpad(i::text, 5, '0'), 'Product ' || i, 10 + i % 90, i % 50 <> 7
-  FROM generate_series(0, 19999) AS i
-ON CONFLICT (product_id) DO NOTHING;
-
+-- Synthetic order history for the complementarity benchmarks, over the
+-- 20,000-product catalogue of common.sh (p1 .. p20000), read as 2,000
+-- families of 10: orders :first .. :last of 1-8 lines each.  An order picks a
+-- family (skewed towards the first ones) and takes each line from it with
+-- probability 0.7, otherwise from the whole catalogue (skewed towards the
+-- first products), so that pairs have the long-tailed distribution of a real
+-- shop.  Orders are written straight to the tables, as a bulk load of history
+-- would be, spread over the last 90 days.
 INSERT INTO personalisation.orders (order_id, profile_id, session_id, occurred_at, line_count, total)
 SELECT 'o' || i, i % 50000, 's' || i % 50000, now() - random() * interval '90 days', 0, 0
   FROM generate_series(:first, :last) AS i;
 
 INSERT INTO personalisation.order_lines (order_id, product_id, quantity, unit_price)
 SELECT 'o' || o.i,
-       'p' || lpad((CASE WHEN random() < 0.7 THEN o.family * 10 + (o.start + 3 * j) % 10
-                         ELSE floor(20000 * random() ^ 3)::int END)::text, 5, '0'),
+       'p' || (1 + CASE WHEN random() < 0.7 THEN o.family * 10 + (o.start + 3 * j) % 10
+                        ELSE floor(20000 * random() ^ 3)::int END),
        1, 10
   FROM (SELECT i, floor(2000 * random() ^ 2)::int AS family, floor(random() * 10)::int AS start,
                1 + floor(random() * 8)::int AS lines

@@ -9,6 +9,6 @@ SELECT personalisation.track_purchase(
     'bench-s' || :session,
     'bench-o' || nextval('bench_order_ids'),
     (SELECT jsonb_agg(jsonb_build_object(
-                'product_id', 'p' || lpad((:family * 10 + (:start + 3 * j) % 10)::text, 5, '0'),
+                'product_id', 'p' || (1 + :family * 10 + (:start + 3 * j) % 10),
                 'quantity', 1, 'unit_price', 10))
        FROM generate_series(0, :lines - 1) AS j));

@@ -95,6 +95,13 @@ CREATE FUNCTION personalisation.pause_complementarity()
 RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pause_complementarity';
 
+REVOKE ALL ON FUNCTION personalisation.track_refund(text, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.also_bought(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.recommend_for_cart(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.rebuild_complementarity(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.maintain_complementarity(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.pause_complementarity() FROM PUBLIC;
+
 -- The counts start from the orders already recorded, with the configured
 -- window and basket cap.
 SELECT personalisation.rebuild_complementarity();

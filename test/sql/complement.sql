@@ -4,6 +4,13 @@
 -- fixed timestamps in the past: widen the retention so they are accepted
 SET personalisation.event_retention = '36500d';
 SET timezone = 'UTC';
+-- nothing here is granted to PUBLIC
+SELECT p.proname, has_function_privilege('public', p.oid, 'EXECUTE') AS public_execute
+  FROM pg_proc p
+ WHERE p.pronamespace = 'personalisation'::regnamespace
+   AND p.proname IN ('track_refund', 'also_bought', 'recommend_for_cart', 'rebuild_complementarity',
+                     'maintain_complementarity', 'pause_complementarity')
+ ORDER BY 1;
 -- a rebuild refuses a transaction snapshot
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT * FROM personalisation.rebuild_complementarity();
