@@ -310,6 +310,7 @@ static SavedStatement ProductCountsStatement = {
 	"  FROM personalisation.products WHERE product_id = $1",
 	.nargs = 1,
 	.argtypes = {TEXTOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
 };
 
 /* Counted orders per product of $1, in the array's order. */
@@ -319,6 +320,7 @@ static SavedStatement ProductsOrdersStatement = {
 	"  FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(p, i) ORDER BY u.i",
 	.nargs = 1,
 	.argtypes = {TEXTARRAYOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
 };
 
 /*
@@ -336,7 +338,7 @@ static SavedStatement ProductsOrdersStatement = {
 	" ORDER BY c.co_orders DESC", \
 	.nargs = 2, \
 	.argtypes = {TEXTOID, INT8OID}, \
-	.cursor_options = CURSOR_OPT_FAST_PLAN, \
+	.cursor_options = CURSOR_OPT_FAST_PLAN | CURSOR_OPT_GENERIC_PLAN, \
 }
 
 static SavedStatement PartnersAboveStatement = PARTNERS_STATEMENT("product_a", "product_b");

@@ -35,8 +35,10 @@ extern bool PersonalisationPreloaded;
 /*
  * A statement prepared once per backend on first use and kept across
  * transactions; the plan cache revalidates it when the tables change.
- * cursor_options (CURSOR_OPT_*) shape the plan of a statement read through
- * OpenSavedCursor.
+ * cursor_options (CURSOR_OPT_*) shape its plan: CURSOR_OPT_FAST_PLAN for a
+ * statement read through OpenSavedCursor and stopped early,
+ * CURSOR_OPT_GENERIC_PLAN for a hot statement whose best plan does not
+ * depend on its arguments, so that it is never planned again per call.
  */
 typedef struct SavedStatement
 {
