@@ -11,6 +11,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -21,6 +22,16 @@ extern int	PartitionPremakeDays;
 extern int	MaxClockSkewSeconds;
 extern int	MaxOrderLines;
 extern bool PersonalisationPreloaded;
+extern int	AbandonAfterMinutes;
+extern int	FrequencyCap;
+extern char *QuietHours;
+extern char *QuietHoursTimezone;
+extern double JourneyHoldoutPercent;
+extern int	OutboxMaxAttempts;
+extern int	RetryBackoffSeconds;
+extern int	CouponValidityMinutes;
+extern int	AttributionWindowMinutes;
+extern int	SocialProofWindowMinutes;
 
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
@@ -70,6 +81,23 @@ extern int64 TouchSession(text *session_id, TimestampTz occurred_at);
 extern bool ClaimEventKey(text *event_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
+
+/* journey.c: the sequence clock, shared by run_due() and the background worker */
+extern int	RunDue(TimestampTz now, int max_runs, bool *more);
+
+/* journey_hooks.c: exit rules fired by tracked events, and profile merges */
+extern void JourneyCartChanged(int64 profile_id);
+extern void JourneyPurchase(int64 profile_id, TimestampTz occurred_at);
+extern void JourneyConsentWithdrawn(int64 profile_id, text *session_id, const char *channel,
+									TimestampTz occurred_at);
+extern void JourneyMergeProfiles(int64 from_profile, int64 to_profile);
+extern void JourneyUnmergeProfiles(int64 from_profile, int64 to_profile);
+
+/* journey_steps.c: the quiet-hours settings */
+extern bool CheckQuietHours(char **newval, void **extra, GucSource source);
+extern void AssignQuietHours(const char *newval, void *extra);
+extern bool CheckQuietHoursTimezone(char **newval, void **extra, GucSource source);
+extern void AssignQuietHoursTimezone(const char *newval, void *extra);
 
 /* partitions.c */
 extern void EnsureEventPartition(TimestampTz occurred_at);

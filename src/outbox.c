@@ -1,0 +1,349 @@
+/*
+ * outbox.c
+ *		The outbound queue: writing a journey's message exactly once per
+ *		(run, step), withdrawing queued messages when an exit rule fires, and
+ *		the delivery workers' side: claim_messages (leases, FOR UPDATE SKIP
+ *		LOCKED, exit rules and consent re-checked at claim), ack_message and
+ *		fail_message (exponential backoff, dead-lettering).
+ *
+ *		A message is pending until claimed; a claim is a lease until
+ *		lease_until, after which another claim may take the message again.
+ *		attempts counts claims: a message whose lease lapses, or that fails,
+ *		with personalisation.max_attempts claims spent is dead-lettered.
+ */
+#include "journey.h"
+
+#include "catalog/pg_type.h"
+#include "funcapi.h"
+#include "utils/builtins.h"
+
+PG_FUNCTION_INFO_V1(claim_messages);
+PG_FUNCTION_INFO_V1(ack_message);
+PG_FUNCTION_INFO_V1(fail_message);
+
+/* Longest consumer name accepted, in bytes. */
+#define MAX_CONSUMER_BYTES 200
+
+/* Most messages one claim_messages call hands out. */
+#define MAX_CLAIM 10000
+
+static SavedStatement EnqueueStatement = {
+	"INSERT INTO personalisation.outbox"
+	" (profile_id, run_id, step, journey, channel, template, session_id, payload, available_at, created_at)"
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
+	" ON CONFLICT (profile_id, run_id, step) DO NOTHING RETURNING message_id",
+	9, {INT8OID, INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
+};
+
+static SavedStatement WithdrawStatement = {
+	"UPDATE personalisation.outbox SET status = $3, reason = $4, finished_at = $5"
+	" WHERE profile_id = $1 AND run_id = ANY ($2) AND status = 'pending'",
+	5, {INT8OID, INT8ARRAYOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+};
+
+/*
+ * $1 consumer, $2 now, $3 how many, $4 lease, $5 max attempts.  Each picked
+ * message is claimed, or, when its run's exit rules or its channel's consent
+ * now forbid it, cancelled or suppressed; a lapsed lease with every attempt
+ * spent dead-letters it.  Claiming changes no indexed column (queued stays
+ * true), so it is a HOT update.
+ */
+static SavedStatement ClaimStatement = {
+	"WITH picked AS ("
+	"    SELECT o.message_id, o.profile_id, o.run_id, o.channel, o.status, o.attempts, o.claimed_by"
+	"      FROM personalisation.outbox o"
+	"     WHERE o.queued AND o.available_at <= $2 AND (o.status = 'pending' OR o.lease_until <= $2)"
+	"     ORDER BY o.available_at"
+	"     LIMIT $3"
+	"       FOR UPDATE SKIP LOCKED"
+	"), verdicts AS ("
+	"    SELECT p.message_id, p.profile_id, p.attempts, p.claimed_by,"
+	"           CASE WHEN p.status = 'claimed' AND p.attempts >= $5 THEN 'dead'"
+	"                WHEN c.exit_reason IS NOT NULL THEN 'cancelled'"
+	"                WHEN refusal IS NOT NULL THEN 'suppressed'"
+	"                ELSE 'claimed' END AS status,"
+	"           CASE WHEN p.status = 'claimed' AND p.attempts >= $5 THEN NULL"
+	"                ELSE coalesce(c.exit_reason, refusal) END AS reason"
+	"      FROM picked p"
+	"      LEFT JOIN personalisation.journey_run_checks c"
+	"             ON c.profile_id = p.profile_id AND c.run_id = p.run_id"
+	"      CROSS JOIN LATERAL (SELECT CASE p.channel WHEN 'push' THEN c.push_refusal"
+	"                                 ELSE c.email_refusal END AS refusal) r"
+	")"
+	" UPDATE personalisation.outbox o"
+	"    SET status = v.status,"
+	"        attempts = o.attempts + CASE WHEN v.status = 'claimed' THEN 1 ELSE 0 END,"
+	"        claimed_by = CASE WHEN v.status = 'claimed' THEN $1 ELSE o.claimed_by END,"
+	"        lease_until = CASE WHEN v.status = 'claimed' THEN $2 + $4 END,"
+	"        finished_at = CASE WHEN v.status <> 'claimed' THEN $2 END,"
+	"        reason = v.reason,"
+	"        last_error = CASE WHEN v.status = 'dead'"
+	"                          THEN 'lease of ' || v.claimed_by || ' lapsed on attempt ' || v.attempts"
+	"                          ELSE o.last_error END"
+	"   FROM verdicts v"
+	"  WHERE o.message_id = v.message_id AND o.profile_id = v.profile_id"
+	" RETURNING o.*",
+	5, {TEXTOID, TIMESTAMPTZOID, INT4OID, INTERVALOID, INT4OID}
+};
+
+static SavedStatement AckStatement = {
+	"UPDATE personalisation.outbox SET status = 'delivered', finished_at = $2, lease_until = NULL"
+	" WHERE message_id = $1 AND status = 'claimed' RETURNING 1",
+	2, {INT8OID, TIMESTAMPTZOID}
+};
+
+/* $1 message, $2 error, $3 now, $4 max attempts, $5 backoff base. */
+static SavedStatement FailStatement = {
+	"UPDATE personalisation.outbox"
+	"   SET status = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'pending' END,"
+	"       available_at = CASE WHEN attempts >= $4 THEN available_at"
+	"                      ELSE $3 + $5 * pg_catalog.power(2::float8, least(attempts - 1, 20)) END,"
+	"       finished_at = CASE WHEN attempts >= $4 THEN $3 END,"
+	"       last_error = $2, lease_until = NULL"
+	" WHERE message_id = $1 AND status = 'claimed' RETURNING status",
+	5, {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID, INTERVALOID}
+};
+
+static SavedStatement MessageStatusStatement = {
+	"SELECT status FROM personalisation.outbox WHERE message_id = $1",
+	1, {INT8OID}
+};
+
+/*
+ * OutboxEnqueue writes the step's message, available at once, and returns
+ * its id; it returns 0 when the (run, step) already has its message, which
+ * the unique constraint guarantees can only ever be written once.
+ */
+int64
+OutboxEnqueue(RunStep *step, Datum payload, TimestampTz now)
+{
+	Datum		values[9] = {Int64GetDatum(step->profile_id), Int64GetDatum(step->run_id),
+		Int32GetDatum(step->step), PointerGetDatum(step->journey),
+		CStringGetTextDatum(step->channel), PointerGetDatum(step->template),
+	PointerGetDatum(step->session_id), payload, TimestampTzGetDatum(now)};
+	bool		isnull;
+
+	ExecSaved(&EnqueueStatement, values, NULL, false, 0);
+	if (SPI_processed == 0)
+		return 0;
+	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+}
+
+/*
+ * OutboxWithdraw takes the still-pending messages of the given runs (an
+ * int8[]) out of the queue with the given status (cancelled or suppressed)
+ * and reason.  A message already claimed is left to its worker: the claim
+ * was handed out before the rule fired.
+ */
+void
+OutboxWithdraw(int64 profile_id, Datum run_ids, const char *status, const char *reason,
+			   TimestampTz at)
+{
+	Datum		values[5] = {Int64GetDatum(profile_id), run_ids, CStringGetTextDatum(status),
+	CStringGetTextDatum(reason), TimestampTzGetDatum(at)};
+
+	ExecSaved(&WithdrawStatement, values, NULL, false, 0);
+}
+
+/*
+ * RequireTime returns argument argno as a finite timestamp, refusing NULL
+ * and infinity.
+ */
+static TimestampTz
+RequireTime(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	TimestampTz value;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname),
+				 errhint("Omit %s to use now(), or pass the time to act as of.", argname)));
+	value = PG_GETARG_TIMESTAMPTZ(argno);
+	if (TIMESTAMP_NOT_FINITE(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("%s must be a finite timestamp", argname),
+				 errdetail("The value given is \"%s\".", timestamptz_to_str(value)),
+				 errhint("Omit %s to use now(), or pass the time to act as of.", argname)));
+	return value;
+}
+
+/*
+ * RequireMessageId returns argument argno as a message id, refusing NULL.
+ */
+static int64
+RequireMessageId(FunctionCallInfo fcinfo, int argno)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("message_id must not be null"),
+				 errhint("Pass the message_id of a message claim_messages handed out.")));
+	return PG_GETARG_INT64(argno);
+}
+
+/*
+ * RequireClaimed explains why a message that ack_message or fail_message
+ * was given is not claimed: unknown, or in another state.  It returns only
+ * for an acknowledgement of a message already delivered: a retried ack.
+ */
+static void
+RequireClaimed(int64 message_id, const char *action)
+{
+	Datum		values[1] = {Int64GetDatum(message_id)};
+	char	   *status;
+
+	ExecSaved(&MessageStatusStatement, values, NULL, false, 1);
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("message " INT64_FORMAT " is not in the outbox", message_id),
+				 errhint("Pass the message_id of a message claim_messages handed out.")));
+	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (strcmp(status, "delivered") == 0 && strcmp(action, "acknowledged") == 0)
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("message " INT64_FORMAT " cannot be %s", message_id, action),
+			 errdetail("The message is %s, not claimed.", status),
+			 errhint("Only a message handed out by claim_messages, and not yet acknowledged or failed, can be %s.",
+					 action)));
+}
+
+/*
+ * claim_messages hands out up to max_messages available messages to the
+ * consumer, each leased until now + lease, oldest first.  Concurrent
+ * consumers never receive the same message: rows locked by another claim
+ * are skipped.  Messages that may no longer be sent are cancelled or
+ * suppressed on the way and not handed out; the claim then reaches further
+ * into the queue so that the caller still gets what is available.
+ */
+Datum
+claim_messages(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *consumer = RequireIdentifier(fcinfo, 0, "consumer");
+	int32		max_messages;
+	Interval   *lease;
+	TimestampTz now = RequireTime(fcinfo, 3, "now");
+	int			claimed = 0;
+	int			status_column;
+
+	if (VARSIZE_ANY_EXHDR(consumer) > MAX_CONSUMER_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("consumer is too long"),
+				 errhint("Consumer names may be at most %d bytes long.", MAX_CONSUMER_BYTES)));
+	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1 || PG_GETARG_INT32(1) > MAX_CLAIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_messages %s is out of range",
+						PG_ARGISNULL(1) ? "NULL" : psprintf("%d", PG_GETARG_INT32(1))),
+				 errhint("Pass a number of messages from 1 to %d.", MAX_CLAIM)));
+	max_messages = PG_GETARG_INT32(1);
+	if (PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("lease must not be null"),
+				 errhint("Pass how long the consumer may take to deliver, such as '5 minutes'.")));
+	lease = PG_GETARG_INTERVAL_P(2);
+	if (lease->month != 0 || lease->day != 0 || lease->time <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("lease %s is not a positive span of hours, minutes or seconds",
+						DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(lease)))),
+				 errhint("Pass how long the consumer may take to deliver, such as '5 minutes'.")));
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	for (;;)
+	{
+		int			wanted = max_messages - claimed;
+		Datum		values[5] = {PointerGetDatum(consumer), TimestampTzGetDatum(now),
+			Int32GetDatum(wanted), IntervalPGetDatum(lease),
+		Int32GetDatum(OutboxMaxAttempts)};
+
+		ExecSaved(&ClaimStatement, values, NULL, false, 0);
+		status_column = SPI_fnumber(SPI_tuptable->tupdesc, "status");
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			char	   *status = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, status_column);
+
+			if (strcmp(status, "claimed") != 0)
+				continue;
+			tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+			claimed++;
+		}
+		/* fewer rows than asked for: the available queue is exhausted */
+		if ((int) SPI_processed < wanted || claimed == max_messages)
+			break;
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_finish();
+
+	return (Datum) 0;
+}
+
+/*
+ * ack_message records that the claimed message was delivered.  It returns
+ * true, or false when the message was already acknowledged (a retried ack
+ * changes nothing); acknowledging a message that is not claimed is refused.
+ */
+Datum
+ack_message(PG_FUNCTION_ARGS)
+{
+	int64		message_id = RequireMessageId(fcinfo, 0);
+	TimestampTz now = RequireTime(fcinfo, 1, "now");
+	Datum		values[2] = {Int64GetDatum(message_id), TimestampTzGetDatum(now)};
+	bool		acknowledged;
+
+	SPI_connect();
+	ExecSaved(&AckStatement, values, NULL, false, 0);
+	acknowledged = SPI_processed == 1;
+	if (!acknowledged)
+		RequireClaimed(message_id, "acknowledged");
+	SPI_finish();
+
+	PG_RETURN_BOOL(acknowledged);
+}
+
+/*
+ * fail_message records that delivering the claimed message failed with the
+ * given error.  The message is retried after personalisation.retry_backoff,
+ * doubled for each earlier attempt, or dead-lettered once it has been
+ * claimed personalisation.max_attempts times; the error is kept either way.
+ * It returns the message's new status, pending or dead.
+ */
+Datum
+fail_message(PG_FUNCTION_ARGS)
+{
+	int64		message_id = RequireMessageId(fcinfo, 0);
+	text	   *error;
+	TimestampTz now = RequireTime(fcinfo, 2, "now");
+	Datum		values[5];
+	bool		dead;
+
+	if (PG_ARGISNULL(1) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("error must not be %s", PG_ARGISNULL(1) ? "null" : "empty"),
+				 errhint("Pass what went wrong, as the delivery service reported it.")));
+	error = PG_GETARG_TEXT_PP(1);
+
+	values[0] = Int64GetDatum(message_id);
+	values[1] = PointerGetDatum(error);
+	values[2] = TimestampTzGetDatum(now);
+	values[3] = Int32GetDatum(OutboxMaxAttempts);
+	values[4] = IntervalFromUsecs((int64) RetryBackoffSeconds * USECS_PER_SEC);
+
+	SPI_connect();
+	ExecSaved(&FailStatement, values, NULL, false, 0);
+	if (SPI_processed == 0)
+		RequireClaimed(message_id, "failed");
+	dead = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "dead") == 0;
+	SPI_finish();
+
+	PG_RETURN_TEXT_P(cstring_to_text(dead ? "dead" : "pending"));
+}
