@@ -112,11 +112,13 @@ CREATE INDEX events_product_idx ON personalisation.events (product_id, occurred_
     WHERE product_id IS NOT NULL;
 
 -- The exit rules and consent of every run, as run_due and claim_messages see
--- them: exit_reason is why the run must stop (NULL: it may go on), and each
--- channel's refusal is why it may not be used (NULL: it may).
+-- them: exit_reason is why the run's messages must stop (NULL: they may go
+-- on), and each channel's refusal is why it may not be used (NULL: it may).
+-- A run ended by a consent withdrawal keeps its messages on channels still
+-- allowed: the refusals speak for the withdrawn ones.
 CREATE VIEW personalisation.journey_run_checks AS
 SELECT r.profile_id, r.run_id,
-       CASE WHEN r.status = 'ended' THEN r.end_reason
+       CASE WHEN r.status = 'ended' AND r.end_reason <> 'consent_withdrawn' THEN r.end_reason
             WHEN j.exit_on_purchase AND EXISTS (
                      SELECT FROM personalisation.orders o
                       WHERE o.profile_id = r.profile_id AND o.occurred_at >= r.episode_at)
