@@ -47,6 +47,12 @@ CREATE FUNCTION personalisation.ack_message(
 RETURNS boolean LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ack_message';
 
+CREATE FUNCTION personalisation.ack_messages(
+    message_ids bigint[],
+    now timestamptz DEFAULT pg_catalog.now())
+RETURNS int LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'ack_messages';
+
 CREATE FUNCTION personalisation.fail_message(
     message_id bigint,
     error text,

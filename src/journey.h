@@ -14,11 +14,8 @@ typedef struct RunStep
 	int64		profile_id;
 	int64		run_id;
 	text	   *journey;
-	text	   *session_id;
 	bool		holdout;		/* the run is in the holdout arm */
 	int32		step;			/* 0 when the run has no step left */
-	char	   *channel;		/* push or email */
-	text	   *template;
 	bool		incentive;		/* the payload carries a coupon */
 	TimestampTz due_at;			/* when the step falls due */
 	TimestampTz baseline;		/* when it should go out: due, postponed, or after the last message */
@@ -40,7 +37,6 @@ extern void IssueCoupon(RunStep *step, const char *code, TimestampTz issued_at,
 						TimestampTz expires_at);
 
 /* outbox.c */
-extern int64 OutboxEnqueue(RunStep *step, Datum payload, TimestampTz now);
 extern void OutboxWithdraw(int64 profile_id, Datum run_ids, const char *status,
 						   const char *reason, TimestampTz at);
 

@@ -28,8 +28,7 @@ static pg_tz *QuietHoursZone = NULL;
 #define MAX_STEPS_PER_VISIT 100
 
 static SavedStatement LoadRunStepStatement = {
-	"SELECT r.journey, r.session_id, r.arm = 'holdout',"
-	"       s.step, s.channel, s.template, 'incentive' = ANY (s.blocks),"
+	"SELECT r.journey, r.arm = 'holdout', s.step, 'incentive' = ANY (s.blocks),"
 	"       s.due_at, greatest(r.next_due_at, s.due_at),"
 	"       $3 - greatest(r.next_due_at, s.due_at) > s.max_lateness,"
 	"       c.exit_reason,"
@@ -41,7 +40,7 @@ static SavedStatement LoadRunStepStatement = {
 	"  FROM personalisation.journey_runs r"
 	"  JOIN personalisation.journey_run_checks c ON c.profile_id = r.profile_id AND c.run_id = r.run_id"
 	"  LEFT JOIN LATERAL ("
-	"       SELECT js.step, js.channel, js.template, js.blocks, js.max_lateness, js.min_cart_value,"
+	"       SELECT js.step, js.channel, js.blocks, js.max_lateness, js.min_cart_value,"
 	"              greatest(r.declared_at, r.anchor_at + js.delay) AS due_at"
 	"         FROM personalisation.journey_steps js"
 	"        WHERE js.journey = r.journey AND js.enabled AND js.step >= r.next_step"
@@ -50,20 +49,51 @@ static SavedStatement LoadRunStepStatement = {
 	3, {INT8OID, INT8OID, TIMESTAMPTZOID}
 };
 
+/*
+ * Records what a step did and moves the run on, in one statement.  $1
+ * profile, $2 run, $3 step, $4 outcome (sent, held or skipped), $5 reason,
+ * $6 the step's due time, $7 now, $8 the payload (written to the outbox
+ * when sent, kept in the record when held), $9 the instant the next step's
+ * lateness counts from.  A run with no step left completes.  Returns the
+ * message id (NULL unless sent) and whether the next step is due already.
+ */
 static SavedStatement RecordStepStatement = {
-	"INSERT INTO personalisation.journey_run_steps"
-	" (profile_id, run_id, step, journey, arm, channel, outcome, reason, due_at, done_at, message_id, payload)"
-	" SELECT r.profile_id, r.run_id, $3, r.journey, r.arm, $4, $5, $6, $7, $8, $9, $10"
-	"   FROM personalisation.journey_runs r WHERE r.profile_id = $1 AND r.run_id = $2"
-	" ON CONFLICT DO NOTHING",
-	10, {INT8OID, INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID,
-	INT8OID, JSONBOID}
-};
-
-static SavedStatement AdvanceStatement = {
-	"UPDATE personalisation.journey_runs SET next_step = $3 + 1, next_due_at = $4, wait_reason = NULL"
-	" WHERE profile_id = $1 AND run_id = $2",
-	4, {INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID}
+	"WITH message AS ("
+	"    INSERT INTO personalisation.outbox"
+	"      (profile_id, run_id, step, journey, channel, template, session_id, payload, available_at, created_at)"
+	"    SELECT r.profile_id, r.run_id, s.step, r.journey, s.channel, s.template, r.session_id, $8, $7, $7"
+	"      FROM personalisation.journey_runs r"
+	"      JOIN personalisation.journey_steps s ON s.journey = r.journey AND s.step = $3"
+	"     WHERE r.profile_id = $1 AND r.run_id = $2 AND $4 = 'sent'"
+	"    ON CONFLICT (profile_id, run_id, step) DO NOTHING"
+	"    RETURNING message_id"
+	"), record AS ("
+	"    INSERT INTO personalisation.journey_run_steps"
+	"      (profile_id, run_id, step, journey, arm, channel, outcome, reason, due_at, done_at, message_id, payload)"
+	"    SELECT r.profile_id, r.run_id, s.step, r.journey, r.arm, s.channel, $4, $5, $6, $7,"
+	"           (SELECT message_id FROM message), CASE WHEN $4 = 'held' THEN $8 END"
+	"      FROM personalisation.journey_runs r"
+	"      JOIN personalisation.journey_steps s ON s.journey = r.journey AND s.step = $3"
+	"     WHERE r.profile_id = $1 AND r.run_id = $2"
+	"    ON CONFLICT DO NOTHING"
+	"), following AS ("
+	"    SELECT (SELECT greatest(r.declared_at, r.anchor_at + s.delay)"
+	"              FROM personalisation.journey_steps s"
+	"             WHERE s.journey = r.journey AND s.enabled AND s.step > $3"
+	"             ORDER BY s.step LIMIT 1) AS due_at"
+	"      FROM personalisation.journey_runs r WHERE r.profile_id = $1 AND r.run_id = $2"
+	")"
+	" UPDATE personalisation.journey_runs r"
+	"    SET next_step = $3 + 1,"
+	"        next_due_at = CASE WHEN f.due_at IS NULL THEN NULL ELSE greatest($9, f.due_at) END,"
+	"        status = CASE WHEN f.due_at IS NULL THEN 'completed' ELSE 'active' END,"
+	"        ended_at = CASE WHEN f.due_at IS NULL THEN $7 END,"
+	"        wait_reason = NULL"
+	"   FROM following f"
+	"  WHERE r.profile_id = $1 AND r.run_id = $2"
+	" RETURNING (SELECT message_id FROM message), r.status = 'active' AND r.next_due_at <= $7",
+	9, {INT8OID, INT8OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID,
+	TIMESTAMPTZOID}
 };
 
 static SavedStatement RescheduleStatement = {
@@ -135,60 +165,57 @@ LoadRunStep(int64 profile_id, int64 run_id, TimestampTz now, RunStep *step)
 	step->profile_id = profile_id;
 	step->run_id = run_id;
 	step->journey = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
-	step->session_id = DatumGetTextPP(SPI_getbinval(row, desc, 2, &isnull));
-	step->holdout = DatumGetBool(SPI_getbinval(row, desc, 3, &isnull));
-	step->exit_reason = ColumnText(11);
+	step->holdout = DatumGetBool(SPI_getbinval(row, desc, 2, &isnull));
+	step->exit_reason = ColumnText(8);
 
-	value = SPI_getbinval(row, desc, 4, &isnull);
+	value = SPI_getbinval(row, desc, 3, &isnull);
 	if (isnull)
 		return true;			/* no step left */
 	step->step = DatumGetInt32(value);
-	step->channel = ColumnText(5);
-	step->template = DatumGetTextPP(SPI_getbinval(row, desc, 6, &isnull));
-	step->incentive = DatumGetBool(SPI_getbinval(row, desc, 7, &isnull));
-	step->due_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 8, &isnull));
-	step->baseline = DatumGetTimestampTz(SPI_getbinval(row, desc, 9, &isnull));
-	step->late = DatumGetBool(SPI_getbinval(row, desc, 10, &isnull));
-	step->refusal = ColumnText(12);
-	step->below_min_value = DatumGetBool(SPI_getbinval(row, desc, 13, &isnull));
+	step->incentive = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
+	step->due_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 5, &isnull));
+	step->baseline = DatumGetTimestampTz(SPI_getbinval(row, desc, 6, &isnull));
+	step->late = DatumGetBool(SPI_getbinval(row, desc, 7, &isnull));
+	step->refusal = ColumnText(9);
+	step->below_min_value = DatumGetBool(SPI_getbinval(row, desc, 10, &isnull));
 	return true;
 }
 
 /*
  * RecordStep writes what the step did (sent, held or skipped) and moves the
- * run on to the following step.  next_due_at becomes the instant the next
- * step's lateness is measured from: now after a message went out (so a step
- * postponed behind it is not counted late), the skipped step's own baseline
- * otherwise (so catch-up after an outage still skips what is stale).
+ * run on to the following step; a sent message goes to the outbox in the
+ * same statement, and *message_id is set to its id (0 when none was
+ * written).  The next step's lateness then counts from now after a message
+ * went out (so a step postponed behind it is not counted late), from the
+ * skipped step's own baseline otherwise (so catch-up after an outage still
+ * skips what is stale).  Returns whether the next step is due already.
  */
-static void
+static bool
 RecordStep(RunStep *step, const char *outcome, const char *reason, TimestampTz now,
-		   int64 message_id, Datum held_payload)
+		   Datum payload, int64 *message_id)
 {
-	Datum		values[10];
-	char		nulls[10] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	Datum		advance[4];
+	Datum		values[9];
+	char		nulls[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+	Datum		written;
 
 	values[0] = Int64GetDatum(step->profile_id);
 	values[1] = Int64GetDatum(step->run_id);
 	values[2] = Int32GetDatum(step->step);
-	values[3] = CStringGetTextDatum(step->channel);
-	values[4] = CStringGetTextDatum(outcome);
-	values[5] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
-	nulls[5] = reason ? ' ' : 'n';
-	values[6] = TimestampTzGetDatum(step->due_at);
-	values[7] = TimestampTzGetDatum(now);
-	values[8] = Int64GetDatum(message_id);
-	nulls[8] = message_id ? ' ' : 'n';
-	values[9] = held_payload;
-	nulls[9] = held_payload ? ' ' : 'n';
+	values[3] = CStringGetTextDatum(outcome);
+	values[4] = reason ? CStringGetTextDatum(reason) : (Datum) 0;
+	nulls[4] = reason ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(step->due_at);
+	values[6] = TimestampTzGetDatum(now);
+	values[7] = payload;
+	nulls[7] = payload ? ' ' : 'n';
+	values[8] = TimestampTzGetDatum(strcmp(outcome, "skipped") == 0 ? step->baseline : now);
 	ExecSaved(&RecordStepStatement, values, nulls, false, 0);
 
-	advance[0] = Int64GetDatum(step->profile_id);
-	advance[1] = Int64GetDatum(step->run_id);
-	advance[2] = Int32GetDatum(step->step);
-	advance[3] = TimestampTzGetDatum(strcmp(outcome, "skipped") == 0 ? step->baseline : now);
-	ExecSaved(&AdvanceStatement, advance, NULL, false, 0);
+	written = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (message_id != NULL)
+		*message_id = isnull ? 0 : DatumGetInt64(written);
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 }
 
 /*
@@ -331,15 +358,17 @@ EarliestSendTime(int64 profile_id, TimestampTz now, const char **why)
  * SendStep writes the step's message: to the outbox for the treatment arm,
  * or, for the holdout arm, only into the step's record as what would have
  * been sent.  An incentive gets a fresh coupon code, issued only when the
- * message is really sent.  It returns the number of outbox rows written.
+ * message is really sent.  It adds the outbox rows written to *messages and
+ * returns whether the next step is due already.
  */
-static int
-SendStep(RunStep *step, TimestampTz now)
+static bool
+SendStep(RunStep *step, TimestampTz now, int *messages)
 {
 	char	   *code = NULL;
 	TimestampTz expires_at = 0;
 	Datum		payload;
 	int64		message_id;
+	bool		due_again;
 
 	if (step->incentive)
 	{
@@ -348,17 +377,14 @@ SendStep(RunStep *step, TimestampTz now)
 	}
 	payload = BuildPayload(step, now, code, expires_at);
 
-	if (step->holdout)
+	due_again = RecordStep(step, step->holdout ? "held" : "sent", NULL, now, payload, &message_id);
+	if (message_id != 0)
 	{
-		RecordStep(step, "held", NULL, now, 0, payload);
-		return 0;
+		(*messages)++;
+		if (code != NULL)
+			IssueCoupon(step, code, now, expires_at);
 	}
-
-	message_id = OutboxEnqueue(step, payload, now);
-	if (code != NULL && message_id != 0)
-		IssueCoupon(step, code, now, expires_at);
-	RecordStep(step, "sent", NULL, now, message_id, (Datum) 0);
-	return message_id != 0 ? 1 : 0;
+	return due_again;
 }
 
 /*
@@ -371,9 +397,10 @@ int
 ProcessRun(int64 profile_id, int64 run_id, TimestampTz now)
 {
 	int			messages = 0;
+	bool		due = true;
 
 	SPI_connect();
-	for (int visit = 0; visit < MAX_STEPS_PER_VISIT; visit++)
+	for (int visit = 0; due && visit < MAX_STEPS_PER_VISIT; visit++)
 	{
 		RunStep		step;
 		TimestampTz send_at;
@@ -397,27 +424,18 @@ ProcessRun(int64 profile_id, int64 run_id, TimestampTz now)
 			break;
 		}
 		if (step.late)
-		{
-			RecordStep(&step, "skipped", "late", now, 0, (Datum) 0);
-			continue;
-		}
-		if (step.refusal != NULL)
-		{
-			RecordStep(&step, "skipped", step.refusal, now, 0, (Datum) 0);
-			continue;
-		}
-		if (step.below_min_value)
-		{
-			RecordStep(&step, "skipped", "below_min_cart_value", now, 0, (Datum) 0);
-			continue;
-		}
-		send_at = EarliestSendTime(profile_id, now, &why);
-		if (send_at > now)
+			due = RecordStep(&step, "skipped", "late", now, (Datum) 0, NULL);
+		else if (step.refusal != NULL)
+			due = RecordStep(&step, "skipped", step.refusal, now, (Datum) 0, NULL);
+		else if (step.below_min_value)
+			due = RecordStep(&step, "skipped", "below_min_cart_value", now, (Datum) 0, NULL);
+		else if ((send_at = EarliestSendTime(profile_id, now, &why)) > now)
 		{
 			Reschedule(&step, send_at, why);
 			break;
 		}
-		messages += SendStep(&step, now);
+		else
+			due = SendStep(&step, now, &messages);
 	}
 	SPI_finish();
 	return messages;

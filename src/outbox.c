@@ -1,10 +1,11 @@
 /*
  * outbox.c
- *		The outbound queue: writing a journey's message exactly once per
- *		(run, step), withdrawing queued messages when an exit rule fires, and
- *		the delivery workers' side: claim_messages (leases, FOR UPDATE SKIP
- *		LOCKED, exit rules and consent re-checked at claim), ack_message and
- *		fail_message (exponential backoff, dead-lettering).
+ *		The outbound queue (journey_steps.c writes each message, exactly once
+ *		per (run, step)): withdrawing queued messages when an exit rule
+ *		fires, and the delivery workers' side: claim_messages (leases, FOR
+ *		UPDATE SKIP LOCKED, exit rules and consent re-checked at claim),
+ *		ack_message and ack_messages, and fail_message (exponential backoff,
+ *		dead-lettering).
  *
  *		A message is pending until claimed; a claim is a lease until
  *		lease_until, after which another claim may take the message again.
@@ -15,10 +16,12 @@
 
 #include "catalog/pg_type.h"
 #include "funcapi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(claim_messages);
 PG_FUNCTION_INFO_V1(ack_message);
+PG_FUNCTION_INFO_V1(ack_messages);
 PG_FUNCTION_INFO_V1(fail_message);
 
 /* Longest consumer name accepted, in bytes. */
@@ -26,14 +29,6 @@ PG_FUNCTION_INFO_V1(fail_message);
 
 /* Most messages one claim_messages call hands out. */
 #define MAX_CLAIM 10000
-
-static SavedStatement EnqueueStatement = {
-	"INSERT INTO personalisation.outbox"
-	" (profile_id, run_id, step, journey, channel, template, session_id, payload, available_at, created_at)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)"
-	" ON CONFLICT (profile_id, run_id, step) DO NOTHING RETURNING message_id",
-	9, {INT8OID, INT8OID, INT4OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID}
-};
 
 static SavedStatement WithdrawStatement = {
 	"UPDATE personalisation.outbox SET status = $3, reason = $4, finished_at = $5"
@@ -88,8 +83,16 @@ static SavedStatement ClaimStatement = {
 
 static SavedStatement AckStatement = {
 	"UPDATE personalisation.outbox SET status = 'delivered', finished_at = $2, lease_until = NULL"
-	" WHERE message_id = $1 AND status = 'claimed' RETURNING 1",
-	2, {INT8OID, TIMESTAMPTZOID}
+	" WHERE message_id = ANY ($1) AND status = 'claimed'",
+	2, {INT8ARRAYOID, TIMESTAMPTZOID}
+};
+
+/* The first of the given messages that is neither claimed nor delivered now. */
+static SavedStatement UnackedStatement = {
+	"SELECT m FROM pg_catalog.unnest($1) AS m"
+	" WHERE NOT EXISTS (SELECT FROM personalisation.outbox o"
+	"                    WHERE o.message_id = m AND o.status = 'delivered') LIMIT 1",
+	1, {INT8ARRAYOID}
 };
 
 /* $1 message, $2 error, $3 now, $4 max attempts, $5 backoff base. */
@@ -108,26 +111,6 @@ static SavedStatement MessageStatusStatement = {
 	"SELECT status FROM personalisation.outbox WHERE message_id = $1",
 	1, {INT8OID}
 };
-
-/*
- * OutboxEnqueue writes the step's message, available at once, and returns
- * its id; it returns 0 when the (run, step) already has its message, which
- * the unique constraint guarantees can only ever be written once.
- */
-int64
-OutboxEnqueue(RunStep *step, Datum payload, TimestampTz now)
-{
-	Datum		values[9] = {Int64GetDatum(step->profile_id), Int64GetDatum(step->run_id),
-		Int32GetDatum(step->step), PointerGetDatum(step->journey),
-		CStringGetTextDatum(step->channel), PointerGetDatum(step->template),
-	PointerGetDatum(step->session_id), payload, TimestampTzGetDatum(now)};
-	bool		isnull;
-
-	ExecSaved(&EnqueueStatement, values, NULL, false, 0);
-	if (SPI_processed == 0)
-		return 0;
-	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-}
 
 /*
  * OutboxWithdraw takes the still-pending messages of the given runs (an
@@ -287,6 +270,34 @@ claim_messages(PG_FUNCTION_ARGS)
 }
 
 /*
+ * AckMessages marks the claimed messages among message_ids (an int8[]) as
+ * delivered and returns how many it marked.  Ids of messages already
+ * delivered are retries and change nothing; any other id (unknown, or not
+ * claimed) is refused, and then nothing is marked.
+ */
+static int
+AckMessages(Datum message_ids, TimestampTz now)
+{
+	Datum		values[2] = {message_ids, TimestampTzGetDatum(now)};
+	int			acknowledged;
+	bool		isnull;
+
+	SPI_connect();
+	ExecSaved(&AckStatement, values, NULL, false, 0);
+	acknowledged = (int) SPI_processed;
+	if (acknowledged < ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(message_ids)),
+									  ARR_DIMS(DatumGetArrayTypeP(message_ids))))
+	{
+		ExecSaved(&UnackedStatement, values, NULL, false, 1);
+		if (SPI_processed > 0)
+			RequireClaimed(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
+						   "acknowledged");
+	}
+	SPI_finish();
+	return acknowledged;
+}
+
+/*
  * ack_message records that the claimed message was delivered.  It returns
  * true, or false when the message was already acknowledged (a retried ack
  * changes nothing); acknowledging a message that is not claimed is refused.
@@ -294,19 +305,38 @@ claim_messages(PG_FUNCTION_ARGS)
 Datum
 ack_message(PG_FUNCTION_ARGS)
 {
-	int64		message_id = RequireMessageId(fcinfo, 0);
+	Datum		message_id = Int64GetDatum(RequireMessageId(fcinfo, 0));
 	TimestampTz now = RequireTime(fcinfo, 1, "now");
-	Datum		values[2] = {Int64GetDatum(message_id), TimestampTzGetDatum(now)};
-	bool		acknowledged;
 
-	SPI_connect();
-	ExecSaved(&AckStatement, values, NULL, false, 0);
-	acknowledged = SPI_processed == 1;
-	if (!acknowledged)
-		RequireClaimed(message_id, "acknowledged");
-	SPI_finish();
+	PG_RETURN_BOOL(AckMessages(PointerGetDatum(construct_array(&message_id, 1, INT8OID, 8, true,
+															   TYPALIGN_DOUBLE)), now) == 1);
+}
 
-	PG_RETURN_BOOL(acknowledged);
+/*
+ * ack_messages is ack_message for a batch: it records every claimed
+ * message of the array as delivered, in one statement, and returns how
+ * many it marked.  A NULL element, or a message neither claimed nor already
+ * delivered, is refused and nothing is marked.
+ */
+Datum
+ack_messages(PG_FUNCTION_ARGS)
+{
+	ArrayType  *message_ids;
+	TimestampTz now = RequireTime(fcinfo, 1, "now");
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("message_ids must not be null"),
+				 errhint("Pass the message_ids of messages claim_messages handed out.")));
+	message_ids = PG_GETARG_ARRAYTYPE_P(0);
+	if (array_contains_nulls(message_ids))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("message_ids must not contain nulls"),
+				 errhint("Pass the message_ids of messages claim_messages handed out.")));
+
+	PG_RETURN_INT32(AckMessages(PointerGetDatum(message_ids), now));
 }
 
 /*

@@ -5,7 +5,7 @@
 -- (jo-*); claims may also take other files' messages, so assertions name
 -- this file's message ids.
 BEGIN;
-SELECT plan(34);
+SELECT plan(37);
 
 SET LOCAL personalisation.event_retention = '36500d';
 SET LOCAL personalisation.journey_holdout_percent = 0;
@@ -124,6 +124,19 @@ SELECT pg_temp.abandon('jo-e', '2025-09-14 10:00+00');
 SELECT personalisation.set_consent('jo-e', 'email', false, '2025-09-14 11:00+00');
 SELECT is(pg_temp.state(pg_temp.msg('jo-e', 2)), 'suppressed/0', 'withdrawing consent between enqueue and claim suppresses the message');
 SELECT is(pg_temp.claim('w9', 10, '2025-09-14 11:01+00'), ARRAY[pg_temp.msg('jo-e', 1)], 'and only the push is handed out');
+SELECT personalisation.ack_message(pg_temp.msg('jo-e', 1), '2025-09-14 11:02+00');
+
+-------------------------------------------------------------------------------
+-- Acknowledging a batch at once (2025-09-15).
+SELECT pg_temp.abandon('jo-f', '2025-09-15 10:00+00');
+SELECT pg_temp.abandon('jo-g', '2025-09-15 10:00+00');
+SELECT is(cardinality(pg_temp.claim('w10', 10, '2025-09-15 11:01+00')), 4, 'a consumer claims a batch');
+SELECT throws_ok(format('SELECT personalisation.ack_messages(ARRAY[%s, %s])', pg_temp.msg('jo-f', 1), pg_temp.msg('jo-e', 2)),
+  '55000', format('message %s cannot be acknowledged', pg_temp.msg('jo-e', 2)),
+  'a batch naming a message that is not claimed is refused whole');
+SELECT is(personalisation.ack_messages(ARRAY[pg_temp.msg('jo-f', 1), pg_temp.msg('jo-f', 2), pg_temp.msg('jo-g', 1),
+                                             pg_temp.msg('jo-g', 2), pg_temp.msg('jo-a', 1)], '2025-09-15 11:02+00'), 4,
+  'a batch acknowledgement marks the claimed messages and passes over ones delivered before');
 
 -------------------------------------------------------------------------------
 -- Bad calls are refused.

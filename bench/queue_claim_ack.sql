@@ -1,0 +1,5 @@
+-- A delivery worker: claim a batch (one transaction), then acknowledge each
+-- message (a second transaction), as a worker that delivers in between does.
+SELECT coalesce(string_agg(message_id::text, ','), '') AS ids
+  FROM personalisation.claim_messages('bench-' || :client_id, :batch, '5 minutes') \gset
+SELECT count(personalisation.ack_message(id)) FROM unnest('{:ids}'::bigint[]) id;
