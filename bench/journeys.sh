@@ -6,7 +6,9 @@
 #     the push round's messages (with their items) measured in the same run.
 #  2. claim-and-ack throughput of the outbox with 1 and 4 consumers and
 #     batches of 1 and 100, against raw DELETE ... FOR UPDATE SKIP LOCKED on a
-#     bare table holding the same payloads, measured in the same run.
+#     bare table holding the same payloads, measured in the same run: with
+#     leases (claim and ack in two transactions, delivering in between) and
+#     holding the transaction open as the raw consumer does (one transaction).
 set -euo pipefail
 source "$(dirname "$0")/../test/cluster.sh"
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -76,9 +78,10 @@ for clients in 1 4; do
     for batch in 1 100; do
         if [ "$batch" -eq 1 ]; then total=4000; else total=40000; fi
         raw=$(drain "$clients" "$batch" "$total" queue_raw_delete.sql)
-        ours=$(drain "$clients" "$batch" "$total" queue_claim_ack.sql)
-        printf '   %d consumer(s), batch %3d: raw DELETE %7.0f msg/s, claim+ack %7.0f msg/s, ratio %s\n' \
-            "$clients" "$batch" "$raw" "$ours" "$(ratio "$ours" "$raw")"
+        leased=$(drain "$clients" "$batch" "$total" queue_claim_ack.sql)
+        held=$(drain "$clients" "$batch" "$total" queue_claim_ack_tx.sql)
+        printf '   %d consumer(s), batch %3d: raw DELETE %7.0f msg/s | claim, ack in 2 transactions %7.0f msg/s, ratio %s | in 1 transaction %7.0f msg/s, ratio %s\n' \
+            "$clients" "$batch" "$raw" "$leased" "$(ratio "$leased" "$raw")" "$held" "$(ratio "$held" "$raw")"
     done
 done
 psql -AtX -c "SELECT '   outbox after the run: ' || string_agg(status || ' ' || n, ', ' ORDER BY status)

@@ -1,5 +1,6 @@
--- A delivery worker: claim a batch (one transaction), then acknowledge each
--- message (a second transaction), as a worker that delivers in between does.
+-- A delivery worker with leases: claim a batch (one transaction), then
+-- acknowledge it (a second transaction), as a worker that delivers in
+-- between does.
 SELECT coalesce(string_agg(message_id::text, ','), '') AS ids
   FROM personalisation.claim_messages('bench-' || :client_id, :batch, '5 minutes') \gset
-SELECT count(personalisation.ack_message(id)) FROM unnest('{:ids}'::bigint[]) id;
+SELECT personalisation.ack_messages('{:ids}');

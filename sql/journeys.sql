@@ -106,10 +106,10 @@ CREATE TABLE personalisation.coupons (
 );
 CREATE INDEX coupons_code_idx ON personalisation.coupons (code);
 
--- Abandonment scans idle carts by last activity; social proof counts views by product.
+-- Abandonment scans idle carts by last activity; social proof counts product page views.
 CREATE INDEX carts_idle_idx ON personalisation.carts (last_activity_at) WHERE line_count > 0;
-CREATE INDEX events_product_idx ON personalisation.events (product_id, occurred_at)
-    WHERE product_id IS NOT NULL;
+CREATE INDEX events_product_views_idx ON personalisation.events (product_id, occurred_at)
+    WHERE kind = 'page_view' AND product_id IS NOT NULL;
 
 -- The exit rules and consent of every run, as run_due and claim_messages see
 -- them: exit_reason is why the run's messages must stop (NULL: they may go

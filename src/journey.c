@@ -69,7 +69,7 @@ static SavedStatement DeclareIdleCartsStatement = {
 	"  WHERE true" DECLARE_ELIGIBLE
 	"  ORDER BY c.last_activity_at LIMIT $4"
 	" ON CONFLICT DO NOTHING",
-	4, {TIMESTAMPTZOID, INTERVALOID, INT4OID, INT8OID}
+	4, {TIMESTAMPTZOID, INTERVALOID, INT4OID, INT8OID}, KEYED_PLAN
 };
 
 /* $1 now, $2 abandon_after: runs whose cart was active again and is now idle again. */
@@ -80,7 +80,7 @@ static SavedStatement RedeclareIdleRunsStatement = {
 	"       SELECT i.profile_id, i.run_id FROM personalisation.journey_runs i"
 	"        WHERE i.status = 'active' AND i.declared_at IS NULL AND i.anchor_at <= $1 - $2"
 	"          FOR UPDATE SKIP LOCKED)",
-	2, {TIMESTAMPTZOID, INTERVALOID}
+	2, {TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
 };
 
 /* $1 profile, $2 session, $3 when the session ended. */
@@ -90,7 +90,7 @@ static SavedStatement RedeclareSessionRunStatement = {
 	" WHERE r.profile_id = $1 AND r.status = 'active' AND r.declared_at IS NULL"
 	"   AND c.profile_id = r.profile_id AND c.session_id = $2 AND c.line_count > 0"
 	"   AND c.last_activity_at <= $3",
-	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 /* $1 profile, $2 session, $3 holdout basis points, $4 when the session ended. */
@@ -101,7 +101,7 @@ static SavedStatement DeclareSessionCartStatement = {
 	"   JOIN personalisation.carts c ON c.profile_id = $1 AND c.session_id = $2"
 	"  WHERE c.last_activity_at <= $4" DECLARE_ELIGIBLE
 	" ON CONFLICT DO NOTHING",
-	4, {INT8OID, TEXTOID, INT4OID, TIMESTAMPTZOID}
+	4, {INT8OID, TEXTOID, INT4OID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 /* $1 now, $2..$4 the last run seen (keyset), $5 batch size. */
@@ -114,12 +114,12 @@ static SavedStatement DueRunsStatement = {
 	" ORDER BY r.next_due_at, r.profile_id, r.run_id"
 	" LIMIT $5"
 	"   FOR UPDATE OF r SKIP LOCKED",
-	5, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT4OID}
+	5, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT4OID}, KEYED_PLAN
 };
 
 static SavedStatement SessionProfileStatement = {
 	"SELECT profile_id FROM personalisation.sessions WHERE session_id = $1",
-	1, {TEXTOID}
+	1, {TEXTOID}, KEYED_PLAN
 };
 
 /*

@@ -8,6 +8,14 @@
 
 #include "personalisation.h"
 
+#include "nodes/parsenodes.h"
+
+/*
+ * The journey and outbox statements look rows up by key whatever their
+ * arguments, so they use one generic plan instead of being planned per call.
+ */
+#define KEYED_PLAN .cursor_options = CURSOR_OPT_GENERIC_PLAN
+
 /* The step of a run that run_due is about to do, with everything its rules need. */
 typedef struct RunStep
 {

@@ -34,12 +34,12 @@ static SavedStatement ExitRunsStatement = {
 	"      FROM hit WHERE r.profile_id = $1 AND r.run_id = hit.run_id AND hit.status = 'active'"
 	")"
 	" SELECT pg_catalog.array_agg(run_id) FROM hit",
-	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 static SavedStatement CartStateStatement = {
 	"SELECT line_count, last_activity_at FROM personalisation.carts WHERE profile_id = $1",
-	1, {INT8OID}
+	1, {INT8OID}, KEYED_PLAN
 };
 
 /* $1 profile, $2 the cart's last activity: the clock restarts from it. */
@@ -49,7 +49,7 @@ static SavedStatement RestartClockStatement = {
 	"  FROM personalisation.journeys j"
 	" WHERE r.profile_id = $1 AND r.status = 'active' AND r.anchor_at < $2"
 	"   AND j.journey = r.journey AND j.trigger = 'cart_abandoned'",
-	2, {INT8OID, TIMESTAMPTZOID}
+	2, {INT8OID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 /* $1 profile, $2 session, $3 channel, $4 when: queued messages the channel now refuses. */
@@ -62,7 +62,7 @@ static SavedStatement SuppressRefusedStatement = {
 	"   AND ($3 <> 'push' OR o.session_id = $2)"
 	"   AND c.profile_id = o.profile_id AND c.run_id = o.run_id"
 	"   AND CASE $3 WHEN 'push' THEN c.push_refusal ELSE c.email_refusal END IS NOT NULL",
-	4, {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	4, {INT8OID, TEXTOID, TEXTOID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 /*
@@ -82,12 +82,12 @@ static SavedStatement EndWithdrawnRunsStatement = {
 	"        WHERE s.journey = r.journey AND s.enabled AND s.step >= r.next_step"
 	"          AND coalesce(CASE s.channel WHEN 'push' THEN c.push_refusal ELSE c.email_refusal END, '')"
 	"              NOT LIKE '%withdrawn')",
-	2, {INT8OID, TIMESTAMPTZOID}
+	2, {INT8OID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 static SavedStatement ProfileExistsStatement = {
 	"SELECT 1 FROM personalisation.profiles WHERE profile_id = $1",
-	1, {INT8OID}
+	1, {INT8OID}, KEYED_PLAN
 };
 
 /*
@@ -105,7 +105,7 @@ static SavedStatement EndCollidingRunsStatement = {
 	"                    WHERE t.profile_id = $2 AND t.status = 'active' AND t.journey = r.journey)"
 	"    RETURNING r.run_id)"
 	" SELECT pg_catalog.array_agg(run_id) FROM collided",
-	2, {INT8OID, INT8OID}
+	2, {INT8OID, INT8OID}, KEYED_PLAN
 };
 
 /* $1 from, $2 to: every journey row of from moves to to; the runs remember whence. */
@@ -119,7 +119,7 @@ static SavedStatement MoveJourneyRowsStatement = {
 	"    UPDATE personalisation.outbox SET profile_id = $2 WHERE profile_id = $1"
 	")"
 	" UPDATE personalisation.coupons SET profile_id = $2 WHERE profile_id = $1",
-	2, {INT8OID, INT8OID}
+	2, {INT8OID, INT8OID}, KEYED_PLAN
 };
 
 /*
@@ -147,7 +147,7 @@ static SavedStatement UnmoveJourneyRowsStatement = {
 	")"
 	" UPDATE personalisation.coupons SET profile_id = $1"
 	"  WHERE profile_id = $2 AND run_id IN (SELECT run_id FROM runs)",
-	2, {INT8OID, INT8OID}
+	2, {INT8OID, INT8OID}, KEYED_PLAN
 };
 
 /*

@@ -46,7 +46,7 @@ static SavedStatement LoadRunStepStatement = {
 	"        WHERE js.journey = r.journey AND js.enabled AND js.step >= r.next_step"
 	"        ORDER BY js.step LIMIT 1) s ON true"
 	" WHERE r.profile_id = $1 AND r.run_id = $2 AND r.status = 'active'",
-	3, {INT8OID, INT8OID, TIMESTAMPTZOID}
+	3, {INT8OID, INT8OID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 /*
@@ -93,13 +93,13 @@ static SavedStatement RecordStepStatement = {
 	"  WHERE r.profile_id = $1 AND r.run_id = $2"
 	" RETURNING (SELECT message_id FROM message), r.status = 'active' AND r.next_due_at <= $7",
 	9, {INT8OID, INT8OID, INT4OID, TEXTOID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID,
-	TIMESTAMPTZOID}
+	TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 static SavedStatement RescheduleStatement = {
 	"UPDATE personalisation.journey_runs SET next_due_at = $3, wait_reason = coalesce($4, wait_reason)"
 	" WHERE profile_id = $1 AND run_id = $2",
-	4, {INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID}
+	4, {INT8OID, INT8OID, TIMESTAMPTZOID, TEXTOID}, KEYED_PLAN
 };
 
 static SavedStatement FinishRunStatement = {
@@ -107,7 +107,7 @@ static SavedStatement FinishRunStatement = {
 	"   SET status = CASE WHEN $3::text IS NULL THEN 'completed' ELSE 'ended' END,"
 	"       end_reason = $3, ended_at = $4, next_due_at = NULL, wait_reason = NULL"
 	" WHERE profile_id = $1 AND run_id = $2",
-	4, {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}
+	4, {INT8OID, INT8OID, TEXTOID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 /* The instant the rolling-day window frees up, when the profile is at the cap. */
@@ -116,7 +116,7 @@ static SavedStatement FrequencyCapStatement = {
 	" WHERE s.profile_id = $1 AND s.outcome IN ('sent', 'held')"
 	"   AND s.done_at > $2 - interval '24 hours' AND s.done_at <= $2"
 	" ORDER BY s.done_at DESC OFFSET $3 LIMIT 1",
-	3, {INT8OID, TIMESTAMPTZOID, INT8OID}
+	3, {INT8OID, TIMESTAMPTZOID, INT8OID}, KEYED_PLAN
 };
 
 /*

@@ -33,58 +33,64 @@ PG_FUNCTION_INFO_V1(fail_message);
 static SavedStatement WithdrawStatement = {
 	"UPDATE personalisation.outbox SET status = $3, reason = $4, finished_at = $5"
 	" WHERE profile_id = $1 AND run_id = ANY ($2) AND status = 'pending'",
-	5, {INT8OID, INT8ARRAYOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}
+	5, {INT8OID, INT8ARRAYOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}, KEYED_PLAN
+};
+
+/* $1 now, $2 how many: the oldest available messages, locked, skipping rows other claims hold. */
+static SavedStatement PickStatement = {
+	"SELECT o.message_id FROM personalisation.outbox o"
+	" WHERE o.queued AND o.available_at <= $1 AND (o.status = 'pending' OR o.lease_until <= $1)"
+	" ORDER BY o.available_at"
+	" LIMIT $2"
+	"   FOR UPDATE SKIP LOCKED",
+	2, {TIMESTAMPTZOID, INT4OID}, KEYED_PLAN
 };
 
 /*
- * $1 consumer, $2 now, $3 how many, $4 lease, $5 max attempts.  Each picked
- * message is claimed, or, when its run's exit rules or its channel's consent
- * now forbid it, cancelled or suppressed; a lapsed lease with every attempt
- * spent dead-letters it.  Claiming changes no indexed column (queued stays
- * true), so it is a HOT update.
+ * $1 the picked message ids, $2 consumer, $3 now, $4 lease, $5 max attempts.
+ * Each picked message is claimed, or, when its run's exit rules or its
+ * channel's consent now forbid it, cancelled or suppressed; a lapsed lease
+ * with every attempt spent dead-letters it.  Claiming changes no indexed
+ * column (queued stays true), so it is a HOT update.  The ids come as an
+ * array rather than a join with the pick, so that the plan, prepared once,
+ * looks the rows up by key whatever the batch size.
  */
-static SavedStatement ClaimStatement = {
-	"WITH picked AS ("
-	"    SELECT o.message_id, o.profile_id, o.run_id, o.channel, o.status, o.attempts, o.claimed_by"
-	"      FROM personalisation.outbox o"
-	"     WHERE o.queued AND o.available_at <= $2 AND (o.status = 'pending' OR o.lease_until <= $2)"
-	"     ORDER BY o.available_at"
-	"     LIMIT $3"
-	"       FOR UPDATE SKIP LOCKED"
-	"), verdicts AS ("
-	"    SELECT p.message_id, p.profile_id, p.attempts, p.claimed_by,"
-	"           CASE WHEN p.status = 'claimed' AND p.attempts >= $5 THEN 'dead'"
+static SavedStatement SettleStatement = {
+	"WITH verdicts AS ("
+	"    SELECT o.message_id, o.profile_id,"
+	"           CASE WHEN o.status = 'claimed' AND o.attempts >= $5 THEN 'dead'"
 	"                WHEN c.exit_reason IS NOT NULL THEN 'cancelled'"
 	"                WHEN refusal IS NOT NULL THEN 'suppressed'"
 	"                ELSE 'claimed' END AS status,"
-	"           CASE WHEN p.status = 'claimed' AND p.attempts >= $5 THEN NULL"
+	"           CASE WHEN o.status = 'claimed' AND o.attempts >= $5 THEN NULL"
 	"                ELSE coalesce(c.exit_reason, refusal) END AS reason"
-	"      FROM picked p"
+	"      FROM personalisation.outbox o"
 	"      LEFT JOIN personalisation.journey_run_checks c"
-	"             ON c.profile_id = p.profile_id AND c.run_id = p.run_id"
-	"      CROSS JOIN LATERAL (SELECT CASE p.channel WHEN 'push' THEN c.push_refusal"
+	"             ON c.profile_id = o.profile_id AND c.run_id = o.run_id"
+	"      CROSS JOIN LATERAL (SELECT CASE o.channel WHEN 'push' THEN c.push_refusal"
 	"                                 ELSE c.email_refusal END AS refusal) r"
+	"     WHERE o.message_id = ANY ($1)"
 	")"
 	" UPDATE personalisation.outbox o"
 	"    SET status = v.status,"
 	"        attempts = o.attempts + CASE WHEN v.status = 'claimed' THEN 1 ELSE 0 END,"
-	"        claimed_by = CASE WHEN v.status = 'claimed' THEN $1 ELSE o.claimed_by END,"
-	"        lease_until = CASE WHEN v.status = 'claimed' THEN $2 + $4 END,"
-	"        finished_at = CASE WHEN v.status <> 'claimed' THEN $2 END,"
+	"        claimed_by = CASE WHEN v.status = 'claimed' THEN $2 ELSE o.claimed_by END,"
+	"        lease_until = CASE WHEN v.status = 'claimed' THEN $3 + $4 END,"
+	"        finished_at = CASE WHEN v.status <> 'claimed' THEN $3 END,"
 	"        reason = v.reason,"
 	"        last_error = CASE WHEN v.status = 'dead'"
-	"                          THEN 'lease of ' || v.claimed_by || ' lapsed on attempt ' || v.attempts"
+	"                          THEN 'lease of ' || o.claimed_by || ' lapsed on attempt ' || o.attempts"
 	"                          ELSE o.last_error END"
 	"   FROM verdicts v"
-	"  WHERE o.message_id = v.message_id AND o.profile_id = v.profile_id"
+	"  WHERE o.message_id = ANY ($1) AND o.message_id = v.message_id AND o.profile_id = v.profile_id"
 	" RETURNING o.*",
-	5, {TEXTOID, TIMESTAMPTZOID, INT4OID, INTERVALOID, INT4OID}
+	5, {INT8ARRAYOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID, INT4OID}, KEYED_PLAN
 };
 
 static SavedStatement AckStatement = {
 	"UPDATE personalisation.outbox SET status = 'delivered', finished_at = $2, lease_until = NULL"
 	" WHERE message_id = ANY ($1) AND status = 'claimed'",
-	2, {INT8ARRAYOID, TIMESTAMPTZOID}
+	2, {INT8ARRAYOID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
 /* The first of the given messages that is neither claimed nor delivered now. */
@@ -92,7 +98,7 @@ static SavedStatement UnackedStatement = {
 	"SELECT m FROM pg_catalog.unnest($1) AS m"
 	" WHERE NOT EXISTS (SELECT FROM personalisation.outbox o"
 	"                    WHERE o.message_id = m AND o.status = 'delivered') LIMIT 1",
-	1, {INT8ARRAYOID}
+	1, {INT8ARRAYOID}, KEYED_PLAN
 };
 
 /* $1 message, $2 error, $3 now, $4 max attempts, $5 backoff base. */
@@ -104,12 +110,12 @@ static SavedStatement FailStatement = {
 	"       finished_at = CASE WHEN attempts >= $4 THEN $3 END,"
 	"       last_error = $2, lease_until = NULL"
 	" WHERE message_id = $1 AND status = 'claimed' RETURNING status",
-	5, {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID, INTERVALOID}
+	5, {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID, INTERVALOID}, KEYED_PLAN
 };
 
 static SavedStatement MessageStatusStatement = {
 	"SELECT status FROM personalisation.outbox WHERE message_id = $1",
-	1, {INT8OID}
+	1, {INT8OID}, KEYED_PLAN
 };
 
 /*
@@ -244,11 +250,27 @@ claim_messages(PG_FUNCTION_ARGS)
 	for (;;)
 	{
 		int			wanted = max_messages - claimed;
-		Datum		values[5] = {PointerGetDatum(consumer), TimestampTzGetDatum(now),
-			Int32GetDatum(wanted), IntervalPGetDatum(lease),
-		Int32GetDatum(OutboxMaxAttempts)};
+		Datum		pick[2] = {TimestampTzGetDatum(now), Int32GetDatum(wanted)};
+		Datum		settle[5];
+		Datum	   *ids;
+		int			picked;
+		bool		isnull;
 
-		ExecSaved(&ClaimStatement, values, NULL, false, 0);
+		ExecSaved(&PickStatement, pick, NULL, false, 0);
+		picked = (int) SPI_processed;
+		if (picked == 0)
+			break;
+		ids = palloc(sizeof(Datum) * picked);
+		for (int i = 0; i < picked; i++)
+			ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
+		SPI_freetuptable(SPI_tuptable);
+
+		settle[0] = PointerGetDatum(construct_array(ids, picked, INT8OID, 8, true, TYPALIGN_DOUBLE));
+		settle[1] = PointerGetDatum(consumer);
+		settle[2] = TimestampTzGetDatum(now);
+		settle[3] = IntervalPGetDatum(lease);
+		settle[4] = Int32GetDatum(OutboxMaxAttempts);
+		ExecSaved(&SettleStatement, settle, NULL, false, 0);
 		status_column = SPI_fnumber(SPI_tuptable->tupdesc, "status");
 		for (uint64 i = 0; i < SPI_processed; i++)
 		{
@@ -259,10 +281,11 @@ claim_messages(PG_FUNCTION_ARGS)
 			tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
 			claimed++;
 		}
-		/* fewer rows than asked for: the available queue is exhausted */
-		if ((int) SPI_processed < wanted || claimed == max_messages)
-			break;
 		SPI_freetuptable(SPI_tuptable);
+		pfree(ids);
+		/* fewer rows than asked for: the available queue is exhausted */
+		if (picked < wanted || claimed == max_messages)
+			break;
 	}
 	SPI_finish();
 

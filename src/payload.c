@@ -24,7 +24,7 @@ static const char CouponAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 static SavedStatement CouponSerialStatement = {
 	"SELECT pg_catalog.nextval('personalisation.coupon_seq')",
-	0, {InvalidOid}
+	0, {InvalidOid}, KEYED_PLAN
 };
 
 static SavedStatement IssueCouponStatement = {
@@ -32,7 +32,7 @@ static SavedStatement IssueCouponStatement = {
 	" (profile_id, code, run_id, step, kind, value, issued_at, expires_at)"
 	" SELECT $1, $2, $3, $4, s.incentive_kind, s.incentive_value, $5, $6"
 	"   FROM personalisation.journey_steps s WHERE s.journey = $7 AND s.step = $4",
-	7, {INT8OID, TEXTOID, INT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID}
+	7, {INT8OID, TEXTOID, INT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID}, KEYED_PLAN
 };
 
 /*
@@ -85,7 +85,7 @@ static SavedStatement PayloadStatement = {
 	"         JOIN personalisation.products pr ON pr.product_id = l.product_id"
 	"        WHERE l.profile_id = r.profile_id) cart"
 	" WHERE r.profile_id = $1 AND r.run_id = $2",
-	7, {INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID}
+	7, {INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
 };
 
 /*

@@ -42,6 +42,9 @@ extern int	SocialProofWindowMinutes;
 /*
  * A statement prepared once per backend on first use and kept across
  * transactions; the plan cache revalidates it when the tables change.
+ * cursor_options (0 by default) can ask for CURSOR_OPT_GENERIC_PLAN, for a
+ * statement that looks rows up by key whatever its arguments: it is then
+ * never planned again for each call.
  */
 typedef struct SavedStatement
 {
@@ -49,6 +52,7 @@ typedef struct SavedStatement
 	int			nargs;
 	Oid			argtypes[SAVED_STATEMENT_MAX_ARGS];
 	SPIPlanPtr	plan;
+	int			cursor_options;
 } SavedStatement;
 
 /* util.c */
