@@ -173,6 +173,7 @@ RunDue(TimestampTz now, int max_runs, bool *more)
 	bool		visited_all = false;
 
 	SPI_connect();
+	ForgetSocialProof();
 	declared = DeclareAbandonedCarts(now, max_runs);
 
 	while (max_runs == 0 || visited < max_runs)
@@ -233,22 +234,7 @@ RunDue(TimestampTz now, int max_runs, bool *more)
 Datum
 run_due(PG_FUNCTION_ARGS)
 {
-	TimestampTz now;
-
-	if (PG_ARGISNULL(0))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("now must not be null"),
-				 errhint("Omit now to use the current time, or pass the instant to run the journeys as of.")));
-	now = PG_GETARG_TIMESTAMPTZ(0);
-	if (TIMESTAMP_NOT_FINITE(now))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("now must be a finite timestamp"),
-				 errdetail("The value given is \"%s\".", timestamptz_to_str(now)),
-				 errhint("Omit now to use the current time, or pass the instant to run the journeys as of.")));
-
-	PG_RETURN_INT32(RunDue(now, 0, NULL));
+	PG_RETURN_INT32(RunDue(RequireInstant(fcinfo, 0, "now"), 0, NULL));
 }
 
 /*

@@ -25,6 +25,7 @@ typedef struct RunStep
 	bool		holdout;		/* the run is in the holdout arm */
 	int32		step;			/* 0 when the run has no step left */
 	bool		incentive;		/* the payload carries a coupon */
+	bool		social_proof;	/* the payload carries social proof */
 	TimestampTz due_at;			/* when the step falls due */
 	TimestampTz baseline;		/* when it should go out: due, postponed, or after the last message */
 	bool		late;			/* reached more than max_lateness after baseline */
@@ -38,6 +39,7 @@ extern int	ProcessRun(int64 profile_id, int64 run_id, TimestampTz now);
 extern Datum IntervalFromUsecs(int64 usecs);
 
 /* payload.c */
+extern void ForgetSocialProof(void);
 extern char *NewCouponCode(void);
 extern Datum BuildPayload(RunStep *step, TimestampTz now, const char *coupon_code,
 						  TimestampTz coupon_expires_at);
@@ -45,6 +47,7 @@ extern void IssueCoupon(RunStep *step, const char *code, TimestampTz issued_at,
 						TimestampTz expires_at);
 
 /* outbox.c */
+extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern void OutboxWithdraw(int64 profile_id, Datum run_ids, const char *status,
 						   const char *reason, TimestampTz at);
 

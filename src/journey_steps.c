@@ -29,6 +29,7 @@ static pg_tz *QuietHoursZone = NULL;
 
 static SavedStatement LoadRunStepStatement = {
 	"SELECT r.journey, r.arm = 'holdout', s.step, 'incentive' = ANY (s.blocks),"
+	"       'social_proof' = ANY (s.blocks),"
 	"       s.due_at, greatest(r.next_due_at, s.due_at),"
 	"       $3 - greatest(r.next_due_at, s.due_at) > s.max_lateness,"
 	"       c.exit_reason,"
@@ -166,18 +167,19 @@ LoadRunStep(int64 profile_id, int64 run_id, TimestampTz now, RunStep *step)
 	step->run_id = run_id;
 	step->journey = DatumGetTextPP(SPI_getbinval(row, desc, 1, &isnull));
 	step->holdout = DatumGetBool(SPI_getbinval(row, desc, 2, &isnull));
-	step->exit_reason = ColumnText(8);
+	step->exit_reason = ColumnText(9);
 
 	value = SPI_getbinval(row, desc, 3, &isnull);
 	if (isnull)
 		return true;			/* no step left */
 	step->step = DatumGetInt32(value);
 	step->incentive = DatumGetBool(SPI_getbinval(row, desc, 4, &isnull));
-	step->due_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 5, &isnull));
-	step->baseline = DatumGetTimestampTz(SPI_getbinval(row, desc, 6, &isnull));
-	step->late = DatumGetBool(SPI_getbinval(row, desc, 7, &isnull));
-	step->refusal = ColumnText(9);
-	step->below_min_value = DatumGetBool(SPI_getbinval(row, desc, 10, &isnull));
+	step->social_proof = DatumGetBool(SPI_getbinval(row, desc, 5, &isnull));
+	step->due_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 6, &isnull));
+	step->baseline = DatumGetTimestampTz(SPI_getbinval(row, desc, 7, &isnull));
+	step->late = DatumGetBool(SPI_getbinval(row, desc, 8, &isnull));
+	step->refusal = ColumnText(10);
+	step->below_min_value = DatumGetBool(SPI_getbinval(row, desc, 11, &isnull));
 	return true;
 }
 

@@ -135,11 +135,11 @@ OutboxWithdraw(int64 profile_id, Datum run_ids, const char *status, const char *
 }
 
 /*
- * RequireTime returns argument argno as a finite timestamp, refusing NULL
- * and infinity.
+ * RequireInstant returns argument argno as a finite timestamp, refusing NULL
+ * and infinity: the "now" a caller may pass to act as of another time.
  */
-static TimestampTz
-RequireTime(FunctionCallInfo fcinfo, int argno, const char *argname)
+TimestampTz
+RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname)
 {
 	TimestampTz value;
 
@@ -215,7 +215,7 @@ claim_messages(PG_FUNCTION_ARGS)
 	text	   *consumer = RequireIdentifier(fcinfo, 0, "consumer");
 	int32		max_messages;
 	Interval   *lease;
-	TimestampTz now = RequireTime(fcinfo, 3, "now");
+	TimestampTz now = RequireInstant(fcinfo, 3, "now");
 	int			claimed = 0;
 	int			status_column;
 
@@ -329,7 +329,7 @@ Datum
 ack_message(PG_FUNCTION_ARGS)
 {
 	Datum		message_id = Int64GetDatum(RequireMessageId(fcinfo, 0));
-	TimestampTz now = RequireTime(fcinfo, 1, "now");
+	TimestampTz now = RequireInstant(fcinfo, 1, "now");
 
 	PG_RETURN_BOOL(AckMessages(PointerGetDatum(construct_array(&message_id, 1, INT8OID, 8, true,
 															   TYPALIGN_DOUBLE)), now) == 1);
@@ -345,7 +345,7 @@ Datum
 ack_messages(PG_FUNCTION_ARGS)
 {
 	ArrayType  *message_ids;
-	TimestampTz now = RequireTime(fcinfo, 1, "now");
+	TimestampTz now = RequireInstant(fcinfo, 1, "now");
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -374,7 +374,7 @@ fail_message(PG_FUNCTION_ARGS)
 {
 	int64		message_id = RequireMessageId(fcinfo, 0);
 	text	   *error;
-	TimestampTz now = RequireTime(fcinfo, 2, "now");
+	TimestampTz now = RequireInstant(fcinfo, 2, "now");
 	Datum		values[5];
 	bool		dead;
 

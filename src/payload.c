@@ -14,7 +14,9 @@
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/hsearch.h"
 
 /* Crockford's base 32: no I, L, O or U, so codes read back unambiguously. */
 static const char CouponAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
@@ -35,12 +37,7 @@ static SavedStatement IssueCouponStatement = {
 	7, {INT8OID, TEXTOID, INT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID}, KEYED_PLAN
 };
 
-/*
- * $1 profile, $2 run, $3 step, $4 now, $5 coupon code, $6 coupon expiry,
- * $7 the social-proof window.  Social proof counts other people (distinct
- * profiles, not the recipient) who bought or viewed each item in
- * [$4 - $7, $4).
- */
+/* $1 profile, $2 run, $3 step, $4 now, $5 coupon code, $6 coupon expiry, $7 social proof. */
 static SavedStatement PayloadStatement = {
 	"SELECT pg_catalog.jsonb_build_object("
 	"  'journey', r.journey, 'step', s.step, 'template', s.template, 'channel', s.channel,"
@@ -51,23 +48,7 @@ static SavedStatement PayloadStatement = {
 	"  'cart', pg_catalog.jsonb_build_object("
 	"      'abandoned_at', r.abandoned_at, 'last_activity_at', r.anchor_at, 'value', cart.value),"
 	"  'items', CASE WHEN 'items' = ANY (s.blocks) THEN cart.items ELSE '[]'::jsonb END,"
-	"  'social_proof', CASE WHEN 'social_proof' = ANY (s.blocks) THEN ("
-	"      SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
-	"                 'product_id', l.product_id,"
-	"                 'bought', (SELECT count(DISTINCT o.profile_id)"
-	"                              FROM personalisation.order_lines ol"
-	"                              JOIN personalisation.orders o ON o.order_id = ol.order_id"
-	"                             WHERE ol.product_id = l.product_id AND o.profile_id <> r.profile_id"
-	"                               AND o.occurred_at >= $4 - $7 AND o.occurred_at < $4),"
-	"                 'viewed', (SELECT count(DISTINCT e.profile_id)"
-	"                              FROM personalisation.events e"
-	"                             WHERE e.product_id = l.product_id AND e.kind = 'page_view'"
-	"                               AND e.profile_id <> r.profile_id"
-	"                               AND e.occurred_at >= $4 - $7 AND e.occurred_at < $4),"
-	"                 'from', $4 - $7, 'to', $4)"
-	"               ORDER BY l.added_at, l.product_id), '[]'::jsonb)"
-	"        FROM personalisation.cart_lines l WHERE l.profile_id = r.profile_id)"
-	"    ELSE '[]'::jsonb END,"
+	"  'social_proof', CASE WHEN 'social_proof' = ANY (s.blocks) THEN $7 ELSE '[]'::jsonb END,"
 	"  'incentive', CASE WHEN 'incentive' = ANY (s.blocks) THEN pg_catalog.jsonb_build_object("
 	"      'code', $5::text, 'kind', s.incentive_kind, 'value', s.incentive_value, 'expires_at', $6::timestamptz)"
 	"    END,"
@@ -85,8 +66,67 @@ static SavedStatement PayloadStatement = {
 	"         JOIN personalisation.products pr ON pr.product_id = l.product_id"
 	"        WHERE l.profile_id = r.profile_id) cart"
 	" WHERE r.profile_id = $1 AND r.run_id = $2",
-	7, {INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
+	7, {INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, JSONBOID}, KEYED_PLAN
 };
+
+/*
+ * $1 product, $2 now, $3 window: the people (distinct profiles) who ordered
+ * it, and who viewed its page, in [$2 - $3, $2).
+ */
+static SavedStatement ProductAudienceStatement = {
+	"SELECT (SELECT count(DISTINCT o.profile_id)"
+	"          FROM personalisation.order_lines ol"
+	"          JOIN personalisation.orders o ON o.order_id = ol.order_id"
+	"         WHERE ol.product_id = $1 AND o.occurred_at >= $2 - $3 AND o.occurred_at < $2),"
+	"       (SELECT count(DISTINCT e.profile_id)"
+	"          FROM personalisation.events e"
+	"         WHERE e.product_id = $1 AND e.kind = 'page_view'"
+	"           AND e.occurred_at >= $2 - $3 AND e.occurred_at < $2)",
+	3, {TEXTOID, TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
+};
+
+/*
+ * $1 profile, $2 now, $3 window: the cart's products in order, and whether
+ * the profile itself ordered or viewed each in the window (it is not counted
+ * in its own social proof).
+ */
+static SavedStatement CartAudienceStatement = {
+	"SELECT l.product_id,"
+	"       EXISTS (SELECT FROM personalisation.orders o"
+	"                 JOIN personalisation.order_lines ol ON ol.order_id = o.order_id"
+	"                WHERE o.profile_id = $1 AND ol.product_id = l.product_id"
+	"                  AND o.occurred_at >= $2 - $3 AND o.occurred_at < $2),"
+	"       EXISTS (SELECT FROM personalisation.events e"
+	"                WHERE e.profile_id = $1 AND e.product_id = l.product_id AND e.kind = 'page_view'"
+	"                  AND e.occurred_at >= $2 - $3 AND e.occurred_at < $2)"
+	"  FROM personalisation.cart_lines l WHERE l.profile_id = $1"
+	" ORDER BY l.added_at, l.product_id",
+	3, {INT8OID, TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
+};
+
+/* $1 products, $2 bought, $3 viewed, $4 now, $5 window: the social_proof block. */
+static SavedStatement SocialProofStatement = {
+	"SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+	"           'product_id', p, 'bought', b, 'viewed', v, 'from', $4 - $5, 'to', $4) ORDER BY n), '[]')"
+	"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+	"       WITH ORDINALITY AS t(p, b, v, n)",
+	5, {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
+};
+
+/* How many people bought and viewed a product, as of SocialProofAsOf. */
+typedef struct ProductAudience
+{
+	char		product_id[MAX_IDENTIFIER_BYTES + 1];	/* hash key */
+	int64		bought;
+	int64		viewed;
+} ProductAudience;
+
+/*
+ * Product audiences counted so far for the instant SocialProofAsOf, so that
+ * each product is counted once per run_due call however many carts hold it.
+ */
+static HTAB *ProductAudiences = NULL;
+static TimestampTz SocialProofAsOf = 0;
 
 /*
  * AppendBase32 appends value in base 32, most significant digit first, with
@@ -138,6 +178,102 @@ NewCouponCode(void)
 }
 
 /*
+ * ForgetSocialProof drops the counted product audiences; RunDue calls it at
+ * the start of every call, since orders and views may have come since.
+ */
+void
+ForgetSocialProof(void)
+{
+	if (ProductAudiences != NULL)
+		hash_destroy(ProductAudiences);
+	ProductAudiences = NULL;
+}
+
+/*
+ * AudienceOf returns how many people bought and viewed the product in the
+ * social-proof window before now, counting it on first use.
+ */
+static ProductAudience *
+AudienceOf(text *product_id, TimestampTz now, Datum window)
+{
+	char		key[MAX_IDENTIFIER_BYTES + 1];
+	ProductAudience *audience;
+	bool		found;
+
+	if (ProductAudiences == NULL || SocialProofAsOf != now)
+	{
+		HASHCTL		ctl;
+
+		ForgetSocialProof();
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(ProductAudience);
+		ProductAudiences = hash_create("personalisation product audiences", 1024, &ctl,
+									   HASH_ELEM | HASH_STRINGS);
+		SocialProofAsOf = now;
+	}
+
+	text_to_cstring_buffer(product_id, key, sizeof(key));
+	audience = hash_search(ProductAudiences, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		Datum		values[3] = {PointerGetDatum(product_id), TimestampTzGetDatum(now), window};
+		bool		isnull;
+
+		audience->bought = 0;
+		audience->viewed = 0;
+		ExecSaved(&ProductAudienceStatement, values, NULL, false, 1);
+		audience->bought = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		audience->viewed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return audience;
+}
+
+/*
+ * SocialProof returns the social_proof block for the profile's cart: per
+ * item, in cart order, how many other people (distinct profiles, the
+ * recipient not counted) ordered it and viewed its page in the
+ * personalisation.social_proof_window before now.
+ */
+static Datum
+SocialProof(int64 profile_id, TimestampTz now)
+{
+	Datum		window = IntervalFromUsecs((int64) SocialProofWindowMinutes * USECS_PER_MINUTE);
+	Datum		values[5] = {Int64GetDatum(profile_id), TimestampTzGetDatum(now), window, 0, 0};
+	SPITupleTable *cart;
+	int			count;
+	Datum	   *products;
+	Datum	   *bought;
+	Datum	   *viewed;
+	bool		isnull;
+
+	ExecSaved(&CartAudienceStatement, values, NULL, false, 0);
+	cart = SPI_tuptable;
+	count = (int) SPI_processed;
+	products = palloc(sizeof(Datum) * (count + 1));
+	bought = palloc(sizeof(Datum) * (count + 1));
+	viewed = palloc(sizeof(Datum) * (count + 1));
+	for (int i = 0; i < count; i++)
+	{
+		text	   *product_id = DatumGetTextPP(SPI_getbinval(cart->vals[i], cart->tupdesc, 1, &isnull));
+		bool		bought_it = DatumGetBool(SPI_getbinval(cart->vals[i], cart->tupdesc, 2, &isnull));
+		bool		viewed_it = DatumGetBool(SPI_getbinval(cart->vals[i], cart->tupdesc, 3, &isnull));
+		ProductAudience *audience = AudienceOf(product_id, now, window);
+
+		products[i] = PointerGetDatum(product_id);
+		bought[i] = Int64GetDatum(audience->bought - (bought_it ? 1 : 0));
+		viewed[i] = Int64GetDatum(audience->viewed - (viewed_it ? 1 : 0));
+	}
+
+	values[0] = PointerGetDatum(construct_array(products, count, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(bought, count, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(viewed, count, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[3] = TimestampTzGetDatum(now);
+	values[4] = window;
+	ExecSaved(&SocialProofStatement, values, NULL, false, 1);
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+/*
  * BuildPayload returns the message of the step as jsonb, built as of now.
  * coupon_code is the incentive's code (NULL when the step has none).
  */
@@ -156,7 +292,8 @@ BuildPayload(RunStep *step, TimestampTz now, const char *coupon_code, TimestampT
 	nulls[4] = coupon_code ? ' ' : 'n';
 	values[5] = TimestampTzGetDatum(coupon_expires_at);
 	nulls[5] = coupon_code ? ' ' : 'n';
-	values[6] = IntervalFromUsecs((int64) SocialProofWindowMinutes * USECS_PER_MINUTE);
+	values[6] = step->social_proof ? SocialProof(step->profile_id, now) : (Datum) 0;
+	nulls[6] = step->social_proof ? ' ' : 'n';
 
 	ExecSaved(&PayloadStatement, values, nulls, false, 1);
 	if (SPI_processed != 1)

@@ -63,6 +63,11 @@ CREATE FUNCTION pg_temp.payload(session text, step_no int) RETURNS jsonb LANGUAG
      WHERE r.session_id = session AND o.step = step_no
 $$;
 
+-- Why and until when the session's run waits.
+CREATE FUNCTION pg_temp.waiting(session text) RETURNS text LANGUAGE sql AS $$
+    SELECT wait_reason || ' until ' || next_due_at FROM personalisation.journey_runs WHERE session_id = session
+$$;
+
 -- The session's run, as status[/end_reason].
 CREATE FUNCTION pg_temp.run_state(session text) RETURNS text LANGUAGE sql AS $$
     SELECT string_agg(r.status || coalesce('/' || r.end_reason, ''), ' ' ORDER BY r.run_id)
@@ -209,7 +214,7 @@ SELECT pg_temp.shopper('jt-h', '2025-05-12 10:00+00', true, 'h@example.test');
 SELECT personalisation.run_due('2025-05-12 10:30+00');
 SELECT personalisation.run_due('2025-05-12 11:00+00');
 SELECT is(pg_temp.messages('jt-h'), '1:push:pending', 'a second message within 24 hours waits under a cap of 1');
-SELECT is((SELECT wait_reason || ' until ' || next_due_at FROM personalisation.journey_runs WHERE session_id = 'jt-h'),
+SELECT is(pg_temp.waiting('jt-h'),
   'frequency_cap until 2025-05-13 10:30:00+00', 'the run says why and until when it waits');
 SELECT personalisation.run_due('2025-05-13 10:30+00');
 SELECT is(pg_temp.trail('jt-h'), '1:sent 2:sent', 'the postponed email goes out when the rolling day frees up');
@@ -222,7 +227,7 @@ SET LOCAL personalisation.quiet_hours_timezone = 'Europe/Paris';
 SELECT pg_temp.shopper('jt-i', '2025-05-22 20:45+00', true, NULL);   -- 22:45 in Paris
 SELECT personalisation.run_due('2025-05-22 21:15+00');
 SELECT is(pg_temp.messages('jt-i'), '', 'no push inside the quiet hours');
-SELECT is((SELECT wait_reason || ' until ' || next_due_at FROM personalisation.journey_runs WHERE session_id = 'jt-i'),
+SELECT is(pg_temp.waiting('jt-i'),
   'quiet_hours until 2025-05-23 06:00:00+00', 'the push waits for 08:00 in Paris');
 SELECT personalisation.run_due('2025-05-23 06:00+00');
 SELECT is(pg_temp.messages('jt-i'), '1:push:pending', 'and then goes out, though later than its max_lateness');
