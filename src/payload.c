@@ -91,16 +91,19 @@ static SavedStatement ProductAudienceStatement = {
  * in its own social proof).
  */
 static SavedStatement CartAudienceStatement = {
-	"SELECT l.product_id,"
-	"       EXISTS (SELECT FROM personalisation.orders o"
-	"                 JOIN personalisation.order_lines ol ON ol.order_id = o.order_id"
-	"                WHERE o.profile_id = $1 AND ol.product_id = l.product_id"
-	"                  AND o.occurred_at >= $2 - $3 AND o.occurred_at < $2),"
-	"       EXISTS (SELECT FROM personalisation.events e"
-	"                WHERE e.profile_id = $1 AND e.product_id = l.product_id AND e.kind = 'page_view'"
-	"                  AND e.occurred_at >= $2 - $3 AND e.occurred_at < $2)"
-	"  FROM personalisation.cart_lines l WHERE l.profile_id = $1"
-	" ORDER BY l.added_at, l.product_id",
+	"WITH bought AS ("
+	"    SELECT ol.product_id FROM personalisation.orders o"
+	"      JOIN personalisation.order_lines ol ON ol.order_id = o.order_id"
+	"     WHERE o.profile_id = $1 AND o.occurred_at >= $2 - $3 AND o.occurred_at < $2"
+	"), viewed AS ("
+	"    SELECT e.product_id FROM personalisation.events e"
+	"     WHERE e.profile_id = $1 AND e.kind = 'page_view'"
+	"       AND e.occurred_at >= $2 - $3 AND e.occurred_at < $2"
+	")"
+	" SELECT l.product_id, l.product_id IN (SELECT product_id FROM bought),"
+	"        l.product_id IN (SELECT product_id FROM viewed)"
+	"   FROM personalisation.cart_lines l WHERE l.profile_id = $1"
+	"  ORDER BY l.added_at, l.product_id",
 	3, {INT8OID, TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
 };
 
