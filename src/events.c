@@ -316,7 +316,8 @@ InsertEvent(TrackedEvent *event)
 
 /*
  * RefreshCart brings the profile's cart summary (line count, last activity)
- * up to date after a change to its lines.
+ * up to date after a change to its lines, and lets the journeys react (an
+ * emptied cart ends its runs, activity restarts their clock).
  */
 void
 RefreshCart(TrackedEvent *event)
@@ -325,6 +326,7 @@ RefreshCart(TrackedEvent *event)
 	TimestampTzGetDatum(event->occurred_at)};
 
 	ExecSaved(&RefreshCartStatement, values, NULL, false, 0);
+	JourneyCartChanged(event->profile_id);
 }
 
 /*

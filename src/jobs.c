@@ -26,6 +26,8 @@ typedef struct PeriodicJob
 static const PeriodicJob PeriodicJobs[] = {
 	{"personalisation:maintain-partitions", "17 * * * *",
 	"SELECT personalisation.maintain_partitions()"},
+	{"personalisation:run-due", "* * * * *",
+	"SELECT personalisation.run_due()"},
 };
 
 static SavedStatement PgCronInstalledStatement = {
