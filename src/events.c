@@ -313,7 +313,8 @@ InsertEvent(TrackedEvent *event)
 
 /*
  * RefreshCart brings the profile's cart summary (line count, last activity)
- * up to date after a change to its lines.
+ * up to date after a change to its lines, and has the background worker
+ * look at the cart once the change commits.
  */
 void
 RefreshCart(TrackedEvent *event)
@@ -322,6 +323,7 @@ RefreshCart(TrackedEvent *event)
 	TimestampTzGetDatum(event->occurred_at)};
 
 	ExecSaved(&RefreshCartStatement, values, NULL, false, 0);
+	WakeWorkerAtCommit();
 }
 
 /*

@@ -21,6 +21,8 @@ extern int	PartitionPremakeDays;
 extern int	MaxClockSkewSeconds;
 extern int	MaxOrderLines;
 extern bool PersonalisationPreloaded;
+extern bool WorkerEnabled;
+extern int	WorkerNaptimeMs;
 
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
@@ -76,5 +78,12 @@ extern void RefreshCart(TrackedEvent *event);
 extern int64 EnsureEventPartition(TimestampTz occurred_at);
 extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
+
+/* journey.c */
+extern int	RunDue(TimestampTz now);
+
+/* worker.c */
+extern void WorkerInit(void);
+extern void WakeWorkerAtCommit(void);
 
 #endif							/* PERSONALISATION_H */
