@@ -254,6 +254,7 @@ track_session_end(PG_FUNCTION_ARGS)
 	bool		isnull;
 
 	SPI_connect();
+	LockSessionForEvent(session_id);
 	{
 		Datum		values[1] = {PointerGetDatum(session_id)};
 
@@ -281,6 +282,8 @@ track_session_end(PG_FUNCTION_ARGS)
 		declared = SPI_processed > 0;
 	}
 	SPI_finish();
+	if (declared)
+		WakeWorkerAtCommit();
 
 	PG_RETURN_BOOL(declared);
 }

@@ -43,6 +43,7 @@ _PG_init(void)
 	PersonalisationPreloaded = process_shared_preload_libraries_in_progress;
 	DefineGucs();
 	PartitionsInit();
+	WorkerInit();
 }
 
 /*
@@ -171,6 +172,22 @@ DefineGucs(void)
 							&SocialProofWindowMinutes,
 							7 * 24 * 60, 60, 180 * 24 * 60,
 							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("personalisation.worker_enabled",
+							 "Whether each database using the extension gets a background worker.",
+							 "Turned off, running workers exit and none start; pg_cron's run_due job still does the work every minute.",
+							 &WorkerEnabled,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.worker_naptime",
+							"How long the background worker sleeps between runs when nothing wakes it.",
+							NULL,
+							&WorkerNaptimeMs,
+							1000, 10, 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("personalisation");

@@ -33,6 +33,8 @@ extern int	RetryBackoffSeconds;
 extern int	CouponValidityMinutes;
 extern int	AttributionWindowMinutes;
 extern int	SocialProofWindowMinutes;
+extern bool WorkerEnabled;
+extern int	WorkerNaptimeMs;
 
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
@@ -131,5 +133,9 @@ extern void AssignQuietHoursTimezone(const char *newval, void *extra);
 extern int64 EnsureEventPartition(TimestampTz occurred_at);
 extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
+
+/* worker.c */
+extern void WorkerInit(void);
+extern void WakeWorkerAtCommit(void);
 
 #endif							/* PERSONALISATION_H */
