@@ -28,6 +28,8 @@ static const PeriodicJob PeriodicJobs[] = {
 	"SELECT personalisation.maintain_partitions()"},
 	{"personalisation:maintain-complementarity", "*/5 * * * *",
 	"SELECT personalisation.maintain_complementarity()"},
+	{"personalisation:run-due", "* * * * *",
+	"SELECT personalisation.run_due()"},
 };
 
 static SavedStatement PgCronInstalledStatement = {

@@ -11,6 +11,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -25,6 +26,18 @@ extern int	ComplementWindowMinutes;
 extern int	ComplementBasketCap;
 extern char *BlockedIdentifiers;
 extern bool PersonalisationPreloaded;
+extern int	AbandonAfterMinutes;
+extern int	FrequencyCap;
+extern char *QuietHours;
+extern char *QuietHoursTimezone;
+extern double JourneyHoldoutPercent;
+extern int	OutboxMaxAttempts;
+extern int	RetryBackoffSeconds;
+extern int	CouponValidityMinutes;
+extern int	AttributionWindowMinutes;
+extern int	SocialProofWindowMinutes;
+extern bool WorkerEnabled;
+extern int	WorkerNaptimeMs;
 
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
@@ -107,9 +120,31 @@ typedef struct Merge
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
 extern void LockSessionForEvent(text *session_id);
 
+/* journey_hooks.c: the journeys' merge step */
+extern int64 JourneyMergeProfiles(const Merge *merge);
+extern int64 JourneyUnmergeProfiles(const Merge *merge);
+/* journey.c: the sequence clock, shared by run_due() and the background worker */
+extern int	RunDue(TimestampTz now, int max_runs, bool *more);
+
+/* journey_hooks.c: exit rules fired by tracked events, and profile merges */
+extern void JourneyCartChanged(int64 profile_id);
+extern void JourneyPurchase(int64 profile_id, TimestampTz occurred_at);
+extern void JourneyConsentWithdrawn(int64 profile_id, text *session_id, const char *channel,
+									TimestampTz occurred_at);
+
+/* journey_steps.c: the quiet-hours settings */
+extern bool CheckQuietHours(char **newval, void **extra, GucSource source);
+extern void AssignQuietHours(const char *newval, void *extra);
+extern bool CheckQuietHoursTimezone(char **newval, void **extra, GucSource source);
+extern void AssignQuietHoursTimezone(const char *newval, void *extra);
+
 /* partitions.c */
 extern int64 EnsureEventPartition(TimestampTz occurred_at);
 extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
+
+/* worker.c */
+extern void WorkerInit(void);
+extern void WakeWorkerAtCommit(void);
 
 #endif							/* PERSONALISATION_H */
