@@ -34,7 +34,6 @@
 #include "funcapi.h"
 #include "nodes/makefuncs.h"
 #include "storage/backendid.h"
-#include "storage/lmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
