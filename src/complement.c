@@ -965,30 +965,6 @@ BulkLoadPairs(PairEntry *pairs, int64 npairs, Datum *texts)
 }
 
 /*
- * RequireNow returns argument argno as the instant a maintenance call acts
- * at, refusing NULL and infinity.
- */
-static TimestampTz
-RequireNow(FunctionCallInfo fcinfo, int argno)
-{
-	TimestampTz now;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("now must not be null"),
-				 errhint("Omit now to use the current time, or pass the instant to act at.")));
-	now = PG_GETARG_TIMESTAMPTZ(argno);
-	if (TIMESTAMP_NOT_FINITE(now))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("now must be a finite timestamp"),
-				 errdetail("The value given is \"%s\".", timestamptz_to_str(now)),
-				 errhint("Omit now to use the current time, or pass the instant to act at.")));
-	return now;
-}
-
-/*
  * RequireReadCommitted refuses to recount under a transaction snapshot: the
  * order history must be read after the counts' lock is granted, or orders
  * committed in between would be lost.
@@ -1047,7 +1023,7 @@ ReturnRecord(FunctionCallInfo fcinfo, Datum *values)
 Datum
 rebuild_complementarity(PG_FUNCTION_ARGS)
 {
-	TimestampTz now = RequireNow(fcinfo, 0);
+	TimestampTz now = RequireInstant(fcinfo, 0, "now");
 	TimestampTz since = WindowStart(now);
 	Aggregation *agg;
 	PairEntry  *pairs;
@@ -1131,7 +1107,7 @@ FoldStripes(void)
 Datum
 maintain_complementarity(PG_FUNCTION_ARGS)
 {
-	TimestampTz now = RequireNow(fcinfo, 0);
+	TimestampTz now = RequireInstant(fcinfo, 0, "now");
 	TimestampTz since = WindowStart(now);
 	CountState	state;
 	int64		expired = 0;

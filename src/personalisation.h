@@ -72,6 +72,7 @@ extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern TimestampTz RequireEventTime(FunctionCallInfo fcinfo, int argno);
+extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern int32 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno);
 extern TimestampTz EventRetentionCutoff(TimestampTz now);
 
