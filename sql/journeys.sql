@@ -1,21 +1,33 @@
 -- Journeys (message sequences) as data: the journey, its ordered steps, the
--- runs (one per abandoned cart episode), what each step did, the coupons the
--- incentive steps issued, and the analyst report.  run_due() is the clock.
+-- runs (one per abandoned cart episode, per order, or per subscribable
+-- product bought), what each step did, the coupons the incentive steps
+-- issued, and the analyst report.  run_due() is the clock.
 
 CREATE TABLE personalisation.journeys (
     journey              text PRIMARY KEY,
-    trigger              text NOT NULL CHECK (trigger IN ('cart_abandoned')),
+    -- what starts a run: an abandoned cart (one run per cart episode), a
+    -- purchase (one run per order; the profile's later orders join it while
+    -- it is active), or a purchase of subscribable products (one run per
+    -- such product)
+    trigger              text NOT NULL
+                         CHECK (trigger IN ('cart_abandoned', 'purchase', 'subscribable_purchase')),
     enabled              boolean NOT NULL DEFAULT true,
     exit_on_purchase     boolean NOT NULL DEFAULT true,   -- a purchase by the profile ends a run
     exit_on_cart_emptied boolean NOT NULL DEFAULT true,   -- an emptied cart ends a run
+    exit_on_refund       boolean NOT NULL DEFAULT true,   -- a purchase's run ends once none of its orders stands
+    exit_on_subscribed   boolean NOT NULL DEFAULT true,   -- a product's run ends when the profile subscribes to it
+    send_within          interval CHECK (send_within > interval '0'),  -- no message later than this after the run starts
     description          text,
     CONSTRAINT journeys_name_not_blank CHECK (btrim(journey) <> '')
 );
 
 -- One row per step, done in step order.  A step is due delay after the
--- run's anchor (the cart's last activity), never before the cart is
--- declared abandoned.  Conditions: max_lateness (a step reached later than
--- this after it was due is skipped as pointless) and min_cart_value.
+-- run's anchor (the cart's last activity, or the order), never before the
+-- cart is declared abandoned; with before_runout, a run about one product
+-- is due that long before the product runs out (never before delay, and
+-- early enough to go out within the journey's send_within).  Conditions:
+-- max_lateness (a step reached later than this after it was due is skipped
+-- as pointless), min_cart_value and min_recommendations.
 CREATE TABLE personalisation.journey_steps (
     journey         text NOT NULL REFERENCES personalisation.journeys (journey),
     step            int NOT NULL CHECK (step > 0),
@@ -24,32 +36,40 @@ CREATE TABLE personalisation.journey_steps (
     channel         text NOT NULL CHECK (channel IN ('push', 'email')),
     template        text NOT NULL,   -- what the delivery worker renders
     blocks          text[] NOT NULL DEFAULT '{items}'
-                    CHECK (blocks <@ ARRAY['items', 'social_proof', 'incentive', 'recommendations']),
+                    CHECK (blocks <@ ARRAY['items', 'social_proof', 'incentive', 'recommendations',
+                                           'subscription_offer']),
     max_lateness    interval NOT NULL DEFAULT '12 hours' CHECK (max_lateness >= interval '0'),
     min_cart_value  numeric CHECK (min_cart_value >= 0),
     incentive_kind  text CHECK (incentive_kind IN ('percent', 'amount', 'free_shipping')),
     incentive_value numeric CHECK (incentive_value >= 0),
     enabled         boolean NOT NULL DEFAULT true,
+    before_runout   interval CHECK (before_runout >= interval '0'),
+    max_recommendations int NOT NULL DEFAULT 4 CHECK (max_recommendations BETWEEN 1 AND 50),
+    min_recommendations int,
     PRIMARY KEY (journey, step),
+    CONSTRAINT journey_steps_min_recommendations
+        CHECK (min_recommendations BETWEEN 1 AND max_recommendations),
     CONSTRAINT journey_steps_incentive_described
         CHECK (('incentive' = ANY (blocks)) = (incentive_kind IS NOT NULL AND incentive_value IS NOT NULL))
 );
 
--- One run per abandoned cart episode.  Delays count from anchor_at, the
--- cart's last activity; activity on the cart moves the anchor and clears
--- declared_at until the cart is idle again (the clock restarts, the run
--- goes on).  next_due_at is when run_due next looks at the run, and the
--- instant the next step's lateness is measured from.
+-- One run per abandoned cart episode, per order (order_id), or per
+-- subscribable product of an order (order_id and product_id).  Delays
+-- count from anchor_at, the cart's last activity or the order; activity on
+-- the cart moves a cart run's anchor and clears declared_at until the cart
+-- is idle again (the clock restarts, the run goes on).  next_due_at is when
+-- run_due next looks at the run, and the instant the next step's lateness
+-- is measured from.
 CREATE SEQUENCE personalisation.journey_run_id_seq;
 CREATE TABLE personalisation.journey_runs (
     profile_id        bigint NOT NULL,
     run_id            bigint NOT NULL DEFAULT nextval('personalisation.journey_run_id_seq'),
     journey           text NOT NULL REFERENCES personalisation.journeys (journey),
     arm               text NOT NULL CHECK (arm IN ('treatment', 'holdout')),
-    session_id        text NOT NULL,         -- the browser the cart was last used in
-    origin_profile_id bigint NOT NULL,       -- whose cart it was when declared (merges move profile_id)
-    episode_at        timestamptz NOT NULL,  -- the cart activity this run answers
-    abandoned_at      timestamptz NOT NULL,  -- when the cart was first declared abandoned
+    session_id        text NOT NULL,         -- the browser the cart was last used in, or the order placed in
+    origin_profile_id bigint NOT NULL,       -- whose cart or order it was (merges move profile_id)
+    episode_at        timestamptz NOT NULL,  -- the cart activity, or the order, this run answers
+    abandoned_at      timestamptz,           -- when the cart was first declared abandoned (cart runs)
     anchor_at         timestamptz NOT NULL,  -- delays count from here
     declared_at       timestamptz,           -- NULL while the cart is active again
     status            text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'completed', 'ended')),
@@ -59,14 +79,19 @@ CREATE TABLE personalisation.journey_runs (
     next_due_at       timestamptz,
     wait_reason       text,                  -- frequency_cap or quiet_hours while postponed
     merge_trail       bigint[] NOT NULL DEFAULT '{}',  -- profiles it was merged away from, oldest first
+    order_id          text,                  -- the order that started the run (runs a purchase started)
+    product_id        text,                  -- the product a run about one product offers
+    runs_out_at       timestamptz,           -- when the quantity bought of that product runs out
     PRIMARY KEY (profile_id, run_id),
-    CONSTRAINT journey_runs_end_explained CHECK ((status = 'ended') = (end_reason IS NOT NULL))
+    CONSTRAINT journey_runs_end_explained CHECK ((status = 'ended') = (end_reason IS NOT NULL)),
+    CONSTRAINT journey_runs_started CHECK ((order_id IS NULL) = (abandoned_at IS NOT NULL))
 );
 ALTER SEQUENCE personalisation.journey_run_id_seq OWNED BY personalisation.journey_runs.run_id;
-CREATE UNIQUE INDEX journey_runs_one_active ON personalisation.journey_runs (profile_id, journey)
-    WHERE status = 'active';
+CREATE UNIQUE INDEX journey_runs_one_active ON personalisation.journey_runs (profile_id, journey, product_id)
+    NULLS NOT DISTINCT WHERE status = 'active';
 CREATE UNIQUE INDEX journey_runs_one_per_episode
-    ON personalisation.journey_runs (profile_id, origin_profile_id, journey, episode_at);
+    ON personalisation.journey_runs (profile_id, origin_profile_id, journey, episode_at, product_id)
+    NULLS NOT DISTINCT;
 CREATE INDEX journey_runs_due ON personalisation.journey_runs (next_due_at, profile_id, run_id)
     WHERE status = 'active';
 CREATE INDEX journey_runs_idle ON personalisation.journey_runs (anchor_at)
@@ -111,22 +136,46 @@ CREATE INDEX carts_idle_idx ON personalisation.carts (last_activity_at) WHERE li
 CREATE INDEX events_product_views_idx ON personalisation.events (product_id, occurred_at)
     WHERE kind = 'page_view' AND product_id IS NOT NULL;
 
+-- The standing order lines a run that a purchase started is about: the
+-- profile's orders placed at or after the run's start (an order placed
+-- while the run is active joins it) and not refunded, and of those only the
+-- run's product for a run about one product.
+CREATE VIEW personalisation.journey_run_purchases AS
+SELECT r.profile_id, r.run_id, o.order_id, o.occurred_at AS ordered_at,
+       l.product_id, l.quantity, l.unit_price
+  FROM personalisation.journey_runs r
+  JOIN personalisation.orders o
+    ON o.profile_id = r.profile_id AND o.occurred_at >= r.anchor_at AND o.refunded_at IS NULL
+  JOIN personalisation.order_lines l ON l.order_id = o.order_id
+ WHERE r.order_id IS NOT NULL AND (r.product_id IS NULL OR l.product_id = r.product_id);
+
 -- The exit rules and consent of every run, as run_due and claim_messages see
 -- them: exit_reason is why the run's messages must stop (NULL: they may go
 -- on), and each channel's refusal is why it may not be used (NULL: it may).
 -- A run ended by a consent withdrawal keeps its messages on channels still
--- allowed: the refusals speak for the withdrawn ones.
+-- allowed: the refusals speak for the withdrawn ones.  A run's own order
+-- never counts as a purchase ending it.
 CREATE VIEW personalisation.journey_run_checks AS
 SELECT r.profile_id, r.run_id,
        CASE WHEN r.status = 'ended' AND r.end_reason <> 'consent_withdrawn' THEN r.end_reason
             WHEN j.exit_on_purchase AND EXISTS (
                      SELECT FROM personalisation.orders o
-                      WHERE o.profile_id = r.profile_id AND o.occurred_at >= r.episode_at)
+                      WHERE o.profile_id = r.profile_id AND o.occurred_at >= r.episode_at
+                        AND o.order_id IS DISTINCT FROM r.order_id)
                  THEN 'purchased'
             WHEN j.exit_on_cart_emptied AND NOT EXISTS (
                      SELECT FROM personalisation.carts c
                       WHERE c.profile_id = r.profile_id AND c.line_count > 0)
                  THEN 'cart_emptied'
+            WHEN j.exit_on_subscribed AND r.product_id IS NOT NULL AND EXISTS (
+                     SELECT FROM personalisation.subscriptions s
+                      WHERE s.profile_id = r.profile_id AND s.product_id = r.product_id
+                        AND s.stopped_at IS NULL)
+                 THEN 'subscribed'
+            WHEN j.exit_on_refund AND r.order_id IS NOT NULL AND NOT EXISTS (
+                     SELECT FROM personalisation.journey_run_purchases b
+                      WHERE b.profile_id = r.profile_id AND b.run_id = r.run_id)
+                 THEN 'refunded'
        END AS exit_reason,
        CASE WHEN s.push_consent THEN NULL
             WHEN s.push_consent_at IS NOT NULL THEN 'push_consent_withdrawn'
@@ -172,12 +221,13 @@ CREATE FUNCTION personalisation.attribution_window()
 RETURNS interval LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'attribution_window';
 
--- Per journey, arm and step (step NULL: the arm as a whole): carts abandoned,
--- messages sent, held (holdout) and delivered, carts recovered and their
--- revenue, and the recovery rate.  A cart is recovered when its profile
--- orders within personalisation.attribution_window after abandonment; the
--- first such order is the recovered revenue, credited to the last step sent
--- (or held) before it.  No personal data.
+-- Per abandoned-cart journey, arm and step (step NULL: the arm as a whole):
+-- carts abandoned, messages sent, held (holdout) and delivered, carts
+-- recovered and their revenue, and the recovery rate.  A cart is recovered
+-- when its profile orders within personalisation.attribution_window after
+-- abandonment; the first such order is the recovered revenue, credited to
+-- the last step sent (or held) before it.  No personal data.  The
+-- post-purchase journeys have their own views (post_purchase.sql).
 CREATE VIEW personalisation.journey_report AS
 WITH runs AS (
     SELECT r.journey, r.arm, r.profile_id, r.run_id,
@@ -187,6 +237,7 @@ WITH runs AS (
                AND s.outcome IN ('sent', 'held') AND s.done_at <= rec.occurred_at
              ORDER BY s.done_at DESC, s.step DESC LIMIT 1) AS credited_step
       FROM personalisation.journey_runs r
+      JOIN personalisation.journeys j ON j.journey = r.journey AND j.trigger = 'cart_abandoned'
       LEFT JOIN LATERAL (
            SELECT o.order_id, o.total, o.occurred_at FROM personalisation.orders o
             WHERE o.profile_id = r.profile_id

@@ -62,7 +62,8 @@ CREATE INDEX sessions_profile_idx ON personalisation.sessions (profile_id);
 -- Append-only event log, one partition per UTC day (see maintain_partitions).
 CREATE TABLE personalisation.events (
     event_id    text,
-    kind        text NOT NULL CHECK (kind IN ('page_view', 'cart_add', 'cart_remove', 'purchase')),
+    kind        text NOT NULL CHECK (kind IN ('page_view', 'cart_add', 'cart_remove', 'purchase',
+                                          'subscription_start', 'subscription_stop')),
     occurred_at timestamptz NOT NULL,
     profile_id  bigint NOT NULL,
     session_id  text NOT NULL,

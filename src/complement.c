@@ -107,28 +107,6 @@ typedef struct PartnerStream
 	long		fetch;
 } PartnerStream;
 
-/* One complement of a product, as also_bought reports it. */
-typedef struct Complement
-{
-	Datum		product_id;		/* text */
-	int64		co_orders;
-	int64		other_orders;
-	double		confidence;
-	double		lift;
-	double		jaccard;
-} Complement;
-
-/*
- * One product recommend_for_cart suggests: its strongest link to the cart
- * (the complement as the cart product because_of lists it) and its score.
- */
-typedef struct Recommendation
-{
-	Complement	link;
-	Datum		because_of;		/* text */
-	double		score;
-} Recommendation;
-
 /* Interned strings (product or order ids) for the in-memory aggregation. */
 typedef struct NameEntry
 {
@@ -353,6 +331,30 @@ static SavedStatement CartStatement = {
 	"  FROM personalisation.sessions s WHERE s.session_id = $1",
 	.nargs = 1,
 	.argtypes = {TEXTOID},
+};
+
+/*
+ * $1 source products, $2 excluded products, $3 how many: in-stock products
+ * of the sources' categories, not excluded, with counted orders, most
+ * ordered first; each with the first source of its category.
+ */
+static SavedStatement PopularInCategoriesStatement = {
+	.sql = "WITH categories AS ("
+	"    SELECT p.category_id, pg_catalog.min(p.product_id COLLATE \"C\") AS because_of"
+	"      FROM personalisation.products p"
+	"     WHERE p.product_id = ANY ($1) AND p.category_id IS NOT NULL GROUP BY p.category_id)"
+	" SELECT p.product_id, c.because_of, n.orders"
+	"   FROM categories c"
+	"   JOIN personalisation.products p ON p.category_id = c.category_id"
+	"   CROSS JOIN LATERAL (SELECT pg_catalog.sum(k.orders)::bigint AS orders"
+	"                         FROM personalisation.complement_products k"
+	"                        WHERE k.product_id = p.product_id COLLATE \"C\") n"
+	"  WHERE p.in_stock AND n.orders > 0 AND NOT (p.product_id = ANY ($2))"
+	"  ORDER BY n.orders DESC, p.product_id COLLATE \"C\""
+	"  LIMIT $3",
+	.nargs = 3,
+	.argtypes = {TEXTARRAYOID, TEXTARRAYOID, INT4OID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
 };
 
 /* Order lines of the counted orders placed in [$1, $2). */
@@ -1534,6 +1536,88 @@ SortedUnion(Datum *left, int nleft, Datum *right, int nright, int *count)
 }
 
 /*
+ * RecommendComplements returns, best first, up to n complements of the
+ * sources (text datums), leaving out the products of the sorted excluded
+ * array, and sets *count to how many.  Each source contributes its n best
+ * complements as also_bought ranks them (the exclusions applied before the
+ * cut); a product's score is the sum of its confidence from each source that
+ * lists it, and its link is the strongest (highest confidence, then source
+ * id).  recommend_for_cart and the journey payloads share it.
+ */
+Recommendation *
+RecommendComplements(Datum *sources, int nsources, Datum *excluded, int nexcluded, int n,
+					 int *count)
+{
+	Recommendation *links = palloc(sizeof(Recommendation) * Max(nsources * n, 1));
+	int			nlinks = 0;
+	int			nmerged = 0;
+
+	for (int c = 0; c < nsources; c++)
+	{
+		int64		product_orders;
+		int64		all_orders;
+		Complement *list;
+		int			found;
+
+		if (!ProductCounts(DatumGetTextPP(sources[c]), &product_orders, &all_orders))
+			continue;
+		list = CollectComplements(DatumGetTextPP(sources[c]), product_orders, all_orders, n,
+								  excluded, nexcluded, &found);
+		for (int i = 0; i < found; i++)
+		{
+			links[nlinks].link = list[i];
+			links[nlinks].because_of = sources[c];
+			links[nlinks].score = list[i].confidence;
+			nlinks++;
+		}
+	}
+
+	/* keep each product's strongest link, scored with the sum of its links */
+	qsort(links, nlinks, sizeof(Recommendation), CompareLinks);
+	for (int i = 0; i < nlinks; i++)
+	{
+		if (nmerged > 0 &&
+			CompareTexts(links[nmerged - 1].link.product_id, links[i].link.product_id) == 0)
+			links[nmerged - 1].score += links[i].score;
+		else
+			links[nmerged++] = links[i];
+	}
+	qsort(links, nmerged, sizeof(Recommendation), CompareRecommendations);
+	*count = Min(nmerged, n);
+	return links;
+}
+
+/*
+ * PopularInCategories returns, most ordered first, up to n in-stock products
+ * of the sources' categories (text datums) that are not in the excluded
+ * text[] and have at least one counted order, and sets *count to how many:
+ * the fallback of a message whose sources have too few complements.  Each
+ * is because_of the first source (byte order) of its category, with its
+ * counted orders as the score; ties go by product id.
+ */
+Recommendation *
+PopularInCategories(Datum *sources, int nsources, Datum excluded, int n, int *count)
+{
+	Datum		values[3] = {TextArray(sources, nsources), excluded, Int32GetDatum(n)};
+	Recommendation *list;
+	bool		isnull;
+
+	ExecSaved(&PopularInCategoriesStatement, values, NULL, true, 0);
+	*count = (int) SPI_processed;
+	list = palloc0(sizeof(Recommendation) * Max(*count, 1));
+	for (int i = 0; i < *count; i++)
+	{
+		HeapTuple	row = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+
+		list[i].link.product_id = datumCopy(SPI_getbinval(row, desc, 1, &isnull), false, -1);
+		list[i].because_of = datumCopy(SPI_getbinval(row, desc, 2, &isnull), false, -1);
+		list[i].score = (double) DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+	}
+	return list;
+}
+
+/*
  * recommend_for_cart returns n complements of everything in the session's
  * cart.  Each cart product contributes its n best complements as
  * also_bought ranks them, leaving out the cart's products and every product
@@ -1556,9 +1640,8 @@ recommend_for_cart(PG_FUNCTION_ARGS)
 	int			nbought;
 	Datum	   *excluded;
 	int			nexcluded;
-	Recommendation *links;
-	int			nlinks = 0;
-	int			nmerged = 0;
+	Recommendation *recommended;
+	int			count;
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
@@ -1572,44 +1655,12 @@ recommend_for_cart(PG_FUNCTION_ARGS)
 	bought = ArrayTexts(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), &nbought);
 	excluded = SortedUnion(cart, ncart, bought, nbought, &nexcluded);
 
-	links = palloc(sizeof(Recommendation) * Max(ncart * n, 1));
-	for (int c = 0; c < ncart; c++)
+	recommended = RecommendComplements(cart, ncart, excluded, nexcluded, n, &count);
+	for (int i = 0; i < count; i++)
 	{
-		int64		product_orders;
-		int64		all_orders;
-		Complement *list;
-		int			found;
-
-		if (!ProductCounts(DatumGetTextPP(cart[c]), &product_orders, &all_orders))
-			continue;
-		list = CollectComplements(DatumGetTextPP(cart[c]), product_orders, all_orders, n,
-								  excluded, nexcluded, &found);
-		for (int i = 0; i < found; i++)
-		{
-			links[nlinks].link = list[i];
-			links[nlinks].because_of = cart[c];
-			links[nlinks].score = list[i].confidence;
-			nlinks++;
-		}
-	}
-
-	/* keep each product's strongest link, scored with the sum of its links */
-	qsort(links, nlinks, sizeof(Recommendation), CompareLinks);
-	for (int i = 0; i < nlinks; i++)
-	{
-		if (nmerged > 0 &&
-			CompareTexts(links[nmerged - 1].link.product_id, links[i].link.product_id) == 0)
-			links[nmerged - 1].score += links[i].score;
-		else
-			links[nmerged++] = links[i];
-	}
-	qsort(links, nmerged, sizeof(Recommendation), CompareRecommendations);
-
-	for (int i = 0; i < Min(nmerged, n); i++)
-	{
-		Datum		row[5] = {links[i].link.product_id, Float8GetDatum(links[i].score),
-			links[i].because_of, Int64GetDatum(links[i].link.co_orders),
-		Float8GetDatum(links[i].link.lift)};
+		Datum		row[5] = {recommended[i].link.product_id, Float8GetDatum(recommended[i].score),
+			recommended[i].because_of, Int64GetDatum(recommended[i].link.co_orders),
+		Float8GetDatum(recommended[i].link.lift)};
 		bool		nulls[5] = {false, false, false, false, false};
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);

@@ -82,6 +82,7 @@ static const MergeStep MergeSteps[] = {
 	{"cart_lines", MoveCart, RestoreCart},
 	{"orders", MoveOrders, RestoreOrders},
 	{"consent_changes", MoveConsent, RestoreConsent},
+	{"subscriptions", SubscriptionMergeProfiles, SubscriptionUnmergeProfiles},
 	{"journeys", JourneyMergeProfiles, JourneyUnmergeProfiles},
 };
 

@@ -31,9 +31,7 @@ PG_FUNCTION_INFO_V1(attribution_window);
 	"INSERT INTO personalisation.journey_runs" \
 	" (profile_id, journey, arm, session_id, origin_profile_id, episode_at, abandoned_at," \
 	"  anchor_at, declared_at, next_step, next_due_at)" \
-	" SELECT c.profile_id, j.journey," \
-	"        CASE WHEN (pg_catalog.hashtextextended(j.journey || ':' || c.profile_id, 0)" \
-	"                   & 9223372036854775807) % 10000 < $3 THEN 'holdout' ELSE 'treatment' END," \
+	" SELECT c.profile_id, j.journey, " RUN_ARM("j.journey", "c.profile_id", "$3") "," \
 	"        c.session_id, c.profile_id, c.last_activity_at, "
 
 /*
@@ -126,7 +124,7 @@ static SavedStatement SessionProfileStatement = {
  * HoldoutBasisPoints is personalisation.journey_holdout_percent in
  * hundredths of a percent, the unit the arm hash is compared in.
  */
-static int32
+int32
 HoldoutBasisPoints(void)
 {
 	return (int32) rint(JourneyHoldoutPercent * 100.0);

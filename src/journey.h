@@ -1,7 +1,7 @@
 /*
  * journey.h
  *		Declarations shared by the journey files (journey.c, journey_steps.c,
- *		journey_hooks.c, payload.c) and the outbox (outbox.c).
+ *		journey_hooks.c, payload.c, post_purchase.c) and the outbox (outbox.c).
  */
 #ifndef JOURNEY_H
 #define JOURNEY_H
@@ -16,6 +16,28 @@
  */
 #define KEYED_PLAN .cursor_options = CURSOR_OPT_GENERIC_PLAN
 
+/*
+ * The sticky arm of a new run, as SQL: a hash of the journey and the profile
+ * against personalisation.journey_holdout_percent in basis points, so a
+ * profile is in the same arm of a journey for every run.
+ */
+#define RUN_ARM(journey, profile, basis_points) \
+	"CASE WHEN (pg_catalog.hashtextextended(" journey " || ':' || " profile ", 0)" \
+	"           & 9223372036854775807) % 10000 < " basis_points \
+	"     THEN 'holdout' ELSE 'treatment' END"
+
+/*
+ * When step js of run r (of journey j) falls due, as SQL: delay after the
+ * anchor, never before the run is declared; a step with before_runout, in a
+ * run about one product, that long before the product runs out, but early
+ * enough to go out, max_lateness included, within the journey's send_within.
+ */
+#define STEP_DUE_AT \
+	"greatest(r.declared_at, r.anchor_at + js.delay," \
+	"         CASE WHEN js.before_runout IS NOT NULL AND r.runs_out_at IS NOT NULL" \
+	"              THEN least(r.runs_out_at - js.before_runout," \
+	"                         r.anchor_at + j.send_within - js.max_lateness) END)"
+
 /* The step of a run that run_due is about to do, with everything its rules need. */
 typedef struct RunStep
 {
@@ -26,6 +48,11 @@ typedef struct RunStep
 	int32		step;			/* 0 when the run has no step left */
 	bool		incentive;		/* the payload carries a coupon */
 	bool		social_proof;	/* the payload carries social proof */
+	bool		recommendations;	/* the payload carries recommendations */
+	int32		max_recommendations;	/* how many at most */
+	int32		min_recommendations;	/* fewer skip the step (0: no condition) */
+	int			recommended;	/* how many were found, once computed */
+	Datum		recommendation_list;	/* the recommendations block, 0 until computed */
 	TimestampTz due_at;			/* when the step falls due */
 	TimestampTz baseline;		/* when it should go out: due, postponed, or after the last message */
 	bool		late;			/* reached more than max_lateness after baseline */
@@ -34,12 +61,16 @@ typedef struct RunStep
 	bool		below_min_value;	/* the cart is worth less than the step's min_cart_value */
 } RunStep;
 
+/* journey.c */
+extern int32 HoldoutBasisPoints(void);
+
 /* journey_steps.c */
 extern int	ProcessRun(int64 profile_id, int64 run_id, TimestampTz now);
 extern Datum IntervalFromUsecs(int64 usecs);
 
 /* payload.c */
 extern void ForgetSocialProof(void);
+extern int	RecommendForStep(RunStep *step);
 extern char *NewCouponCode(void);
 extern Datum BuildPayload(RunStep *step, TimestampTz now, const char *coupon_code,
 						  TimestampTz coupon_expires_at);

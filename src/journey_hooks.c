@@ -3,10 +3,12 @@
  *		The exit rules that tracked events fire, in the event's own
  *		transaction: a purchase ends the profile's runs and cancels their
  *		queued messages, an emptied cart does the same, activity on the cart
- *		restarts a run's clock, and a withdrawn consent suppresses queued
- *		messages on that channel and ends runs with nothing left to send.
- *		Also moves journey rows when identity resolution merges profiles,
- *		and back when a merge is undone.
+ *		restarts a run's clock, a withdrawn consent suppresses queued
+ *		messages on that channel and ends runs with nothing left to send, a
+ *		refund ends the runs none of whose orders still stands, and a
+ *		subscription ends the runs offering that product.  Also moves journey
+ *		rows when identity resolution merges profiles, and back when a merge
+ *		is undone.
  */
 #include "journey.h"
 
@@ -15,9 +17,11 @@
 
 
 /*
- * $1 profile, $2 exit reason (purchased or cart_emptied), $3 when.  Ends the
- * active runs the rule applies to and returns, as int8[], every run whose
- * queued messages must go: completed runs may still have one waiting.
+ * $1 profile, $2 exit reason (purchased, cart_emptied, refunded or
+ * subscribed), $3 when.  Ends the active runs the rule applies to and
+ * returns, as int8[], every run whose queued messages must go: completed
+ * runs may still have one waiting.  Refunds and subscriptions apply the rule
+ * as journey_run_checks states it.
  */
 static SavedStatement ExitRunsStatement = {
 	"WITH hit AS ("
@@ -25,7 +29,10 @@ static SavedStatement ExitRunsStatement = {
 	"      JOIN personalisation.journeys j ON j.journey = r.journey"
 	"     WHERE r.profile_id = $1 AND r.status <> 'ended'"
 	"       AND CASE $2 WHEN 'purchased' THEN j.exit_on_purchase AND r.episode_at <= $3"
-	"                   ELSE j.exit_on_cart_emptied END"
+	"                   WHEN 'cart_emptied' THEN j.exit_on_cart_emptied"
+	"                   ELSE EXISTS (SELECT FROM personalisation.journey_run_checks c"
+	"                                 WHERE c.profile_id = r.profile_id AND c.run_id = r.run_id"
+	"                                   AND c.exit_reason = $2) END"
 	"), ended AS ("
 	"    UPDATE personalisation.journey_runs r"
 	"       SET status = 'ended', end_reason = $2, ended_at = $3, next_due_at = NULL, wait_reason = NULL"
@@ -85,8 +92,8 @@ static SavedStatement EndWithdrawnRunsStatement = {
 
 /*
  * $1 from, $2 to: the runs of from that would give to two active runs of one
- * journey end as merged (to's own run goes on with the merged cart); the
- * statement returns them as int8[].
+ * journey (about one product) end as merged (to's own run goes on with the
+ * merged cart or orders); the statement returns them as int8[].
  */
 static SavedStatement EndCollidingRunsStatement = {
 	"WITH collided AS ("
@@ -95,7 +102,8 @@ static SavedStatement EndCollidingRunsStatement = {
 	"           next_due_at = NULL, wait_reason = NULL"
 	"     WHERE r.profile_id = $1 AND r.status = 'active'"
 	"       AND EXISTS (SELECT FROM personalisation.journey_runs t"
-	"                    WHERE t.profile_id = $2 AND t.status = 'active' AND t.journey = r.journey)"
+	"                    WHERE t.profile_id = $2 AND t.status = 'active' AND t.journey = r.journey"
+	"                      AND t.product_id IS NOT DISTINCT FROM r.product_id)"
 	"    RETURNING r.run_id)"
 	" SELECT pg_catalog.array_agg(run_id) FROM collided",
 	2, {INT8OID, INT8OID}, KEYED_PLAN
@@ -175,6 +183,29 @@ void
 JourneyPurchase(int64 profile_id, TimestampTz occurred_at)
 {
 	ExitRuns(profile_id, "purchased", occurred_at);
+}
+
+/*
+ * JourneyRefund applies the refund exit rule, called by track_refund once an
+ * order is refunded: the profile's runs that a purchase started and none of
+ * whose orders still stands end, and their queued messages are cancelled.  A
+ * run with another standing order goes on without the refunded one.
+ */
+void
+JourneyRefund(int64 profile_id, TimestampTz occurred_at)
+{
+	ExitRuns(profile_id, "refunded", occurred_at);
+}
+
+/*
+ * JourneySubscribed applies the subscription exit rule, called by
+ * track_subscription_start: the profile's runs offering a product it now
+ * subscribes to end, and their queued messages are cancelled.
+ */
+void
+JourneySubscribed(int64 profile_id, TimestampTz occurred_at)
+{
+	ExitRuns(profile_id, "subscribed", occurred_at);
 }
 
 /*

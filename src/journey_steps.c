@@ -27,22 +27,30 @@ static pg_tz *QuietHoursZone = NULL;
 /* How many steps ProcessRun does for one run in one call, at most. */
 #define MAX_STEPS_PER_VISIT 100
 
+/*
+ * $1 profile, $2 run, $3 now.  A step is late when reached more than its
+ * max_lateness after its baseline, or after the journey's send_within.
+ */
 static SavedStatement LoadRunStepStatement = {
 	"SELECT r.journey, r.arm = 'holdout', s.step, 'incentive' = ANY (s.blocks),"
 	"       'social_proof' = ANY (s.blocks),"
 	"       s.due_at, greatest(r.next_due_at, s.due_at),"
-	"       $3 - greatest(r.next_due_at, s.due_at) > s.max_lateness,"
+	"       $3 - greatest(r.next_due_at, s.due_at) > s.max_lateness"
+	"       OR coalesce($3 > r.anchor_at + j.send_within, false),"
 	"       c.exit_reason,"
 	"       CASE s.channel WHEN 'push' THEN c.push_refusal ELSE c.email_refusal END,"
 	"       s.min_cart_value IS NOT NULL AND s.min_cart_value > coalesce("
 	"           (SELECT sum(l.quantity * p.price) FROM personalisation.cart_lines l"
 	"              JOIN personalisation.products p ON p.product_id = l.product_id"
-	"             WHERE l.profile_id = r.profile_id), 0)"
+	"             WHERE l.profile_id = r.profile_id), 0),"
+	"       'recommendations' = ANY (s.blocks), s.max_recommendations,"
+	"       coalesce(s.min_recommendations, 0)"
 	"  FROM personalisation.journey_runs r"
+	"  JOIN personalisation.journeys j ON j.journey = r.journey"
 	"  JOIN personalisation.journey_run_checks c ON c.profile_id = r.profile_id AND c.run_id = r.run_id"
 	"  LEFT JOIN LATERAL ("
 	"       SELECT js.step, js.channel, js.blocks, js.max_lateness, js.min_cart_value,"
-	"              greatest(r.declared_at, r.anchor_at + js.delay) AS due_at"
+	"              js.max_recommendations, js.min_recommendations, " STEP_DUE_AT " AS due_at"
 	"         FROM personalisation.journey_steps js"
 	"        WHERE js.journey = r.journey AND js.enabled AND js.step >= r.next_step"
 	"        ORDER BY js.step LIMIT 1) s ON true"
@@ -78,11 +86,13 @@ static SavedStatement RecordStepStatement = {
 	"     WHERE r.profile_id = $1 AND r.run_id = $2"
 	"    ON CONFLICT DO NOTHING"
 	"), following AS ("
-	"    SELECT (SELECT greatest(r.declared_at, r.anchor_at + s.delay)"
-	"              FROM personalisation.journey_steps s"
-	"             WHERE s.journey = r.journey AND s.enabled AND s.step > $3"
-	"             ORDER BY s.step LIMIT 1) AS due_at"
-	"      FROM personalisation.journey_runs r WHERE r.profile_id = $1 AND r.run_id = $2"
+	"    SELECT (SELECT " STEP_DUE_AT
+	"              FROM personalisation.journey_steps js"
+	"             WHERE js.journey = r.journey AND js.enabled AND js.step > $3"
+	"             ORDER BY js.step LIMIT 1) AS due_at"
+	"      FROM personalisation.journey_runs r"
+	"      JOIN personalisation.journeys j ON j.journey = r.journey"
+	"     WHERE r.profile_id = $1 AND r.run_id = $2"
 	")"
 	" UPDATE personalisation.journey_runs r"
 	"    SET next_step = $3 + 1,"
@@ -180,6 +190,9 @@ LoadRunStep(int64 profile_id, int64 run_id, TimestampTz now, RunStep *step)
 	step->late = DatumGetBool(SPI_getbinval(row, desc, 8, &isnull));
 	step->refusal = ColumnText(10);
 	step->below_min_value = DatumGetBool(SPI_getbinval(row, desc, 11, &isnull));
+	step->recommendations = DatumGetBool(SPI_getbinval(row, desc, 12, &isnull));
+	step->max_recommendations = DatumGetInt32(SPI_getbinval(row, desc, 13, &isnull));
+	step->min_recommendations = DatumGetInt32(SPI_getbinval(row, desc, 14, &isnull));
 	return true;
 }
 
@@ -431,6 +444,8 @@ ProcessRun(int64 profile_id, int64 run_id, TimestampTz now)
 			due = RecordStep(&step, "skipped", step.refusal, now, (Datum) 0, NULL);
 		else if (step.below_min_value)
 			due = RecordStep(&step, "skipped", "below_min_cart_value", now, (Datum) 0, NULL);
+		else if (step.min_recommendations > 0 && RecommendForStep(&step) < step.min_recommendations)
+			due = RecordStep(&step, "skipped", "too_few_recommendations", now, (Datum) 0, NULL);
 		else if ((send_at = EarliestSendTime(profile_id, now, &why)) > now)
 		{
 			Reschedule(&step, send_at, why);

@@ -1,14 +1,17 @@
 /*
  * payload.c
  *		What a journey message carries, so that a delivery worker can render
- *		it without querying back: the recipient, the cart, its items, social
- *		proof for them, an incentive with a unique coupon code, and
- *		recommendations.  Also owns the coupons the incentives issue.
+ *		it without querying back: the recipient, the cart or the order, their
+ *		items, social proof for them, an incentive with a unique coupon code,
+ *		recommendations (complements from the complementarity counts, then
+ *		products popular in the same categories) and a subscription offer.
+ *		Also owns the coupons the incentives issue.
  *
  *		The blocks a step lists in journey_steps.blocks are filled; the others
  *		are present and empty (items, social_proof and recommendations as [],
- *		incentive as null), so a renderer never meets a missing key.
- *		recommendations stays [] until complementarity provides them.
+ *		incentive and subscription_offer as null), so a renderer never meets
+ *		a missing key.  cart is null for runs a purchase started, order for
+ *		cart runs.
  */
 #include "journey.h"
 
@@ -37,7 +40,12 @@ static SavedStatement IssueCouponStatement = {
 	7, {INT8OID, TEXTOID, INT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID}, KEYED_PLAN
 };
 
-/* $1 profile, $2 run, $3 step, $4 now, $5 coupon code, $6 coupon expiry, $7 social proof. */
+/*
+ * $1 profile, $2 run, $3 step, $4 now, $5 coupon code, $6 coupon expiry, $7
+ * social proof, $8 recommendations.  The items of a run a purchase started
+ * are its standing order lines, one per product: quantities summed, the
+ * price last paid.
+ */
 static SavedStatement PayloadStatement = {
 	"SELECT pg_catalog.jsonb_build_object("
 	"  'journey', r.journey, 'step', s.step, 'template', s.template, 'channel', s.channel,"
@@ -45,14 +53,24 @@ static SavedStatement PayloadStatement = {
 	"      'profile_id', r.profile_id, 'customer_id', p.customer_id,"
 	"      'email', CASE WHEN s.channel = 'email' THEN p.email END,"
 	"      'session_id', r.session_id),"
-	"  'cart', pg_catalog.jsonb_build_object("
-	"      'abandoned_at', r.abandoned_at, 'last_activity_at', r.anchor_at, 'value', cart.value),"
-	"  'items', CASE WHEN 'items' = ANY (s.blocks) THEN cart.items ELSE '[]'::jsonb END,"
+	"  'cart', CASE WHEN r.order_id IS NULL THEN pg_catalog.jsonb_build_object("
+	"      'abandoned_at', r.abandoned_at, 'last_activity_at', r.anchor_at, 'value', cart.value) END,"
+	"  'order', CASE WHEN r.order_id IS NOT NULL THEN pg_catalog.jsonb_build_object("
+	"      'order_id', r.order_id, 'ordered_at', r.anchor_at, 'value', bought.value) END,"
+	"  'items', CASE WHEN NOT 'items' = ANY (s.blocks) THEN '[]'::jsonb"
+	"                WHEN r.order_id IS NULL THEN cart.items"
+	"                ELSE coalesce(bought.items, '[]'::jsonb) END,"
 	"  'social_proof', CASE WHEN 'social_proof' = ANY (s.blocks) THEN $7 ELSE '[]'::jsonb END,"
 	"  'incentive', CASE WHEN 'incentive' = ANY (s.blocks) THEN pg_catalog.jsonb_build_object("
 	"      'code', $5::text, 'kind', s.incentive_kind, 'value', s.incentive_value, 'expires_at', $6::timestamptz)"
 	"    END,"
-	"  'recommendations', '[]'::jsonb)"
+	"  'recommendations', coalesce($8, '[]'::jsonb),"
+	"  'subscription_offer', CASE WHEN 'subscription_offer' = ANY (s.blocks) THEN ("
+	"      SELECT pg_catalog.jsonb_build_object("
+	"                 'product_id', pr.product_id, 'name', pr.name, 'unit_price', pr.price,"
+	"                 'url', pr.url, 'image_url', pr.image_url, 'replenish_days', pr.replenish_days,"
+	"                 'runs_out_at', r.runs_out_at)"
+	"        FROM personalisation.products pr WHERE pr.product_id = r.product_id) END)"
 	"  FROM personalisation.journey_runs r"
 	"  JOIN personalisation.journey_steps s ON s.journey = r.journey AND s.step = $3"
 	"  LEFT JOIN personalisation.profiles p ON p.profile_id = r.profile_id"
@@ -64,9 +82,64 @@ static SavedStatement PayloadStatement = {
 	"              sum(l.quantity * pr.price) AS value"
 	"         FROM personalisation.cart_lines l"
 	"         JOIN personalisation.products pr ON pr.product_id = l.product_id"
-	"        WHERE l.profile_id = r.profile_id) cart"
+	"        WHERE l.profile_id = r.profile_id AND r.order_id IS NULL) cart"
+	"  CROSS JOIN LATERAL ("
+	"       SELECT pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+	"                  'product_id', b.product_id, 'name', pr.name, 'quantity', b.quantity,"
+	"                  'unit_price', b.unit_price, 'url', pr.url, 'image_url', pr.image_url)"
+	"                ORDER BY b.first_at, b.product_id) AS items,"
+	"              sum(b.value) AS value"
+	"         FROM (SELECT u.product_id, sum(u.quantity) AS quantity, min(u.ordered_at) AS first_at,"
+	"                      (pg_catalog.array_agg(u.unit_price ORDER BY u.ordered_at DESC, u.order_id DESC))[1]"
+	"                          AS unit_price,"
+	"                      sum(u.quantity * u.unit_price) AS value"
+	"                 FROM personalisation.journey_run_purchases u"
+	"                WHERE u.profile_id = r.profile_id AND u.run_id = r.run_id"
+	"                GROUP BY u.product_id) b"
+	"         JOIN personalisation.products pr ON pr.product_id = b.product_id) bought"
 	" WHERE r.profile_id = $1 AND r.run_id = $2",
-	7, {INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, JSONBOID}, KEYED_PLAN
+	8, {INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, JSONBOID, JSONBOID},
+	KEYED_PLAN
+};
+
+/*
+ * $1 profile, $2 run: the products the run's recommendations complement
+ * (the cart's, or the standing order lines' of a run a purchase started)
+ * and the products never recommended to the profile (in its cart, ever
+ * ordered, refunded orders included, or subscribed), each a text[] sorted
+ * in byte order without duplicates.
+ */
+static SavedStatement RecommendationBasisStatement = {
+	"SELECT ARRAY(SELECT DISTINCT b.product_id COLLATE \"C\" FROM ("
+	"                 SELECT l.product_id FROM personalisation.cart_lines l"
+	"                  WHERE l.profile_id = r.profile_id AND r.order_id IS NULL"
+	"                 UNION ALL"
+	"                 SELECT u.product_id FROM personalisation.journey_run_purchases u"
+	"                  WHERE u.profile_id = r.profile_id AND u.run_id = r.run_id) b ORDER BY 1),"
+	"       ARRAY(SELECT DISTINCT x.product_id COLLATE \"C\" FROM ("
+	"                 SELECT l.product_id FROM personalisation.cart_lines l"
+	"                  WHERE l.profile_id = r.profile_id"
+	"                 UNION ALL"
+	"                 SELECT ol.product_id FROM personalisation.orders o"
+	"                   JOIN personalisation.order_lines ol ON ol.order_id = o.order_id"
+	"                  WHERE o.profile_id = r.profile_id"
+	"                 UNION ALL"
+	"                 SELECT s.product_id FROM personalisation.subscriptions s"
+	"                  WHERE s.profile_id = r.profile_id AND s.stopped_at IS NULL) x ORDER BY 1)"
+	"  FROM personalisation.journey_runs r WHERE r.profile_id = $1 AND r.run_id = $2",
+	2, {INT8OID, INT8OID}, KEYED_PLAN
+};
+
+/* $1 product ids, $2 reasons, $3 because_of, in rank order: the recommendations block. */
+static SavedStatement RecommendationBlockStatement = {
+	"SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+	"           'product_id', p.product_id, 'name', p.name, 'unit_price', p.price, 'url', p.url,"
+	"           'image_url', p.image_url, 'reason', u.reason, 'because_of', u.because_of)"
+	"         ORDER BY u.n), '[]'::jsonb)"
+	"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+	"       WITH ORDINALITY AS u(product_id, reason, because_of, n)"
+	"  JOIN personalisation.products p ON p.product_id = u.product_id",
+	3, {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID}, KEYED_PLAN
 };
 
 /*
@@ -277,14 +350,104 @@ SocialProof(int64 profile_id, TimestampTz now)
 }
 
 /*
+ * ColumnTexts returns the elements of the text[] in column col of the
+ * current SPI row, and their number in *count.
+ */
+static Datum *
+ColumnTexts(int col, int *count)
+{
+	bool		isnull;
+	Datum	   *elements;
+
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+													   col, &isnull)),
+					  TEXTOID, -1, false, TYPALIGN_INT, &elements, NULL, count);
+	return elements;
+}
+
+/*
+ * TextArrayOf builds a text[] from count text datums.
+ */
+static Datum
+TextArrayOf(Datum *elements, int count)
+{
+	return PointerGetDatum(construct_array(elements, count, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * RecommendForStep fills the step's recommendations block, once, and
+ * returns how many it holds: up to max_recommendations complements of the
+ * run's products as recommend_for_cart ranks them ("also_bought"), then,
+ * when those are fewer, the in-stock products most ordered in the same
+ * categories ("popular_in_category").  Nothing in the profile's cart, ever
+ * ordered or subscribed is recommended.
+ */
+int
+RecommendForStep(RunStep *step)
+{
+	Datum		values[3] = {Int64GetDatum(step->profile_id), Int64GetDatum(step->run_id), 0};
+	int			max = step->max_recommendations;
+	Datum	   *sources;
+	Datum	   *excluded;
+	int			nsources;
+	int			nexcluded;
+	Recommendation *found;
+	int			nfound;
+	Datum	   *ids;
+	Datum	   *reasons;
+	Datum	   *because;
+	int			count = 0;
+	bool		isnull;
+
+	if (step->recommendation_list != (Datum) 0)
+		return step->recommended;
+
+	ExecSaved(&RecommendationBasisStatement, values, NULL, false, 1);
+	sources = ColumnTexts(1, &nsources);
+	excluded = ColumnTexts(2, &nexcluded);
+
+	ids = palloc(sizeof(Datum) * (nexcluded + max));
+	reasons = palloc(sizeof(Datum) * max);
+	because = palloc(sizeof(Datum) * max);
+	found = RecommendComplements(sources, nsources, excluded, nexcluded, max, &nfound);
+	for (int i = 0; i < nfound; i++, count++)
+	{
+		ids[count] = found[i].link.product_id;
+		reasons[count] = CStringGetTextDatum("also_bought");
+		because[count] = found[i].because_of;
+	}
+	if (count < max && nsources > 0)
+	{
+		/* what is excluded, and what was already found, is not offered again */
+		memcpy(ids + count, excluded, sizeof(Datum) * nexcluded);
+		found = PopularInCategories(sources, nsources, TextArrayOf(ids, count + nexcluded),
+									max - count, &nfound);
+		for (int i = 0; i < nfound; i++, count++)
+		{
+			ids[count] = found[i].link.product_id;
+			reasons[count] = CStringGetTextDatum("popular_in_category");
+			because[count] = found[i].because_of;
+		}
+	}
+
+	values[0] = TextArrayOf(ids, count);
+	values[1] = TextArrayOf(reasons, count);
+	values[2] = TextArrayOf(because, count);
+	ExecSaved(&RecommendationBlockStatement, values, NULL, false, 1);
+	step->recommendation_list = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	step->recommended = count;
+	return count;
+}
+
+/*
  * BuildPayload returns the message of the step as jsonb, built as of now.
  * coupon_code is the incentive's code (NULL when the step has none).
  */
 Datum
 BuildPayload(RunStep *step, TimestampTz now, const char *coupon_code, TimestampTz coupon_expires_at)
 {
-	Datum		values[7];
-	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	bool		isnull;
 
 	values[0] = Int64GetDatum(step->profile_id);
@@ -297,6 +460,10 @@ BuildPayload(RunStep *step, TimestampTz now, const char *coupon_code, TimestampT
 	nulls[5] = coupon_code ? ' ' : 'n';
 	values[6] = step->social_proof ? SocialProof(step->profile_id, now) : (Datum) 0;
 	nulls[6] = step->social_proof ? ' ' : 'n';
+	if (step->recommendations)
+		RecommendForStep(step);
+	values[7] = step->recommendation_list;
+	nulls[7] = step->recommendations ? ' ' : 'n';
 
 	ExecSaved(&PayloadStatement, values, nulls, false, 1);
 	if (SPI_processed != 1)

@@ -79,7 +79,7 @@ extern TimestampTz EventRetentionCutoff(TimestampTz now);
 /* One event as it is written to personalisation.events. */
 typedef struct TrackedEvent
 {
-	const char *kind;			/* page_view, cart_add, cart_remove, purchase */
+	const char *kind;			/* page_view, cart_add, cart_remove, purchase, subscription_start, subscription_stop */
 	text	   *event_id;		/* NULL when the shop supplied none */
 	text	   *session_id;
 	TimestampTz occurred_at;
@@ -100,6 +100,35 @@ extern void RefreshCart(TrackedEvent *event);
 /* complement.c */
 extern void CountPurchase(text *order_id, TimestampTz occurred_at, Datum product_ids);
 extern void UncountOrder(text *order_id, TimestampTz occurred_at);
+
+/* One complement of a product, as also_bought reports it. */
+typedef struct Complement
+{
+	Datum		product_id;		/* text */
+	int64		co_orders;
+	int64		other_orders;
+	double		confidence;
+	double		lift;
+	double		jaccard;
+} Complement;
+
+/*
+ * One product recommended for a set of source products (a cart, an order):
+ * its strongest link to a source (the complement as the source because_of
+ * lists it) and its score.  PopularInCategories fills only link.product_id,
+ * because_of (a source in the same category) and score (counted orders).
+ */
+typedef struct Recommendation
+{
+	Complement	link;
+	Datum		because_of;		/* text */
+	double		score;
+} Recommendation;
+
+extern Recommendation *RecommendComplements(Datum *sources, int nsources, Datum *excluded,
+											int nexcluded, int n, int *count);
+extern Recommendation *PopularInCategories(Datum *sources, int nsources, Datum excluded,
+										   int n, int *count);
 /*
  * identity.c: one merge of an anonymous profile into a customer's profile,
  * as handed to each merge step's move and undo (see MergeSteps[] there).
@@ -121,6 +150,10 @@ typedef struct Merge
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
 extern void LockSessionForEvent(text *session_id);
 
+/* subscriptions.c: the subscriptions' merge step */
+extern int64 SubscriptionMergeProfiles(const Merge *merge);
+extern int64 SubscriptionUnmergeProfiles(const Merge *merge);
+
 /* journey_hooks.c: the journeys' merge step */
 extern int64 JourneyMergeProfiles(const Merge *merge);
 extern int64 JourneyUnmergeProfiles(const Merge *merge);
@@ -130,6 +163,12 @@ extern int	RunDue(TimestampTz now, int max_runs, bool *more);
 /* journey_hooks.c: exit rules fired by tracked events, and profile merges */
 extern void JourneyCartChanged(int64 profile_id);
 extern void JourneyPurchase(int64 profile_id, TimestampTz occurred_at);
+extern void JourneyRefund(int64 profile_id, TimestampTz occurred_at);
+extern void JourneySubscribed(int64 profile_id, TimestampTz occurred_at);
+
+/* post_purchase.c: enrolment in the post-purchase journeys */
+extern void JourneyOrderPlaced(int64 profile_id, text *session_id, text *order_id,
+							   TimestampTz occurred_at);
 extern void JourneyConsentWithdrawn(int64 profile_id, text *session_id, const char *channel,
 									TimestampTz occurred_at);
 

@@ -2,8 +2,9 @@
  * purchases.c
  *		track_purchase: parsing and checking an order's items, recording the
  *		order and its lines exactly once per order id, ending the buyer's
- *		journey runs, and clearing the purchased products from the cart, all
- *		in the caller's transaction.
+ *		journey runs, enrolling the buyer in the post-purchase journeys, and
+ *		clearing the purchased products from the cart, all in the caller's
+ *		transaction.
  */
 #include "personalisation.h"
 
@@ -275,8 +276,9 @@ OrderAlreadyRecorded(text *order_id, text *session_id, OrderItems *items)
 
 /*
  * track_purchase records an order: its lines, its complementarity counts
- * (CountPurchase), a purchase event, and the removal of the purchased
- * products from the buyer's cart.  Calls for one
+ * (CountPurchase), a purchase event, the end of the buyer's journeys a
+ * purchase stops and the start of its post-purchase journeys, and the
+ * removal of the purchased products from the buyer's cart.  Calls for one
  * order id are serialised, so a retry racing the original still records
  * the order once.
  */
@@ -326,6 +328,7 @@ track_purchase(PG_FUNCTION_ARGS)
 		CountPurchase(event.order_id, event.occurred_at, items.product_ids);
 
 		JourneyPurchase(event.profile_id, event.occurred_at);
+		JourneyOrderPlaced(event.profile_id, event.session_id, event.order_id, event.occurred_at);
 		cart_values[0] = Int64GetDatum(event.profile_id);
 		cart_values[1] = items.product_ids;
 		ExecSaved(&ClearPurchasedStatement, cart_values, NULL, false, 0);

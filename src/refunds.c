@@ -1,8 +1,8 @@
 /*
  * refunds.c
- *		track_refund: marks a recorded order refunded, exactly once, and takes
- *		it out of every count derived from orders, in the caller's
- *		transaction.
+ *		track_refund: marks a recorded order refunded, exactly once, takes it
+ *		out of every count derived from orders, and ends the post-purchase
+ *		runs it leaves without a standing order, in the caller's transaction.
  */
 #include "personalisation.h"
 
@@ -12,7 +12,7 @@
 PG_FUNCTION_INFO_V1(track_refund);
 
 static SavedStatement LockOrderStatement = {
-	.sql = "SELECT occurred_at, refunded_at IS NOT NULL FROM personalisation.orders"
+	.sql = "SELECT occurred_at, refunded_at IS NOT NULL, profile_id FROM personalisation.orders"
 	" WHERE order_id = $1 FOR UPDATE",
 	.nargs = 1,
 	.argtypes = {TEXTOID},
@@ -26,9 +26,11 @@ static SavedStatement MarkRefundedStatement = {
 
 /*
  * track_refund records that an order was refunded or cancelled at
- * occurred_at.  The order then counts nowhere.  Refunding an order again
- * changes nothing, whatever the time given; concurrent refunds of one order
- * queue on its row, so exactly one of them takes it out.
+ * occurred_at.  The order then counts nowhere, and the buyer's
+ * post-purchase runs left without a standing order end (JourneyRefund).
+ * Refunding an order again changes nothing, whatever the time given;
+ * concurrent refunds of one order queue on its row, so exactly one of them
+ * takes it out.
  */
 Datum
 track_refund(PG_FUNCTION_ARGS)
@@ -37,6 +39,7 @@ track_refund(PG_FUNCTION_ARGS)
 	TimestampTz occurred_at = RequireEventTime(fcinfo, 1);
 	Datum		values[2] = {PointerGetDatum(order_id), TimestampTzGetDatum(occurred_at)};
 	TimestampTz ordered_at;
+	int64		profile_id;
 	bool		isnull;
 
 	SPI_connect();
@@ -49,6 +52,7 @@ track_refund(PG_FUNCTION_ARGS)
 
 	ordered_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
 												   1, &isnull));
+	profile_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
 	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
 	{
 		if (occurred_at < ordered_at)
@@ -61,6 +65,7 @@ track_refund(PG_FUNCTION_ARGS)
 
 		UncountOrder(order_id, ordered_at);
 		ExecSaved(&MarkRefundedStatement, values, NULL, false, 0);
+		JourneyRefund(profile_id, occurred_at);
 	}
 	SPI_finish();
 

@@ -71,7 +71,10 @@ SELECT is((SELECT sum(orders)::bigint FROM personalisation.complement_totals),
           (SELECT count(DISTINCT order_id) FROM counted_lines),
           'the order total equals the orders not refunded');
 
--- clean up: remove the buyers and their orders, then recount
+-- clean up: remove the buyers, their orders and the post-purchase runs the
+-- orders started, then recount
+DELETE FROM personalisation.journey_runs
+ WHERE profile_id IN (SELECT profile_id FROM personalisation.sessions WHERE session_id IN ('cxc-a', 'cxc-b'));
 DELETE FROM personalisation.orders WHERE order_id LIKE 'cxc-%';
 DELETE FROM personalisation.events WHERE session_id IN ('cxc-a', 'cxc-b');
 DELETE FROM personalisation.carts WHERE session_id IN ('cxc-a', 'cxc-b');

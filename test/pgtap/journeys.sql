@@ -114,7 +114,7 @@ SELECT is(pg_temp.messages('jt-a'), '1:push:pending', 'nothing more before 60 mi
 SELECT personalisation.run_due('2025-03-03 11:00+00');
 SELECT is(pg_temp.messages('jt-a'), '1:push:pending 2:email:pending', 'the first email goes out 60 minutes after the last cart activity');
 SELECT is(pg_temp.payload('jt-a', 2) -> 'recipient' ->> 'email', 'a@example.test', 'the email names its address');
-SELECT is(pg_temp.payload('jt-a', 2) -> 'recommendations', '[]'::jsonb, 'recommendations are present and empty until complementarity provides them');
+SELECT is(pg_temp.payload('jt-a', 2) -> 'recommendations', '[]'::jsonb, 'recommendations are present, and empty when nothing complements the cart');
 
 SELECT personalisation.run_due('2025-03-04 10:00+00');
 SELECT is(pg_temp.messages('jt-a'), '1:push:pending 2:email:pending 3:email:pending', 'the second email goes out at 24 hours');
@@ -152,7 +152,8 @@ SELECT personalisation.run_due('2025-03-13 11:00+00');
 SELECT is(pg_temp.messages('jt-b'), '1:push:pending 2:email:pending', 'push and first email are queued');
 SELECT personalisation.track_purchase('jt-b', 'jt-b-order',
   '[{"product_id": "jt-kettle", "quantity": 2, "unit_price": 30}]', '2025-03-13 11:10+00');
-SELECT is(pg_temp.run_state('jt-b'), 'ended/purchased', 'the purchase ends the run in its own transaction');
+SELECT is(pg_temp.run_state('jt-b'), 'ended/purchased active',
+  'the purchase ends the cart run in its own transaction (and starts its post-purchase run)');
 SELECT is(pg_temp.messages('jt-b'), '1:push:cancelled 2:email:cancelled', 'the purchase cancels the queued messages');
 SELECT personalisation.run_due('2025-03-14 10:00+00');
 SELECT personalisation.run_due('2025-03-16 10:00+00');
