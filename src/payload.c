@@ -105,9 +105,10 @@ static SavedStatement PayloadStatement = {
 /*
  * $1 profile, $2 run: the products the run's recommendations complement
  * (the cart's, or the standing order lines' of a run a purchase started)
- * and the products never recommended to the profile (in its cart, ever
- * ordered, refunded orders included, or subscribed), each a text[] sorted
- * in byte order without duplicates.
+ * and the products not to recommend (in the profile's cart, ever ordered,
+ * refunded orders included, subscribed, or recommended by an earlier
+ * message of the run, sent or held), each a text[] sorted in byte order
+ * without duplicates.
  */
 static SavedStatement RecommendationBasisStatement = {
 	"SELECT ARRAY(SELECT DISTINCT b.product_id COLLATE \"C\" FROM ("
@@ -125,7 +126,14 @@ static SavedStatement RecommendationBasisStatement = {
 	"                  WHERE o.profile_id = r.profile_id"
 	"                 UNION ALL"
 	"                 SELECT s.product_id FROM personalisation.subscriptions s"
-	"                  WHERE s.profile_id = r.profile_id AND s.stopped_at IS NULL) x ORDER BY 1)"
+	"                  WHERE s.profile_id = r.profile_id AND s.stopped_at IS NULL"
+	"                 UNION ALL"
+	"                 SELECT e ->> 'product_id'"
+	"                   FROM personalisation.journey_run_steps rs"
+	"                   LEFT JOIN personalisation.outbox o"
+	"                     ON o.message_id = rs.message_id AND o.profile_id = rs.profile_id,"
+	"                        pg_catalog.jsonb_array_elements(coalesce(o.payload, rs.payload) -> 'recommendations') e"
+	"                  WHERE rs.profile_id = r.profile_id AND rs.run_id = r.run_id) x ORDER BY 1)"
 	"  FROM personalisation.journey_runs r WHERE r.profile_id = $1 AND r.run_id = $2",
 	2, {INT8OID, INT8OID}, KEYED_PLAN
 };
@@ -380,7 +388,8 @@ TextArrayOf(Datum *elements, int count)
  * run's products as recommend_for_cart ranks them ("also_bought"), then,
  * when those are fewer, the in-stock products most ordered in the same
  * categories ("popular_in_category").  Nothing in the profile's cart, ever
- * ordered or subscribed is recommended.
+ * ordered or subscribed is recommended, nor what an earlier message of the
+ * run recommended.
  */
 int
 RecommendForStep(RunStep *step)
