@@ -9,7 +9,8 @@ SELECT md5(concat_ws('|',
   (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.cart_lines t),
   (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.carts t),
   (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.orders t),
-  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.consent_history t))) AS digest;
+  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.consent_history t),
+  (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.subscriptions t))) AS digest;
 CREATE TEMP VIEW identity_all AS
 SELECT md5(concat_ws('|', (SELECT digest FROM identity_data),
   (SELECT string_agg(t::text, ',' ORDER BY t::text) FROM personalisation.merges t),
