@@ -288,7 +288,10 @@ track_page_view(PG_FUNCTION_ARGS)
 	SPI_connect();
 	event.category_id = ResolveEventCategory(event.product_id, event.category_id);
 	if (BeginEvent(&event))
+	{
 		InsertEvent(&event);
+		AffinityRecordEvent(&event);
+	}
 	SPI_finish();
 
 	PG_RETURN_VOID();
@@ -320,6 +323,7 @@ track_cart_add(PG_FUNCTION_ARGS)
 		ExecSaved(&CartAddStatement, values, NULL, false, 0);
 		RefreshCart(&event);
 		InsertEvent(&event);
+		AffinityRecordEvent(&event);
 	}
 	SPI_finish();
 
@@ -355,6 +359,7 @@ track_cart_remove(PG_FUNCTION_ARGS)
 		ExecSaved(&CartRemoveStatement, values, nulls, false, 0);
 		RefreshCart(&event);
 		InsertEvent(&event);
+		AffinityRecordEvent(&event);
 	}
 	SPI_finish();
 

@@ -26,6 +26,10 @@ typedef struct PeriodicJob
 static const PeriodicJob PeriodicJobs[] = {
 	{"personalisation:maintain-partitions", "17 * * * *",
 	"SELECT personalisation.maintain_partitions()"},
+	{"personalisation:refresh-popularity", "*/10 * * * *",
+	"SELECT personalisation.refresh_popularity()"},
+	{"personalisation:expire-session-affinity", "41 * * * *",
+	"SELECT personalisation.expire_session_affinity()"},
 };
 
 static SavedStatement PgCronInstalledStatement = {

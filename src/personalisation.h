@@ -22,6 +22,23 @@ extern int	MaxClockSkewSeconds;
 extern int	MaxOrderLines;
 extern bool PersonalisationPreloaded;
 
+/* GUCs of the affinity model and ranking (personalisation.c, docs/ranking.md) */
+extern bool AffinityTracking;
+extern double PageViewWeight;
+extern double CartAddWeight;
+extern double CartRemoveWeight;
+extern double PurchaseWeight;
+extern int	ProfileHalfLifeSeconds;
+extern int	SessionHalfLifeSeconds;
+extern double AncestorDamping;
+extern int	AffinityMaxEntries;
+extern double SessionWeight;
+extern double BrandWeight;
+extern double PopularityWeight;
+extern int	PopularityHalfLifeSeconds;
+extern int	PopularityWindowSeconds;
+extern double HoldoutPercent;
+
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
 
@@ -71,6 +88,14 @@ extern int64 TouchSession(text *session_id, TimestampTz occurred_at);
 extern bool ClaimEventKey(text *event_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
+
+/* affinity.c: call AffinityRecordEvent inside the tracking call's SPI connection */
+extern void AffinityRecordEvent(TrackedEvent *event);
+extern void AffinityMergeProfiles(int64 from_profile, int64 to_profile);
+extern int64 AffinityRebuildProfile(int64 profile_id);
+
+/* catalogue.c */
+extern void CatalogueInit(void);
 
 /* partitions.c */
 extern void EnsureEventPartition(TimestampTz occurred_at);
