@@ -8,7 +8,7 @@
 -- decayed_to; only the C functions below read and write it.  Every event
 -- rewrites both of its rows in place (a HOT update: the key never changes),
 -- so the pages keep room for the new versions; entries stays uncompressed
--- and in line (at most 250 pairs, 4 kB).
+-- and in line (at most 250 entries of 12 bytes).
 CREATE TABLE personalisation.affinity (
     profile_id  bigint NOT NULL,
     session_id  text NOT NULL,

@@ -47,6 +47,9 @@ PG_FUNCTION_INFO_V1(expire_session_affinity);
 /* A session's row expires once its newest event is this many half-lives old. */
 #define SESSION_EXPIRY_HALF_LIVES 20
 
+/* Bytes one entry takes on disk: its key (uint64) and its score (float4). */
+#define STORED_ENTRY_BYTES ((int) (sizeof(uint64) + sizeof(float4)))
+
 /* Rows written per statement by rebuild_affinity. */
 #define REBUILD_BATCH_ROWS 1000
 
@@ -101,7 +104,8 @@ static SavedStatement ClearAllAffinityStatement = {
 
 static SavedStatement WriteAffinityStatement = {
 	"INSERT INTO personalisation.affinity (profile_id, session_id, decayed_to, entries)"
-	" SELECT * FROM pg_catalog.unnest($1, $2, $3, $4)",
+	" SELECT * FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2),"
+	"                          pg_catalog.unnest($3), pg_catalog.unnest($4))",
 	4, {INT8ARRAYOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, BYTEAARRAYOID}
 };
 
@@ -196,37 +200,54 @@ RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname)
 }
 
 /*
- * DecodeAffinity unpacks a stored entries value into an aligned array.
+ * DecodeAffinity unpacks a stored entries value: n keys (uint64) followed
+ * by their n scores (float4), STORED_ENTRY_BYTES each.
  */
 void
 DecodeAffinity(bytea *entries, TimestampTz decayed_to, AffinityState *state)
 {
 	int			len = VARSIZE_ANY_EXHDR(entries);
+	const char *data = VARDATA_ANY(entries);
 
-	if (len % sizeof(AffinityEntry) != 0)
+	if (len % STORED_ENTRY_BYTES != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("affinity entries of %d bytes are corrupt", len),
-				 errdetail("Entries are a whole number of %d-byte pairs.",
-						   (int) sizeof(AffinityEntry)),
+				 errdetail("Entries are a whole number of %d-byte key and score pairs.",
+						   STORED_ENTRY_BYTES),
 				 errhint("Run personalisation.rebuild_affinity() to rebuild them from the event log.")));
 	state->decayed_to = decayed_to;
-	state->count = len / sizeof(AffinityEntry);
-	state->entries = palloc(len + sizeof(AffinityEntry));
-	memcpy(state->entries, VARDATA_ANY(entries), len);
+	state->count = len / STORED_ENTRY_BYTES;
+	state->entries = palloc(sizeof(AffinityEntry) * (state->count + 1));
+	for (int i = 0; i < state->count; i++)
+	{
+		float4		score;
+
+		memcpy(&state->entries[i].key, data + i * sizeof(uint64), sizeof(uint64));
+		memcpy(&score, data + state->count * sizeof(uint64) + i * sizeof(float4), sizeof(float4));
+		state->entries[i].score = score;
+	}
 }
 
 /*
- * EncodeAffinity packs a state's entries into a bytea.
+ * EncodeAffinity packs a state's entries into a bytea, keys first, then
+ * the scores rounded to float4 (about seven significant digits).
  */
 static bytea *
 EncodeAffinity(AffinityState *state)
 {
-	int			len = state->count * sizeof(AffinityEntry);
+	int			len = state->count * STORED_ENTRY_BYTES;
 	bytea	   *result = palloc(VARHDRSZ + len);
+	char	   *data = VARDATA(result);
 
 	SET_VARSIZE(result, VARHDRSZ + len);
-	memcpy(VARDATA(result), state->entries, len);
+	for (int i = 0; i < state->count; i++)
+	{
+		float4		score = (float4) state->entries[i].score;
+
+		memcpy(data + i * sizeof(uint64), &state->entries[i].key, sizeof(uint64));
+		memcpy(data + state->count * sizeof(uint64) + i * sizeof(float4), &score, sizeof(float4));
+	}
 	return result;
 }
 
@@ -268,18 +289,19 @@ CompareKeys(const void *a, const void *b)
 }
 
 /*
- * CompareStrength orders entries strongest first (largest magnitude, so a
- * strong dislike counts as much as a strong liking), ties by key.
+ * Weaker reports whether entry a is weaker than entry b: a smaller
+ * magnitude (a strong dislike counts as much as a strong liking), ties
+ * going to the larger key.
  */
-static int
-CompareStrength(const void *a, const void *b)
+static bool
+Weaker(const AffinityEntry *a, const AffinityEntry *b)
 {
-	float8		left = fabs(((const AffinityEntry *) a)->score);
-	float8		right = fabs(((const AffinityEntry *) b)->score);
+	float8		a_strength = fabs(a->score);
+	float8		b_strength = fabs(b->score);
 
-	if (left != right)
-		return left > right ? -1 : 1;
-	return CompareKeys(a, b);
+	if (a_strength != b_strength)
+		return a_strength < b_strength;
+	return a->key > b->key;
 }
 
 /*
@@ -310,11 +332,17 @@ TrimAffinity(AffinityState *state)
 			state->entries[kept++] = state->entries[i];
 	state->count = kept;
 
-	if (state->count > AffinityMaxEntries)
+	/* an event brings a few new keys: evicting them one by one keeps the key order */
+	while (state->count > AffinityMaxEntries)
 	{
-		qsort(state->entries, state->count, sizeof(AffinityEntry), CompareStrength);
-		state->count = AffinityMaxEntries;
-		qsort(state->entries, state->count, sizeof(AffinityEntry), CompareKeys);
+		int			weakest = 0;
+
+		for (int i = 1; i < state->count; i++)
+			if (Weaker(&state->entries[i], &state->entries[weakest]))
+				weakest = i;
+		state->count--;
+		memmove(&state->entries[weakest], &state->entries[weakest + 1],
+				sizeof(AffinityEntry) * (state->count - weakest));
 	}
 }
 

@@ -23,7 +23,7 @@ typedef enum AffinityDimension
 #define AFFINITY_DIMENSION_SHIFT 62
 #define AffinityKeyDimension(key) ((AffinityDimension) ((key) >> AFFINITY_DIMENSION_SHIFT))
 
-/* One stored score: a dimension key and its score at the state's decayed_to. */
+/* One score: a dimension key and its score at the state's decayed_to. */
 typedef struct AffinityEntry
 {
 	uint64		key;
