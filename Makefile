@@ -14,7 +14,7 @@ DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql)
 EXTRA_CLEAN  = $(DATA_built)
 
 # pg_regress tests (test/sql, expected/), run in this order by the test command.
-REGRESS      = setup ingest consent
+REGRESS      = setup ingest consent ranking
 
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
