@@ -63,15 +63,29 @@ static SavedStatement ProductFacetsStatement = {
 	1, {TEXTOID}
 };
 
-/* The profile's row first, then the session's: every writer locks them in this order. */
-static SavedStatement RecordAffinityStatement = {
+/*
+ * An event folds into the rows that exist with a plain UPDATE (the common
+ * case: no speculative insertion, no separate lock record), and the rows
+ * that do not are inserted, folding into one a concurrent call inserted
+ * meanwhile.  Both walk the primary key, so the profile's row ('') is
+ * always locked before the session's, by every writer.
+ */
+static SavedStatement FoldEventStatement = {
+	"UPDATE personalisation.affinity"
+	"   SET entries = personalisation.affinity_fold(entries, decayed_to, $4, $3, session_id <> ''),"
+	"       decayed_to = greatest(decayed_to, $3)"
+	" WHERE profile_id = $1 AND session_id IN ('', $2) RETURNING session_id",
+	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, BYTEAOID}
+};
+
+static SavedStatement InsertEventRowsStatement = {
 	"INSERT INTO personalisation.affinity AS a (profile_id, session_id, decayed_to, entries)"
-	" VALUES ($1, '', $3, $4), ($1, $2, $3, $4)"
+	" SELECT $1, s, $3, $4 FROM pg_catalog.unnest($2) AS s ORDER BY s"
 	" ON CONFLICT (profile_id, session_id) DO UPDATE"
 	" SET entries = personalisation.affinity_fold(a.entries, a.decayed_to,"
 	"                 excluded.entries, excluded.decayed_to, a.session_id <> ''),"
 	"     decayed_to = greatest(a.decayed_to, excluded.decayed_to)",
-	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, BYTEAOID}
+	4, {INT8OID, TEXTARRAYOID, TIMESTAMPTZOID, BYTEAOID}
 };
 
 static SavedStatement MergeAffinityStatement = {
@@ -512,7 +526,28 @@ AffinityRecordEvent(TrackedEvent *event)
 	values[1] = PointerGetDatum(event->session_id);
 	values[2] = TimestampTzGetDatum(event->occurred_at);
 	values[3] = PointerGetDatum(EncodeAffinity(&state));
-	ExecSaved(&RecordAffinityStatement, values, NULL, false, 0);
+	ExecSaved(&FoldEventStatement, values, NULL, false, 0);
+	if (SPI_processed < 2)
+	{
+		bool		profile_row = false;
+		bool		session_row = false;
+		Datum		missing[2];
+		int			count = 0;
+
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			char	   *scope = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+			profile_row |= scope[0] == '\0';
+			session_row |= scope[0] != '\0';
+		}
+		if (!profile_row)
+			missing[count++] = CStringGetTextDatum("");
+		if (!session_row)
+			missing[count++] = PointerGetDatum(event->session_id);
+		values[1] = PointerGetDatum(construct_array(missing, count, TEXTOID, -1, false, TYPALIGN_INT));
+		ExecSaved(&InsertEventRowsStatement, values, NULL, false, 0);
+	}
 }
 
 /*

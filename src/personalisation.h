@@ -55,6 +55,7 @@ typedef struct SavedStatement
 	int			nargs;
 	Oid			argtypes[SAVED_STATEMENT_MAX_ARGS];
 	SPIPlanPtr	plan;
+	int			cursor_options; /* CURSOR_OPT_GENERIC_PLAN: never re-plan per value */
 } SavedStatement;
 
 /* util.c */

@@ -23,6 +23,7 @@
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
+#include "nodes/parsenodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
@@ -93,13 +94,18 @@ typedef struct Visitor
 	float8		profile_factor;
 } Visitor;
 
+/*
+ * Ranking's statements always run generic plans: a custom plan for a
+ * concrete array of ids would hash-join whole tables for the first calls of
+ * every backend, before the plan cache settles on index lookups.
+ */
 static SavedStatement VisitorStatement = {
 	"SELECT s.profile_id, a.session_id = '', a.decayed_to, a.entries"
 	"  FROM personalisation.sessions s"
 	"  LEFT JOIN personalisation.affinity a"
 	"    ON a.profile_id = s.profile_id AND a.session_id IN ('', s.session_id)"
 	" WHERE s.session_id = $1",
-	1, {TEXTOID}
+	1, {TEXTOID}, NULL, CURSOR_OPT_GENERIC_PLAN
 };
 
 static SavedStatement ProfileOfSessionStatement = {
@@ -112,13 +118,13 @@ static SavedStatement CandidateProductsStatement = {
 	"  FROM personalisation.products p"
 	"  LEFT JOIN personalisation.product_popularity pop ON pop.product_id = p.product_id"
 	" WHERE p.product_id = ANY ($1)",
-	1, {TEXTARRAYOID}
+	1, {TEXTARRAYOID}, NULL, CURSOR_OPT_GENERIC_PLAN
 };
 
 static SavedStatement CategoryPopularityStatement = {
 	"SELECT category_id, score FROM personalisation.category_popularity"
 	" WHERE category_id = ANY ($1)",
-	1, {TEXTARRAYOID}
+	1, {TEXTARRAYOID}, NULL, CURSOR_OPT_GENERIC_PLAN
 };
 
 static SavedStatement LockPopularityStatement = {

@@ -22,8 +22,8 @@ ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 
 	if (statement->plan == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(statement->sql, statement->nargs,
-									   statement->argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(statement->sql, statement->nargs,
+											  statement->argtypes, statement->cursor_options);
 
 		if (plan == NULL)
 			elog(ERROR, "could not prepare statement \"%s\": %s",
