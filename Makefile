@@ -8,14 +8,13 @@ PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Werror -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
 
 # The install script is the concatenation of the parts below, in dependency order.
-SQL_PARTS    = sql/schema.sql sql/events.sql sql/affinity.sql sql/maintenance.sql
+SQL_PARTS    = sql/schema.sql sql/events.sql sql/identity.sql sql/affinity.sql sql/maintenance.sql
 DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 EXTRA_CLEAN  = $(DATA_built)
 
 # pg_regress tests (test/sql, expected/), run in this order by the test command.
-REGRESS      = setup ingest consent ranking
-
+REGRESS      = setup ingest consent identity ranking
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
@@ -24,12 +23,15 @@ $(DATA_built): $(SQL_PARTS) $(EXTENSION).control
 	cat $(SQL_PARTS) > $@
 
 # The README's two commands: both install what they need, then run against a throw-away instance.
-.PHONY: test demo bench
+.PHONY: test demo demo-stop bench
 test:
 	bash test/run.sh
 
 demo:
 	bash test/demo.sh
+
+demo-stop:
+	bash test/demo.sh stop
 
 bench:
 	bash bench/run.sh

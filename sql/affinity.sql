@@ -175,3 +175,16 @@ SELECT arm, sessions, converted_sessions,
                  FROM arms c WHERE c.arm = 'control'), 0) AS uplift
   FROM arms
  ORDER BY arm DESC;
+
+REVOKE ALL ON FUNCTION personalisation.affinity_fold(bytea, timestamptz, bytea, timestamptz, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.affinity_entries(bytea, timestamptz, boolean, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.affinity_key(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.rebuild_affinity(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.expire_session_affinity(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.refresh_popularity(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.rank_products(text, text[], boolean, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.rank_categories(text, text[], boolean, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.rank_modules(text, jsonb, boolean, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.holdout_arm(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.holdout_arm(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.category_tree_changed() FROM PUBLIC;

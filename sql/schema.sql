@@ -52,12 +52,11 @@ CREATE TABLE personalisation.sessions (
     session_id   text PRIMARY KEY,
     profile_id   bigint NOT NULL,
     started_at   timestamptz NOT NULL,
-    last_seen_at timestamptz NOT NULL,
-    event_count  bigint NOT NULL DEFAULT 0,
+    last_seen_at timestamptz NOT NULL,     -- advanced at most once a minute
     -- push consent belongs to the browser that granted it, so it lives on the session
     push_consent    boolean NOT NULL DEFAULT false,
     push_consent_at timestamptz
-);
+) WITH (fillfactor = 70);  -- room for HOT updates: every event touches its session
 CREATE INDEX sessions_profile_idx ON personalisation.sessions (profile_id);
 
 -- Append-only event log, one partition per UTC day (see maintain_partitions).

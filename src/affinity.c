@@ -88,18 +88,28 @@ static SavedStatement InsertEventRowsStatement = {
 	4, {INT8OID, TEXTARRAYOID, TIMESTAMPTZOID, BYTEAOID}
 };
 
-static SavedStatement MergeAffinityStatement = {
+/*
+ * A merge moves the anonymous profile's rows (its profile row and its
+ * sessions') to the customer, folding each into the customer's row of the
+ * same scope, and records their scopes in the merge ledger.
+ */
+static SavedStatement MergeMoveStatement = MERGE_STATEMENT(
 	"WITH moved AS ("
-	"  DELETE FROM personalisation.affinity WHERE profile_id = $1"
-	"  RETURNING session_id, decayed_to, entries)"
+	"  DELETE FROM personalisation.affinity WHERE profile_id = $2"
+	"  RETURNING session_id, decayed_to, entries),"
+	" recorded AS ("
+	"  INSERT INTO personalisation.merge_items (profile_id, merge_id, step, item_key)"
+	"  SELECT $3, $1, 'affinity', session_id FROM moved)"
 	" INSERT INTO personalisation.affinity AS a (profile_id, session_id, decayed_to, entries)"
-	" SELECT $2, session_id, decayed_to, entries FROM moved"
+	" SELECT $3, session_id, decayed_to, entries FROM moved ORDER BY session_id"
 	" ON CONFLICT (profile_id, session_id) DO UPDATE"
 	" SET entries = personalisation.affinity_fold(a.entries, a.decayed_to,"
 	"                 excluded.entries, excluded.decayed_to, a.session_id <> ''),"
-	"     decayed_to = greatest(a.decayed_to, excluded.decayed_to)",
-	2, {INT8OID, INT8OID}
-};
+	"     decayed_to = greatest(a.decayed_to, excluded.decayed_to)");
+
+static SavedStatement MergedRowsStatement = MERGE_STATEMENT(
+	"SELECT item_key FROM personalisation.merge_items"
+	" WHERE profile_id = $3 AND merge_id = $1 AND step = 'affinity'");
 
 static SavedStatement LockAffinityStatement = {
 	"LOCK TABLE personalisation.affinity IN SHARE ROW EXCLUSIVE MODE",
@@ -551,19 +561,16 @@ AffinityRecordEvent(TrackedEvent *event)
 }
 
 /*
- * AffinityMergeProfiles moves every affinity row of from_profile (its
- * profile-wide row and its sessions') to to_profile, folding each into the
- * row to_profile already has for the same scope.  The result is exactly
- * what the two profiles' events would have built together; the work is
- * proportional to from_profile's rows.  Call it inside an SPI connection,
- * in the transaction that merges the profiles.
+ * AffinityMergeMove is identity's merge step: the anonymous profile's
+ * affinity rows move to the customer, each folded into the customer's row
+ * of the same scope, which is exactly what the two profiles' events would
+ * have built together.  The work is proportional to the anonymous side.
+ * Returns the number of rows moved.
  */
-void
-AffinityMergeProfiles(int64 from_profile, int64 to_profile)
+int64
+AffinityMergeMove(const Merge *merge)
 {
-	Datum		values[2] = {Int64GetDatum(from_profile), Int64GetDatum(to_profile)};
-
-	ExecSaved(&MergeAffinityStatement, values, NULL, false, 0);
+	return ExecMergeStatement(&MergeMoveStatement, merge);
 }
 
 /*
@@ -760,14 +767,18 @@ RebuildAffinity(int64 profile_id, bool all_profiles)
 }
 
 /*
- * AffinityRebuildProfile replaces one profile's affinity by a replay of its
- * events (identity calls it after an unmerge has moved events back).  It
- * returns the number of events replayed.  Needs an SPI connection.
+ * AffinityMergeUndo is the undo of AffinityMergeMove, run once unmerge has
+ * given the events back: a fold cannot be subtracted (the customer's scores
+ * went on changing and evicting), so both profiles' affinity is rebuilt
+ * from their events as they now lie.  Returns the number of rows the merge
+ * moved, each of which the rebuild restored.
  */
 int64
-AffinityRebuildProfile(int64 profile_id)
+AffinityMergeUndo(const Merge *merge)
 {
-	return RebuildAffinity(profile_id, false);
+	RebuildAffinity(merge->from_profile_id, false);
+	RebuildAffinity(merge->into_profile_id, false);
+	return ExecMergeStatement(&MergedRowsStatement, merge);
 }
 
 /*

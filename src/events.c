@@ -9,21 +9,33 @@
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
 
 PG_FUNCTION_INFO_V1(track_page_view);
 PG_FUNCTION_INFO_V1(track_cart_add);
 PG_FUNCTION_INFO_V1(track_cart_remove);
 
+/*
+ * A session's last_seen_at is advanced at most once a minute: reading the
+ * session is far cheaper than rewriting it on every event, and browsing
+ * activity needs no finer clock (cart activity has its own, exact one).
+ */
+#define SESSION_TOUCH_INTERVAL_SECONDS 60
+
+static SavedStatement FindSessionStatement = {
+	"SELECT profile_id, last_seen_at FROM personalisation.sessions WHERE session_id = $1",
+	1, {TEXTOID}
+};
+
 static SavedStatement TouchSessionStatement = {
-	"UPDATE personalisation.sessions"
-	"   SET last_seen_at = greatest(last_seen_at, $2), event_count = event_count + 1"
+	"UPDATE personalisation.sessions SET last_seen_at = greatest(last_seen_at, $2)"
 	" WHERE session_id = $1 RETURNING profile_id",
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
 
 static SavedStatement CreateSessionStatement = {
-	"INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at, event_count)"
-	" VALUES ($1, nextval('personalisation.profile_id_seq'), $2, $2, 1)"
+	"INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at)"
+	" VALUES ($1, nextval('personalisation.profile_id_seq'), $2, $2)"
 	" ON CONFLICT (session_id) DO NOTHING RETURNING profile_id",
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
@@ -49,13 +61,25 @@ static SavedStatement CategoryExistsStatement = {
 	1, {TEXTOID}
 };
 
-static SavedStatement InsertEventStatement = {
-	"INSERT INTO personalisation.events (event_id, kind, occurred_at, profile_id, session_id,"
-	" category_id, product_id, quantity, order_id, value)"
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-	10, {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, INT4OID,
-	TEXTOID, NUMERICOID}
-};
+/*
+ * Events are inserted straight into their day partition, which spares every
+ * call the parent's tuple routing.  The insert statements of the last few
+ * days seen are kept, one per day.
+ */
+#define EVENT_INSERT_DAYS 4
+#define EVENT_INSERT_SQL \
+	"INSERT INTO %s (event_id, kind, occurred_at, profile_id, session_id," \
+	" category_id, product_id, quantity, order_id, value)" \
+	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+
+typedef struct DayInsert
+{
+	int64		day;
+	SavedStatement statement;
+} DayInsert;
+
+static DayInsert DayInserts[EVENT_INSERT_DAYS];
+static int	NextDayInsert = 0;
 
 static SavedStatement CartAddStatement = {
 	"INSERT INTO personalisation.cart_lines"
@@ -93,13 +117,28 @@ static SavedStatement RefreshCartStatement = {
  * TouchSession returns the profile the session belongs to, recording the
  * session's activity; a session seen for the first time gets a new
  * anonymous profile.  Two first events of one session at once end with one
- * session and one profile: the loser of the insert race re-reads.
+ * session and one profile: the loser of the insert race re-reads.  The
+ * session is held against a login moving it (LockSessionForEvent), so the
+ * profile returned stays the session's until the caller's transaction ends.
  */
 int64
 TouchSession(text *session_id, TimestampTz occurred_at)
 {
 	Datum		values[2] = {PointerGetDatum(session_id), TimestampTzGetDatum(occurred_at)};
 	bool		isnull;
+
+	LockSessionForEvent(session_id);
+	ExecSaved(&FindSessionStatement, values, NULL, false, 1);
+	if (SPI_processed == 1)
+	{
+		int64		profile_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 1, &isnull));
+		TimestampTz last_seen_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+																	 SPI_tuptable->tupdesc, 2, &isnull));
+
+		if (occurred_at < last_seen_at + SESSION_TOUCH_INTERVAL_SECONDS * USECS_PER_SEC)
+			return profile_id;
+	}
 
 	for (;;)
 	{
@@ -211,6 +250,39 @@ ResolveEventCategory(text *product_id, text *category_id)
 }
 
 /*
+ * DayInsertStatement returns the insert statement for the partition of day
+ * number `day`, building it when the day is not among those kept; the
+ * oldest-built one makes way.
+ */
+static SavedStatement *
+DayInsertStatement(int64 day)
+{
+	static const Oid argtypes[10] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
+	TEXTOID, TEXTOID, INT4OID, TEXTOID, NUMERICOID};
+	DayInsert  *slot;
+
+	for (int i = 0; i < EVENT_INSERT_DAYS; i++)
+		if (DayInserts[i].statement.sql != NULL && DayInserts[i].day == day)
+			return &DayInserts[i].statement;
+
+	slot = &DayInserts[NextDayInsert];
+	NextDayInsert = (NextDayInsert + 1) % EVENT_INSERT_DAYS;
+	if (slot->statement.plan != NULL)
+		SPI_freeplan(slot->statement.plan);
+	if (slot->statement.sql != NULL)
+		pfree((void *) slot->statement.sql);
+
+	slot->day = day;
+	slot->statement.sql = MemoryContextStrdup(TopMemoryContext,
+											  psprintf(EVENT_INSERT_SQL,
+													   EventPartitionName(day, CurrentMemoryContext)));
+	slot->statement.nargs = lengthof(argtypes);
+	memcpy(slot->statement.argtypes, argtypes, sizeof(argtypes));
+	slot->statement.plan = NULL;
+	return &slot->statement;
+}
+
+/*
  * InsertEvent appends the event to the log, creating its day partition
  * first if it is missing.
  */
@@ -219,8 +291,7 @@ InsertEvent(TrackedEvent *event)
 {
 	Datum		values[10];
 	char		nulls[10];
-
-	EnsureEventPartition(event->occurred_at);
+	SavedStatement *insert = DayInsertStatement(EnsureEventPartition(event->occurred_at));
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = PointerGetDatum(event->event_id);
@@ -240,7 +311,7 @@ InsertEvent(TrackedEvent *event)
 	values[9] = event->value;
 	nulls[9] = event->order_id ? ' ' : 'n';
 
-	ExecSaved(&InsertEventStatement, values, nulls, false, 0);
+	ExecSaved(insert, values, nulls, false, 0);
 }
 
 /*

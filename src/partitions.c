@@ -178,26 +178,45 @@ LockPartitions(void)
 }
 
 /*
+ * EventPartitionName returns the schema-qualified name of the partition for
+ * day number `day`, allocated in context.
+ */
+char *
+EventPartitionName(int64 day, MemoryContext context)
+{
+	StringInfoData name;
+	MemoryContext old = MemoryContextSwitchTo(context);
+
+	initStringInfo(&name);
+	appendStringInfoString(&name, "personalisation.events_p");
+	FormatDay(&name, day, false);
+	MemoryContextSwitchTo(old);
+	return name.data;
+}
+
+/*
  * EnsureEventPartition makes sure the day partition for occurred_at exists,
  * creating it when an event is the first of its day (a backfill, or a
- * maintenance job that has not run).  The common case costs two comparisons.
+ * maintenance job that has not run), and returns the day's number.  The
+ * common case costs two comparisons.
  */
-void
+int64
 EnsureEventPartition(TimestampTz occurred_at)
 {
 	int64		day = DayOf(occurred_at);
 
 	if (CoveredDaysValid && day >= CoveredFirstDay && day <= CoveredLastDay)
-		return;
+		return day;
 
 	RememberCoveredRun(day);
 	if (CoveredDaysValid && day >= CoveredFirstDay && day <= CoveredLastDay)
-		return;
+		return day;
 
 	LockPartitions();
 	CreateDayPartition(day);
 	CommandCounterIncrement();
 	RememberCoveredRun(day);
+	return day;
 }
 
 /*

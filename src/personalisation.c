@@ -14,6 +14,7 @@ int			EventRetentionMinutes = 180 * 24 * 60;
 int			PartitionPremakeDays = 7;
 int			MaxClockSkewSeconds = 300;
 int			MaxOrderLines = 500;
+char	   *BlockedIdentifiers = NULL;
 bool		PersonalisationPreloaded = false;
 bool		AffinityTracking = true;
 double		PageViewWeight = 1.0;
@@ -89,6 +90,15 @@ DefineGucs(void)
 							500, 1, 100000,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("personalisation.blocked_identifiers",
+							   "Extra placeholder values identify() refuses as session, customer or email identifiers.",
+							   "A comma-separated list compared case-insensitively, surrounding blanks ignored. "
+							   "Blank values, '0', 'null', 'undefined' and 'anonymous' are always refused.",
+							   &BlockedIdentifiers,
+							   "",
+							   PGC_SUSET, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("personalisation.affinity_tracking",
 							 "Whether every tracked event updates the session's and the profile's affinity.",

@@ -20,6 +20,7 @@ extern int	EventRetentionMinutes;
 extern int	PartitionPremakeDays;
 extern int	MaxClockSkewSeconds;
 extern int	MaxOrderLines;
+extern char *BlockedIdentifiers;
 extern bool PersonalisationPreloaded;
 
 /* GUCs of the affinity model and ranking (personalisation.c, docs/ranking.md) */
@@ -90,16 +91,38 @@ extern bool ClaimEventKey(text *event_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
 
-/* affinity.c: call AffinityRecordEvent inside the tracking call's SPI connection */
+/*
+ * identity.c: one merge of an anonymous profile into a customer's profile,
+ * as handed to each merge step's move and undo (see MergeSteps[] there).
+ */
+typedef struct Merge
+{
+	int64		merge_id;
+	int64		from_profile_id;	/* the anonymous profile */
+	int64		into_profile_id;	/* the customer's profile */
+	TimestampTz merged_at;		/* when the login happened */
+} Merge;
+
+/*
+ * A merge step's statement: $1 merge_id, $2 from_profile_id,
+ * $3 into_profile_id, $4 merged_at.  Run it with ExecMergeStatement.
+ */
+#define MERGE_STATEMENT(sql) {(sql), 4, {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}, NULL}
+
+extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
+extern void LockSessionForEvent(text *session_id);
+
+/* affinity.c: AffinityRecordEvent runs inside the tracking call's SPI connection */
 extern void AffinityRecordEvent(TrackedEvent *event);
-extern void AffinityMergeProfiles(int64 from_profile, int64 to_profile);
-extern int64 AffinityRebuildProfile(int64 profile_id);
+extern int64 AffinityMergeMove(const Merge *merge);
+extern int64 AffinityMergeUndo(const Merge *merge);
 
 /* catalogue.c */
 extern void CatalogueInit(void);
 
 /* partitions.c */
-extern void EnsureEventPartition(TimestampTz occurred_at);
+extern int64 EnsureEventPartition(TimestampTz occurred_at);
+extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
 
 #endif							/* PERSONALISATION_H */

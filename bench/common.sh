@@ -1,0 +1,40 @@
+# common.sh: sourced by the benchmarks.  Starts a throw-away instance (via
+# test/cluster.sh) with a database `bench` holding the extension and a
+# catalogue of $BENCH_PRODUCTS products, and offers a pgbench runner.
+source "$(dirname "${BASH_SOURCE[0]}")/../test/cluster.sh"
+
+BENCH_PRODUCTS=${BENCH_PRODUCTS:-20000}
+
+# bench_start brings up the instance and the catalogue.
+bench_start() {
+    install_dependencies
+    build_and_install
+    BENCH_WORK=$(mktemp -d /tmp/personalisation-bench.XXXXXX)
+    chmod 755 "$BENCH_WORK"
+    start_cluster "$BENCH_WORK/cluster" 55532 bench
+    trap 'stop_cluster; rm -rf "$BENCH_WORK"' EXIT
+    createdb bench
+    psql -q -X -d bench -v ON_ERROR_STOP=1 -v products="$BENCH_PRODUCTS" <<'SQL'
+CREATE EXTENSION personalisation;
+INSERT INTO personalisation.categories
+SELECT 'c' || i, CASE WHEN i > 10 THEN 'c' || (i % 10 + 1) END, 'Category ' || i
+  FROM generate_series(1, 200) i;
+INSERT INTO personalisation.products (product_id, category_id, name, price, brand)
+SELECT 'p' || i, 'c' || (i % 200 + 1), 'Product ' || i, (i % 97) + 0.99, 'brand' || (i % 50)
+  FROM generate_series(1, :products) i;
+ANALYZE;
+SQL
+}
+
+# pgbench_tps SCRIPT SECONDS CLIENTS [PGOPTIONS] prints the transactions per
+# second pgbench reaches running SCRIPT (prepared statements, no vacuum).
+pgbench_tps() {
+    local script=$1 seconds=$2 clients=$3 options=${4:-}
+    PGOPTIONS="$options" "$PG_BINDIR/pgbench" -n -M prepared -c "$clients" -j "$clients" \
+        -T "$seconds" -f "$script" bench 2>&1 | awk '/^tps/ { print $3; exit }'
+}
+
+# ratio A B prints A / B with two decimals.
+ratio() {
+    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
+}
