@@ -6,20 +6,15 @@
 # table's and its index's size after every pass; target: after pass ten
 # within 2x of after pass one.
 set -euo pipefail
-source "$(dirname "$0")/../test/cluster.sh"
+source "$(dirname "$0")/common.sh"
 
 VISITORS=${VISITORS:-20000}
 PASSES=10
 CLIENTS=2
 
-build_and_install
-WORK=$(mktemp -d /tmp/personalisation-bench.XXXXXX)
-chmod 755 "$WORK"
-start_cluster "$WORK/cluster" "$(free_port 55700)" bench
-trap 'stop_cluster; rm -rf "$WORK"' EXIT
-createdb bench
-psql -qX -d bench -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION personalisation' \
-     -f "$REPO_DIR/bench/affinity_catalogue.sql" -c 'CREATE SEQUENCE next_visitor'
+bench_start
+WORK=$BENCH_WORK
+psql -qX -d bench -v ON_ERROR_STOP=1 -c 'CREATE SEQUENCE next_visitor'
 
 # one pass: every visitor once (the sequence hands them out in turn)
 cat >"$WORK/pass.sql" <<SQL
@@ -34,11 +29,11 @@ sizes() {
 echo "== $PASSES passes of one page view by each of $VISITORS visitors (2 affinity rows each)"
 printf '%-6s %12s %12s %12s\n' pass table_kB index_kB total_kB
 for pass in $(seq $PASSES); do
-    pgbench -n -M prepared -c $CLIENTS -j $CLIENTS -t $((VISITORS / CLIENTS)) -f "$WORK/pass.sql" bench >/dev/null
+    "$PG_BINDIR/pgbench" -n -M prepared -c $CLIENTS -j $CLIENTS -t $((VISITORS / CLIENTS)) -f "$WORK/pass.sql" bench >/dev/null
     IFS='|' read -r table index < <(sizes)
     [ "$pass" = 1 ] && first=$((table + index))
     printf '%-6s %12d %12d %12d\n' "$pass" $((table / 1024)) $((index / 1024)) $(((table + index) / 1024))
 done
 last=$((table + index))
 psql -qXAt -d bench -c "SELECT 'updates: ' || n_tup_upd || ', of which HOT: ' || n_tup_hot_upd || ' (' || round(100.0 * n_tup_hot_upd / greatest(n_tup_upd, 1), 1) || '%), autovacuum runs: ' || autovacuum_count FROM pg_stat_user_tables WHERE relid = 'personalisation.affinity'::regclass"
-printf 'table+index after pass %d / after pass 1: %.2fx (target <= 2x)\n' $PASSES "$(echo "$last / $first" | bc -l)"
+printf 'table+index after pass %d / after pass 1: %sx (target <= 2x)\n' $PASSES "$(ratio "$last" "$first")"

@@ -1,83 +1,60 @@
 #!/usr/bin/env bash
-# Ingest with affinity maintenance: track_page_view throughput with the
-# affinity update (the default) against a plain INSERT of the same event
-# rows into a bare table, and against track_page_view with
-# personalisation.affinity_tracking off (what the foundation alone costs),
-# with synchronous_commit on and off.  100,000 visitors (each its own
-# session and anonymous profile, so 200,000 affinity rows) view random
-# products of 20,000.  pgbench, 2 clients, rounds
-# interleaved so that drifts of the machine hit every workload alike; the
-# median of the rounds is reported.  Targets: >= 0.90x plain INSERT with
-# synchronous_commit on, >= 0.75x with it off.
+# Ingest with affinity maintenance: the ingest benchmark's page views
+# (bench/ingest_track.sql: 10,000 sessions, 20,000 products, an event id)
+# with the affinity update (the default) against the plain INSERT of the same
+# rows into a bare table (bench/ingest_plain.sql), and against the same calls
+# with personalisation.affinity_tracking off, which is what the foundation
+# alone costs.  synchronous_commit on and off, pgbench with 2 clients.  The
+# three workloads run in turn, ROUNDS times, so that the machine's drifts hit
+# them alike; the median of the rounds is reported, with the WAL each event
+# wrote.  Targets: >= 0.90x plain INSERT with synchronous_commit on, >= 0.75x
+# with it off.
 set -euo pipefail
-source "$(dirname "$0")/../test/cluster.sh"
-
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-6}
+source "$(dirname "$0")/common.sh"
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-8}
 ROUNDS=${ROUNDS:-5}
-CLIENTS=2
-SESSIONS=${SESSIONS:-100000}
+CLIENTS=${CLIENTS:-2}
+PLAIN=$(dirname "$0")/ingest_plain.sql
+TRACK=$(dirname "$0")/ingest_track.sql
 
-build_and_install
-WORK=$(mktemp -d /tmp/personalisation-bench.XXXXXX)
-chmod 755 "$WORK"
-start_cluster "$WORK/cluster" "$(free_port 55500)" bench
-trap 'stop_cluster; rm -rf "$WORK"' EXIT
-createdb bench
-psql -qX -d bench -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION personalisation' \
-     -f "$REPO_DIR/bench/affinity_catalogue.sql" \
-     -c 'CREATE TABLE bare_events (LIKE personalisation.events)'
+bench_start
+psql -q -X -d bench -c "CREATE TABLE bench_plain_events (LIKE personalisation.events)"
+# warm up: create the 10,000 sessions and their affinity rows
+"$PG_BINDIR/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -t 10000 -f "$TRACK" bench >/dev/null 2>&1
 
-# The same page view three ways: a random visitor (of SESSIONS) views a random product.
-cat >"$WORK/plain.sql" <<SQL
-\set s random(1, $SESSIONS)
-\set p random(1, 20000)
-INSERT INTO bare_events VALUES (NULL, 'page_view', now(), :s, 'v' || :s,
-  'c' || (:p % 10 + 1) || '-' || (:p / 10 % 10 + 1) || '-' || (:p / 100 % 10 + 1), 'p' || :p, NULL, NULL, NULL);
-SQL
-cat >"$WORK/track.sql" <<SQL
-\set s random(1, $SESSIONS)
-\set p random(1, 20000)
-SELECT personalisation.track_page_view('v' || :s, NULL, 'p' || :p);
-SQL
-cp "$WORK/track.sql" "$WORK/track_without_affinity.sql"
-
-lsn() { psql -qXAt -d bench -c 'SELECT pg_current_wal_lsn()'; }
-
-# run WORKLOAD SYNC prints the workload's transactions per second and WAL bytes per transaction.
+# run SCRIPT SYNC AFFINITY prints the transactions per second and the WAL bytes per transaction.
 run() {
-    local options="-c synchronous_commit=$2" before out
-    [ "$1" = track_without_affinity ] && options="$options -c personalisation.affinity_tracking=off"
-    before=$(lsn)
-    out=$(PGOPTIONS="$options" pgbench -n -M prepared -c $CLIENTS -j $CLIENTS -T "$SECONDS_PER_RUN" \
-        -f "$WORK/$1.sql" bench 2>&1)
-    psql -qXAt -d bench -c "SELECT $(echo "$out" | awk '/^tps/ {print $3}') || ' ' ||
-        round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$before') / $(echo "$out" | awk '/actually processed/ {print $NF}'))"
+    local before tps
+    before=$(psql -qXAt -d bench -c 'SELECT pg_current_wal_lsn()')
+    tps=$(pgbench_tps "$1" "$SECONDS_PER_RUN" "$CLIENTS" "-c synchronous_commit=$2 -c personalisation.affinity_tracking=$3")
+    psql -qXAt -d bench -c "SELECT '$tps ' || round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$before') / ($tps * $SECONDS_PER_RUN))"
 }
 
 # median of the numbers on stdin
-median() { sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
+median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 
-# every session exists before measuring, so that no run pays for creating them
-psql -qX -d bench -c "SELECT personalisation.track_page_view('v' || s, NULL, 'p' || (s % 20000 + 1)) FROM generate_series(1, $SESSIONS) s" >/dev/null
-
-echo "== ingest with affinity: pgbench, $CLIENTS clients, $ROUNDS rounds of ${SECONDS_PER_RUN}s, median tps"
+echo "track_page_view with and without affinity vs plain INSERT, $CLIENTS clients, $ROUNDS rounds of ${SECONDS_PER_RUN}s, median tps"
 for sync in on off; do
-    declare -A results=() wal=()
+    declare -A tps=() wal=()
     for round in $(seq "$ROUNDS"); do
-        for workload in plain track_without_affinity track; do
-            read -r tps bytes < <(run $workload $sync)
-            results[$workload]+="$tps "
-            wal[$workload]=$bytes
+        for workload in plain without with; do
+            case $workload in
+                plain) read -r t w < <(run "$PLAIN" $sync on) ;;
+                without) read -r t w < <(run "$TRACK" $sync off) ;;
+                with) read -r t w < <(run "$TRACK" $sync on) ;;
+            esac
+            tps[$workload]+="$t "
+            wal[$workload]+="$w "
         done
     done
-    plain=$(echo ${results[plain]} | tr ' ' '\n' | median)
-    bare=$(echo ${results[track_without_affinity]} | tr ' ' '\n' | median)
-    track=$(echo ${results[track]} | tr ' ' '\n' | median)
-    target=$([ $sync = on ] && echo 0.90 || echo 0.75)
-    printf 'synchronous_commit=%-3s plain INSERT %8.0f tps | track_page_view without affinity %8.0f tps (%.2fx) | with affinity %8.0f tps (%.2fx plain, target %s; %.2fx without affinity)\n' \
-        $sync "$plain" "$bare" "$(echo "$bare / $plain" | bc -l)" "$track" \
-        "$(echo "$track / $plain" | bc -l)" $target "$(echo "$track / $bare" | bc -l)"
-    echo "    rounds (tps): plain ${results[plain]}| without affinity ${results[track_without_affinity]}| with affinity ${results[track]}"
-    echo "    WAL per event (last round): plain INSERT ${wal[plain]} B, without affinity ${wal[track_without_affinity]} B, with affinity ${wal[track]} B"
-    unset results wal
+    plain=$(echo ${tps[plain]} | median)
+    without=$(echo ${tps[without]} | median)
+    with=$(echo ${tps[with]} | median)
+    echo "synchronous_commit=$sync"
+    printf '  plain INSERT             %8.0f tps  %6.0f WAL bytes/event\n' "$plain" "$(echo ${wal[plain]} | median)"
+    printf '  track without affinity   %8.0f tps  %6.0f WAL bytes/event  %sx plain\n' "$without" "$(echo ${wal[without]} | median)" "$(ratio "$without" "$plain")"
+    printf '  track with affinity      %8.0f tps  %6.0f WAL bytes/event  %sx plain (target %s), %sx without affinity\n' \
+        "$with" "$(echo ${wal[with]} | median)" "$(ratio "$with" "$plain")" "$([ $sync = on ] && echo 0.90 || echo 0.75)" "$(ratio "$with" "$without")"
+    echo "  rounds (tps): plain ${tps[plain]}| without ${tps[without]}| with ${tps[with]}"
+    unset tps wal
 done

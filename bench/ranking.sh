@@ -1,35 +1,31 @@
 #!/usr/bin/env bash
 # Ranking latency: rank_products of 100 candidates (a category page) for a
-# random one of 1,000,000 visitors with affinity, 20,000 products, 2
+# random one of 1,000,000 visitors with affinity, 20,000 products (a
+# category page: its 100 products in the shop's order), 2
 # concurrent clients, against the obvious hand-written SQL over a normalised
 # affinity table (profile, dimension, key) that joins it and sorts, in the
 # same run.  Target: p99 <= 2 ms and no slower than the SQL.
 set -euo pipefail
-source "$(dirname "$0")/../test/cluster.sh"
+source "$(dirname "$0")/common.sh"
 
 SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
 ROUNDS=${ROUNDS:-3}
 CLIENTS=2
 
-build_and_install
-WORK=$(mktemp -d /tmp/personalisation-bench.XXXXXX)
-chmod 755 "$WORK"
-start_cluster "$WORK/cluster" "$(free_port 55600)" bench
-trap 'stop_cluster; rm -rf "$WORK"' EXIT
-createdb bench
-echo "== loading 20,000 products and 1,000,000 visitors' affinity"
-psql -qX -d bench -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION personalisation' \
-     -f "$REPO_DIR/bench/affinity_catalogue.sql" -f "$REPO_DIR/bench/ranking_data.sql"
+bench_start
+WORK=$BENCH_WORK
+echo "== loading 1,000,000 visitors' affinity"
+psql -qX -d bench -v ON_ERROR_STOP=1 -f "$(dirname "$0")/ranking_data.sql"
 
 cat >"$WORK/rank_products.sql" <<'SQL'
 \set s random(1, 1000000)
-\set l random(1, 1000)
+\set l random(1, 200)
 SELECT * FROM personalisation.rank_products('v' || :s, (SELECT candidates FROM bench_lists WHERE list_id = :l));
 SQL
 # the same blend, less the session scope and the category ancestors
 cat >"$WORK/hand_written_sql.sql" <<'SQL'
 \set s random(1, 1000000)
-\set l random(1, 1000)
+\set l random(1, 200)
 WITH visitor AS (SELECT profile_id FROM personalisation.sessions WHERE session_id = 'v' || :s),
 scored AS (
   SELECT c.id, c.ord,
@@ -53,7 +49,7 @@ SQL
 # run WORKLOAD prints "tps mean_ms p50_ms p99_ms" from pgbench's per-transaction log.
 run() {
     rm -f "$WORK"/log.*
-    (cd "$WORK" && PGOPTIONS="-c personalisation.holdout_percent=0" pgbench -n -M prepared -c $CLIENTS -j $CLIENTS \
+    (cd "$WORK" && PGOPTIONS="-c personalisation.holdout_percent=0" "$PG_BINDIR/pgbench" -n -M prepared -c $CLIENTS -j $CLIENTS \
         -T "$SECONDS_PER_RUN" -l --log-prefix=log -f "$WORK/$1.sql" bench >"$WORK/pgbench.out" 2>&1)
     cat "$WORK"/log.* | awk '{print $3}' | sort -n | awk -v secs="$SECONDS_PER_RUN" '
         {v[NR] = $1; sum += $1}
@@ -73,7 +69,7 @@ done
 median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 ours=$(echo ${p99s[rank_products]} | median)
 theirs=$(echo ${p99s[hand_written_sql]} | median)
-printf 'median p99: rank_products %.3f ms (target <= 2 ms), hand-written SQL %.3f ms: %.2fx its latency\n' \
-    "$ours" "$theirs" "$(echo "$ours / $theirs" | bc -l)"
+printf 'median p99: rank_products %.3f ms (target <= 2 ms), hand-written SQL %.3f ms: %sx its latency\n' \
+    "$ours" "$theirs" "$(ratio "$ours" "$theirs")"
 printf 'median mean: rank_products %.3f ms, hand-written SQL %.3f ms\n' \
     "$(echo ${means[rank_products]} | median)" "$(echo ${means[hand_written_sql]} | median)"

@@ -3,8 +3,8 @@
 -- from those events, and the popularity prior.  Then the baseline's
 -- normalised affinity table: one row per (profile, dimension, key) with the
 -- score at updated_at, maintained the obvious way (here, filled from the same
--- events), and 1,000 candidate lists of 100 products from one top-level
--- category, as a category page would show.
+-- events), and the 200 category pages' candidate lists (the 100 products
+-- of each category, in the shop's order).
 SET personalisation.holdout_percent = 0;
 INSERT INTO personalisation.profiles (profile_id, created_at)
 SELECT i, now() - interval '1 day' FROM generate_series(1, 1000000) i;
@@ -34,9 +34,7 @@ SELECT v.profile_id, d.dimension, d.key, count(*), max(v.occurred_at)
 
 CREATE TABLE bench_lists (list_id int PRIMARY KEY, candidates text[]);
 INSERT INTO bench_lists
-SELECT l, array(SELECT 'p' || (1 + l % 10 + 10 * ((l * 31 + i * 7) % 2000))
-                  FROM generate_series(0, 99) i)
-  FROM generate_series(1, 1000) l;
+SELECT k, array_agg('p' || n ORDER BY n) FROM generate_series(1, 20000) n, LATERAL (SELECT n % 200 + 1 AS k) c GROUP BY k;
 ANALYZE;
 SELECT pg_size_pretty(pg_total_relation_size('personalisation.affinity')) AS affinity_size,
        pg_size_pretty(pg_total_relation_size('bench_affinity')) AS baseline_size;

@@ -99,14 +99,17 @@ RETURNS TABLE (module text, category_id text, score float8, "position" int, reas
 LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 20
 AS 'MODULE_PATHNAME', 'rank_modules';
 
--- The ranking holdout: 'personalised' or 'control'.
+-- The ranking holdout: 'personalised' or 'control', by a hash of the session
+-- while the visitor is anonymous and of the customer's profile once identified.
 CREATE FUNCTION personalisation.holdout_arm(session_id text)
 RETURNS text LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'holdout_arm_session';
 
-CREATE FUNCTION personalisation.holdout_arm(profile_id bigint)
-RETURNS text LANGUAGE c STABLE STRICT PARALLEL SAFE
-AS 'MODULE_PATHNAME', 'holdout_arm_profile';
+-- The same without a lookup: by the session while anonymous (customer_profile_id
+-- NULL), by the customer's profile once identified.
+CREATE FUNCTION personalisation.holdout_arm(session_id text, customer_profile_id bigint)
+RETURNS text LANGUAGE c STABLE PARALLEL SAFE
+AS 'MODULE_PATHNAME', 'holdout_arm_of';
 
 -- The category tree is cached by every backend: a change makes them re-read it.
 CREATE FUNCTION personalisation.category_tree_changed()
@@ -149,12 +152,15 @@ SELECT a.profile_id,
          ON d.dimension = e.dimension AND d.key_hash = e.key_hash;
 
 -- Analysts: the ranking holdout's outcome.  Each session counts in the arm
--- of its current profile; it converted if it placed an order.  uplift is
--- the arm's conversion rate over the control arm's.
+-- rank_* gives it now (its customer's, once identified); it converted if it
+-- placed an order.  uplift is the arm's conversion rate over the control arm's.
 CREATE VIEW personalisation.ranking_holdout AS
 WITH session_outcomes AS (
-    SELECT personalisation.holdout_arm(s.profile_id) AS arm, o.orders, o.revenue
+    SELECT personalisation.holdout_arm(s.session_id,
+             CASE WHEN p.customer_id IS NOT NULL THEN s.profile_id END) AS arm,
+           o.orders, o.revenue
       FROM personalisation.sessions s
+      JOIN personalisation.profiles p ON p.profile_id = s.profile_id
       LEFT JOIN (SELECT session_id, count(*) AS orders, sum(total) AS revenue
                    FROM personalisation.orders GROUP BY session_id) o USING (session_id)
 ), arms AS (
@@ -186,5 +192,5 @@ REVOKE ALL ON FUNCTION personalisation.rank_products(text, text[], boolean, time
 REVOKE ALL ON FUNCTION personalisation.rank_categories(text, text[], boolean, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.rank_modules(text, jsonb, boolean, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.holdout_arm(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION personalisation.holdout_arm(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.holdout_arm(text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.category_tree_changed() FROM PUBLIC;

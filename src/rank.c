@@ -3,9 +3,10 @@
  *		Ranking: rank_products, rank_categories and rank_modules reorder the
  *		candidates a page is about to show by the visitor's affinity, with a
  *		popularity prior for visitors we know nothing about yet.  Also the
- *		ranking holdout (a sticky hash of the session's profile picks the
- *		'control' arm, which keeps the shop's order) and refresh_popularity,
- *		which computes the prior from the event log.
+ *		ranking holdout (a sticky hash of the session, or of the customer's
+ *		profile once the session is identified, picks the 'control' arm,
+ *		which keeps the shop's order) and refresh_popularity, which computes
+ *		the prior from the event log.
  *
  *		A product's score, per scope (session, weighted by
  *		personalisation.session_weight, and profile, weighted 1):
@@ -33,7 +34,7 @@ PG_FUNCTION_INFO_V1(rank_products);
 PG_FUNCTION_INFO_V1(rank_categories);
 PG_FUNCTION_INFO_V1(rank_modules);
 PG_FUNCTION_INFO_V1(holdout_arm_session);
-PG_FUNCTION_INFO_V1(holdout_arm_profile);
+PG_FUNCTION_INFO_V1(holdout_arm_of);
 PG_FUNCTION_INFO_V1(refresh_popularity);
 
 /* Most candidates one ranking call accepts. */
@@ -100,16 +101,20 @@ typedef struct Visitor
  * every backend, before the plan cache settles on index lookups.
  */
 static SavedStatement VisitorStatement = {
-	"SELECT s.profile_id, a.session_id = '', a.decayed_to, a.entries"
+	"SELECT CASE WHEN p.customer_id IS NOT NULL THEN s.profile_id END,"
+	"       a.session_id = '', a.decayed_to, a.entries"
 	"  FROM personalisation.sessions s"
+	"  LEFT JOIN personalisation.profiles p ON p.profile_id = s.profile_id"
 	"  LEFT JOIN personalisation.affinity a"
 	"    ON a.profile_id = s.profile_id AND a.session_id IN ('', s.session_id)"
 	" WHERE s.session_id = $1",
 	1, {TEXTOID}, NULL, CURSOR_OPT_GENERIC_PLAN
 };
 
-static SavedStatement ProfileOfSessionStatement = {
-	"SELECT profile_id FROM personalisation.sessions WHERE session_id = $1",
+static SavedStatement CustomerOfSessionStatement = {
+	"SELECT p.profile_id FROM personalisation.sessions s"
+	"  JOIN personalisation.profiles p ON p.profile_id = s.profile_id"
+	" WHERE s.session_id = $1 AND p.customer_id IS NOT NULL",
 	1, {TEXTOID}
 };
 
@@ -202,24 +207,19 @@ InControl(uint64 hash)
 }
 
 /*
- * ProfileInControl places a profile in the holdout by a hash of its id.
+ * ArmIsControl places a session in the holdout: by a hash of the session
+ * id while the visitor is anonymous (customer_profile_id NULL), which is
+ * decided before its first event and never changes; by a hash of the
+ * customer's profile once the session is identified, so that every
+ * session of a customer, on every device, gets the same arm.
  */
 static bool
-ProfileInControl(int64 profile_id)
+ArmIsControl(text *session_id, bool identified, int64 customer_profile_id)
 {
-	return InControl(DatumGetUInt64(DirectFunctionCall2(hashint8extended,
-														Int64GetDatum(profile_id),
-														Int64GetDatum(HOLDOUT_SEED))));
-}
-
-/*
- * SessionInControl places a session the directory does not know yet (no
- * event tracked) by a hash of its id; from its first event on, its profile
- * decides.
- */
-static bool
-SessionInControl(text *session_id)
-{
+	if (identified)
+		return InControl(DatumGetUInt64(DirectFunctionCall2(hashint8extended,
+															Int64GetDatum(customer_profile_id),
+															Int64GetDatum(HOLDOUT_SEED))));
 	return InControl(DatumGetUInt64(hash_any_extended((const unsigned char *) VARDATA_ANY(session_id),
 													  VARSIZE_ANY_EXHDR(session_id),
 													  HOLDOUT_SEED)));
@@ -235,10 +235,10 @@ ArmName(bool control)
 }
 
 /*
- * LoadVisitor reads the session's profile and the two affinity rows
- * ranking blends, decides the holdout arm, and computes the decay of each
- * row to the read time.  An unknown session has no affinity: only the
- * popularity prior ranks for it.
+ * LoadVisitor reads the session's profile (is it a customer's?) and the two
+ * affinity rows ranking blends, decides the holdout arm, and computes the
+ * decay of each row to the read time.  An unknown session has no affinity:
+ * only the popularity prior ranks for it.
  */
 static void
 LoadVisitor(text *session_id, TimestampTz at, Visitor *visitor)
@@ -253,21 +253,17 @@ LoadVisitor(text *session_id, TimestampTz at, Visitor *visitor)
 	ExecSaved(&VisitorStatement, values, NULL, true, 0);
 	rows = SPI_tuptable;
 	count = SPI_processed;
-	if (count == 0)
-	{
-		visitor->control = SessionInControl(session_id);
-		return;
-	}
-
+	visitor->control = ArmIsControl(session_id, false, 0);
 	for (uint64 i = 0; i < count; i++)
 	{
+		bool		anonymous;
 		bool		isnull;
-		Datum		profile_id = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		Datum		customer_profile = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &anonymous);
 		Datum		profile_scope = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
 		Datum		decayed_to;
 		Datum		entries;
 
-		visitor->control = ProfileInControl(DatumGetInt64(profile_id));
+		visitor->control = ArmIsControl(session_id, !anonymous, DatumGetInt64(customer_profile));
 		if (isnull)
 			continue;			/* no affinity row yet */
 		decayed_to = SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull);
@@ -888,28 +884,34 @@ holdout_arm_session(PG_FUNCTION_ARGS)
 	bool		control;
 
 	SPI_connect();
-	ExecSaved(&ProfileOfSessionStatement, values, NULL, true, 1);
+	ExecSaved(&CustomerOfSessionStatement, values, NULL, true, 1);
 	if (SPI_processed == 0)
-		control = SessionInControl(session_id);
+		control = ArmIsControl(session_id, false, 0);
 	else
 	{
 		bool		isnull;
 
-		control = ProfileInControl(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-																SPI_tuptable->tupdesc, 1, &isnull)));
+		control = ArmIsControl(session_id, true,
+							   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+														   SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(ArmName(control)));
 }
 
 /*
- * holdout_arm_profile(profile_id) returns the ranking arm of every session
- * of the profile (the ranking_holdout view groups sessions by it).
+ * holdout_arm_of(session_id, customer_profile_id) returns the arm of a
+ * session given its customer's profile, NULL while it is anonymous,
+ * without reading anything (the ranking_holdout view groups sessions by
+ * it).  With only a profile it returns the arm of that customer.
  */
 Datum
-holdout_arm_profile(PG_FUNCTION_ARGS)
+holdout_arm_of(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_TEXT_P(cstring_to_text(ArmName(ProfileInControl(PG_GETARG_INT64(0)))));
+	if (PG_ARGISNULL(1))
+		PG_RETURN_TEXT_P(cstring_to_text(ArmName(ArmIsControl(RequireIdentifier(fcinfo, 0, "session_id"),
+															  false, 0))));
+	PG_RETURN_TEXT_P(cstring_to_text(ArmName(ArmIsControl(NULL, true, PG_GETARG_INT64(1)))));
 }
 
 /*

@@ -1,52 +1,57 @@
--- The ranking holdout: a sticky hash of the session's profile, a control share
--- that is what the setting says and grows monotonically, the shop's order for
--- control visitors, and the analyst report per arm.
+-- The ranking holdout: a sticky hash of the session (of the customer's profile
+-- once identified), a control share that is what the setting says and grows
+-- monotonically, the shop's order for control visitors, and the analyst
+-- report per arm.
 BEGIN;
-SELECT plan(12);
+SELECT plan(13);
 
 INSERT INTO personalisation.categories VALUES ('ho-cat', NULL, 'Holdout');
 INSERT INTO personalisation.products (product_id, category_id) VALUES ('ho-p1', 'ho-cat'), ('ho-p2', 'ho-cat'), ('ho-p3', 'ho-cat');
 
--- The share: 10% of 20,000 profiles by default, none at 0, all at 100.
-SELECT ok(share BETWEEN 0.09 AND 0.11, format('about 10%% of profiles are in control (%s)', share))
-  FROM (SELECT avg((personalisation.holdout_arm(i::bigint) = 'control')::int) AS share
+-- The share: 10% of 20,000 customers and of 20,000 anonymous sessions by default,
+-- none at 0, all at 100.
+SELECT ok(share BETWEEN 0.09 AND 0.11, format('about 10%% of customers are in control (%s)', share))
+  FROM (SELECT avg((personalisation.holdout_arm(NULL, i::bigint) = 'control')::int) AS share
+          FROM generate_series(1, 20000) i) s;
+SELECT ok(share BETWEEN 0.09 AND 0.11, format('about 10%% of anonymous sessions are in control (%s)', share))
+  FROM (SELECT avg((personalisation.holdout_arm('ho-anon-' || i, NULL) = 'control')::int) AS share
           FROM generate_series(1, 20000) i) s;
 SET LOCAL personalisation.holdout_percent = 0;
-SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(i::bigint) = 'control'),
+SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(NULL, i::bigint) = 'control'),
           0::bigint, 'holdout_percent 0 holds nobody out');
 SET LOCAL personalisation.holdout_percent = 100;
-SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(i::bigint) = 'control'),
+SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(NULL, i::bigint) = 'control'),
           20000::bigint, 'holdout_percent 100 holds everybody out');
 
 -- Raising the share keeps every control profile in control.
 SET LOCAL personalisation.holdout_percent = 10;
 CREATE TEMP TABLE control_at_10 AS
-SELECT i FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(i::bigint) = 'control';
+SELECT i FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(NULL, i::bigint) = 'control';
 SET LOCAL personalisation.holdout_percent = 20;
-SELECT is((SELECT count(*) FROM control_at_10 WHERE personalisation.holdout_arm(i::bigint) <> 'control'),
+SELECT is((SELECT count(*) FROM control_at_10 WHERE personalisation.holdout_arm(NULL, i::bigint) <> 'control'),
           0::bigint, 'raising the share from 10% to 20% moves nobody out of control');
 
--- Sticky: a session's arm is its profile's, however many events and calls follow.
+-- Sticky: an anonymous session's arm is decided before its first event and
+-- does not change with its events.
 SET LOCAL personalisation.holdout_percent = 50;
 CREATE TEMP TABLE report_before AS SELECT * FROM personalisation.ranking_holdout;
+CREATE TEMP TABLE first_arms AS
+SELECT 'ho-s' || i AS session_id, personalisation.holdout_arm('ho-s' || i) AS arm FROM generate_series(1, 40) i;
 SELECT personalisation.track_page_view('ho-s' || i, 'ho-cat', NULL, now() - interval '1 minute')
   FROM generate_series(1, 40) i;
-CREATE TEMP TABLE first_arms AS
-SELECT session_id, personalisation.holdout_arm(session_id) AS arm FROM personalisation.sessions WHERE session_id LIKE 'ho-s%';
+SELECT is((SELECT count(*) FROM first_arms WHERE personalisation.holdout_arm(session_id) <> arm), 0::bigint,
+          'a session keeps the arm it had before its first event');
 SELECT personalisation.track_page_view('ho-s' || i, NULL, 'ho-p1', now()) FROM generate_series(1, 40) i;
 SELECT is((SELECT count(*) FROM first_arms WHERE personalisation.holdout_arm(session_id) <> arm), 0::bigint,
-          'the arm of a session does not change with its events');
-SELECT is((SELECT count(*) FROM first_arms f JOIN personalisation.sessions s USING (session_id)
-            WHERE personalisation.holdout_arm(s.profile_id) <> f.arm), 0::bigint,
-          'a session''s arm is its profile''s');
+          'and through its later events');
 SELECT ok((SELECT count(DISTINCT arm) = 2 FROM first_arms), 'at 50% both arms get sessions');
 
--- A second session of a known profile (moved there as a login does) shares its arm.
-UPDATE personalisation.sessions SET profile_id = (SELECT profile_id FROM personalisation.sessions WHERE session_id = 'ho-s1')
- WHERE session_id IN ('ho-s2', 'ho-s3', 'ho-s4', 'ho-s5');
-SELECT is((SELECT count(DISTINCT personalisation.holdout_arm(session_id)) FROM personalisation.sessions
-            WHERE session_id IN ('ho-s1', 'ho-s2', 'ho-s3', 'ho-s4', 'ho-s5')), 1::bigint,
-          'every session of one profile is in the same arm');
+-- Once identified, every session of a customer, on any device, has the customer's arm.
+SELECT personalisation.identify('ho-s' || i, 'ho-customer') FROM generate_series(1, 5) i;
+SELECT is((SELECT count(*) FROM personalisation.sessions s
+            WHERE s.session_id IN ('ho-s1', 'ho-s2', 'ho-s3', 'ho-s4', 'ho-s5')
+              AND personalisation.holdout_arm(s.session_id) = personalisation.holdout_arm(NULL, s.profile_id)),
+          5::bigint, 'every session of one customer is in the customer''s arm');
 
 -- Control visitors get the shop's order; personalised ones the ranking.
 SELECT personalisation.track_page_view(session_id, NULL, 'ho-p3', now()) FROM first_arms, generate_series(1, 2);
