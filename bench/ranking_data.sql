@@ -9,8 +9,8 @@ SET personalisation.holdout_percent = 0;
 INSERT INTO personalisation.profiles (profile_id, created_at)
 SELECT i, now() - interval '1 day' FROM generate_series(1, 1000000) i;
 SELECT setval('personalisation.profile_id_seq', 1000000);
-INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at, event_count)
-SELECT 'v' || i, i, now() - interval '1 day', now(), 2 FROM generate_series(1, 1000000) i;
+INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at)
+SELECT 'v' || i, i, now() - interval '1 day', now() FROM generate_series(1, 1000000) i;
 SELECT personalisation.maintain_partitions(now() - interval '1 day');
 CREATE TEMP TABLE bench_views AS
 SELECT i AS profile_id, 'p' || (1 + (i::bigint * k) % 20000) AS product_id,

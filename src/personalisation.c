@@ -24,7 +24,7 @@ double		PurchaseWeight = 5.0;
 int			ProfileHalfLifeSeconds = 14 * 24 * 3600;
 int			SessionHalfLifeSeconds = 30 * 60;
 double		AncestorDamping = 0.5;
-int			AffinityMaxEntries = 64;
+int			AffinityMaxEntries = 32;
 double		SessionWeight = 1.0;
 double		BrandWeight = 0.5;
 double		PopularityWeight = 1.0;
@@ -168,7 +168,7 @@ DefineGucs(void)
 							"Most dimensions one session's or profile's affinity keeps; the weakest are evicted.",
 							NULL,
 							&AffinityMaxEntries,
-							64, 32, 250,
+							32, 8, 250,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 

@@ -129,11 +129,11 @@ SELECT is(pg_temp.score('af-weights', 'profile', 'brand', 'af-Sharp'), 10::float
           'each order line adds the purchase weight, whatever its quantity');
 
 -- The cap: beyond personalisation.affinity_max_entries the weakest go.
-SET LOCAL personalisation.affinity_max_entries = 32;
+SET LOCAL personalisation.affinity_max_entries = 16;
 SELECT personalisation.track_page_view('af-cap', NULL, 'af-p1', now() - interval '1 minute') FROM generate_series(1, 3);
 SELECT personalisation.track_page_view('af-cap', NULL, 'af-bulk-' || i, now()) FROM generate_series(1, 40) i;
 SELECT is((SELECT count(*) FROM personalisation.affinity_scores a JOIN personalisation.sessions s USING (profile_id)
-            WHERE s.session_id = 'af-cap' AND a.scope = 'profile'), 32::bigint,
+            WHERE s.session_id = 'af-cap' AND a.scope = 'profile'), 16::bigint,
           'a profile keeps at most affinity_max_entries scores');
 SELECT ok(pg_temp.score('af-cap', 'profile', 'product', 'af-p1') > 2.99
           AND pg_temp.score('af-cap', 'profile', 'category', 'af-garden') > 39.9,
