@@ -613,10 +613,9 @@ EmitRanking(FunctionCallInfo fcinfo, RankItem *items, int count, bool control, b
  * fills in each one's tier and signals.
  */
 static void
-ScoreProducts(Visitor *visitor, RankItem *items, int count)
+ScoreProducts(Visitor *visitor, RankItem *items, int count, CandidateIndex *index)
 {
-	CandidateIndex index = IndexCandidates(items, count);
-	Datum		values[1] = {DistinctIds(&index)};
+	Datum		values[1] = {DistinctIds(index)};
 	SPITupleTable *rows;
 	uint64		found;
 
@@ -637,7 +636,7 @@ ScoreProducts(Visitor *visitor, RankItem *items, int count)
 		text	   *brand_name = isnull ? NULL : DatumGetTextPP(brand);
 		bool		in_stock = DatumGetBool(SPI_getbinval(row, rows->tupdesc, 4, &isnull));
 		Datum		popularity = SPI_getbinval(row, rows->tupdesc, 5, &isnull);
-		RankItem   *item = FindCandidate(&index, product_id);
+		RankItem   *item = FindCandidate(index, product_id);
 
 		if (item == NULL)
 			continue;
@@ -794,6 +793,45 @@ ReadModules(FunctionCallInfo fcinfo, int argno, int *count)
 	return items;
 }
 
+/* What a ranking call ranks. */
+typedef enum RankKind
+{
+	RANK_PRODUCTS,
+	RANK_CATEGORIES,
+	RANK_MODULES
+} RankKind;
+
+/*
+ * Rank is the body of the three ranking functions: it reads and checks the
+ * arguments (session_id, candidates or modules, explain, at), reads the
+ * visitor, scores the candidates unless the visitor is in the control arm,
+ * and returns them ranked.
+ */
+static Datum
+Rank(FunctionCallInfo fcinfo, RankKind kind)
+{
+	text	   *session_id = RequireIdentifier(fcinfo, 0, "session_id");
+	int			count;
+	RankItem   *items = kind == RANK_MODULES ? ReadModules(fcinfo, 1, &count)
+		: ReadCandidates(fcinfo, 1, &count);
+	bool		explain = RequireExplain(fcinfo, 2);
+	TimestampTz at = RequireInstant(fcinfo, 3, "at");
+	CandidateIndex index;
+	Visitor		visitor;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	LoadVisitor(session_id, at, &visitor);
+	index = IndexCandidates(items, count);
+	if (!visitor.control && kind == RANK_PRODUCTS)
+		ScoreProducts(&visitor, items, count, &index);
+	else if (!visitor.control)
+		ScoreCategories(&visitor, items, count, kind == RANK_MODULES);
+	EmitRanking(fcinfo, items, count, visitor.control, explain, kind == RANK_MODULES);
+	SPI_finish();
+	return (Datum) 0;
+}
+
 /*
  * rank_products(session_id, candidates, explain, at) returns every
  * candidate product once with its score and position (1 first), and with
@@ -802,23 +840,7 @@ ReadModules(FunctionCallInfo fcinfo, int argno, int *count)
 Datum
 rank_products(PG_FUNCTION_ARGS)
 {
-	text	   *session_id = RequireIdentifier(fcinfo, 0, "session_id");
-	int			count;
-	RankItem   *items = ReadCandidates(fcinfo, 1, &count);
-	bool		explain = RequireExplain(fcinfo, 2);
-	TimestampTz at = RequireInstant(fcinfo, 3, "at");
-	Visitor		visitor;
-
-	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
-	LoadVisitor(session_id, at, &visitor);
-	if (!visitor.control)
-		ScoreProducts(&visitor, items, count);
-	else
-		IndexCandidates(items, count);
-	EmitRanking(fcinfo, items, count, visitor.control, explain, false);
-	SPI_finish();
-	return (Datum) 0;
+	return Rank(fcinfo, RANK_PRODUCTS);
 }
 
 /*
@@ -828,22 +850,7 @@ rank_products(PG_FUNCTION_ARGS)
 Datum
 rank_categories(PG_FUNCTION_ARGS)
 {
-	text	   *session_id = RequireIdentifier(fcinfo, 0, "session_id");
-	int			count;
-	RankItem   *items = ReadCandidates(fcinfo, 1, &count);
-	bool		explain = RequireExplain(fcinfo, 2);
-	TimestampTz at = RequireInstant(fcinfo, 3, "at");
-	Visitor		visitor;
-
-	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
-	LoadVisitor(session_id, at, &visitor);
-	IndexCandidates(items, count);
-	if (!visitor.control)
-		ScoreCategories(&visitor, items, count, false);
-	EmitRanking(fcinfo, items, count, visitor.control, explain, false);
-	SPI_finish();
-	return (Datum) 0;
+	return Rank(fcinfo, RANK_CATEGORIES);
 }
 
 /*
@@ -854,22 +861,7 @@ rank_categories(PG_FUNCTION_ARGS)
 Datum
 rank_modules(PG_FUNCTION_ARGS)
 {
-	text	   *session_id = RequireIdentifier(fcinfo, 0, "session_id");
-	int			count;
-	RankItem   *items = ReadModules(fcinfo, 1, &count);
-	bool		explain = RequireExplain(fcinfo, 2);
-	TimestampTz at = RequireInstant(fcinfo, 3, "at");
-	Visitor		visitor;
-
-	InitMaterializedSRF(fcinfo, 0);
-	SPI_connect();
-	LoadVisitor(session_id, at, &visitor);
-	IndexCandidates(items, count);
-	if (!visitor.control)
-		ScoreCategories(&visitor, items, count, true);
-	EmitRanking(fcinfo, items, count, visitor.control, explain, true);
-	SPI_finish();
-	return (Datum) 0;
+	return Rank(fcinfo, RANK_MODULES);
 }
 
 /*

@@ -85,18 +85,17 @@ SELECT ok(bool_and(pg_temp.close(pg_temp.score('af-order-b', scope, dimension, k
 
 -- Ancestors: a category view credits each ancestor damping^k of the weight.
 SELECT personalisation.track_page_view('af-anc', 'af-chef', occurred_at => now());
-SELECT results_eq(
-  $$SELECT key, round(score::numeric, 6) FROM personalisation.affinity_scores a
-      JOIN personalisation.sessions s USING (profile_id)
-     WHERE s.session_id = 'af-anc' AND a.scope = 'profile' ORDER BY score DESC$$,
+CREATE FUNCTION pg_temp.profile_scores(session text) RETURNS TABLE (key text, score numeric) LANGUAGE sql AS $$
+  SELECT a.key, round(a.score::numeric, 6) FROM personalisation.affinity_scores a
+    JOIN personalisation.sessions s USING (profile_id)
+   WHERE s.session_id = session AND a.scope = 'profile' ORDER BY a.score DESC
+$$;
+SELECT results_eq($$SELECT * FROM pg_temp.profile_scores('af-anc')$$,
   $$VALUES ('af-chef', 1.0), ('af-knives', 0.5), ('af-kitchen', 0.25), ('af-home', 0.125)$$,
   'a category view credits the category and its ancestors with damping 0.5');
 SET LOCAL personalisation.ancestor_damping = 0.2;
 SELECT personalisation.track_page_view('af-anc2', 'af-chef', occurred_at => now());
-SELECT results_eq(
-  $$SELECT key, round(score::numeric, 6) FROM personalisation.affinity_scores a
-      JOIN personalisation.sessions s USING (profile_id)
-     WHERE s.session_id = 'af-anc2' AND a.scope = 'profile' ORDER BY score DESC$$,
+SELECT results_eq($$SELECT * FROM pg_temp.profile_scores('af-anc2')$$,
   $$VALUES ('af-chef', 1.0), ('af-knives', 0.2), ('af-kitchen', 0.04), ('af-home', 0.008)$$,
   'the damping is personalisation.ancestor_damping');
 RESET personalisation.ancestor_damping;
