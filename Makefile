@@ -8,7 +8,7 @@ PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Werror -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
 
 # The install script is the concatenation of the parts below, in dependency order.
-SQL_PARTS    = sql/schema.sql sql/events.sql sql/identity.sql sql/affinity.sql sql/maintenance.sql
+SQL_PARTS    = sql/schema.sql sql/events.sql sql/identity.sql sql/affinity.sql sql/outbox.sql sql/journeys.sql sql/maintenance.sql sql/worker.sql
 DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 EXTRA_CLEAN  = $(DATA_built)
@@ -18,6 +18,9 @@ REGRESS      = setup ingest consent identity ranking
 PG_CONFIG   ?= pg_config
 PGXS        := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
+
+# Every object depends on the shared headers (PGXS tracks no header dependencies).
+$(OBJS): $(wildcard src/*.h)
 
 $(DATA_built): $(SQL_PARTS) $(EXTENSION).control
 	cat $(SQL_PARTS) > $@

@@ -49,7 +49,7 @@ SQL
 # run WORKLOAD prints "tps mean_ms p50_ms p99_ms" from pgbench's per-transaction log.
 run() {
     rm -f "$WORK"/log.*
-    (cd "$WORK" && PGOPTIONS="-c personalisation.holdout_percent=0" "$PG_BINDIR/pgbench" -n -M prepared -c $CLIENTS -j $CLIENTS \
+    (cd "$WORK" && PGOPTIONS="-c personalisation.ranking_holdout_percent=0" "$PG_BINDIR/pgbench" -n -M prepared -c $CLIENTS -j $CLIENTS \
         -T "$SECONDS_PER_RUN" -l --log-prefix=log -f "$WORK/$1.sql" bench >"$WORK/pgbench.out" 2>&1)
     cat "$WORK"/log.* | awk '{print $3}' | sort -n | awk -v secs="$SECONDS_PER_RUN" '
         {v[NR] = $1; sum += $1}

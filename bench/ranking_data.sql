@@ -5,7 +5,7 @@
 -- score at updated_at, maintained the obvious way (here, filled from the same
 -- events), and the 200 category pages' candidate lists (the 100 products
 -- of each category, in the shop's order).
-SET personalisation.holdout_percent = 0;
+SET personalisation.ranking_holdout_percent = 0;
 INSERT INTO personalisation.profiles (profile_id, created_at)
 SELECT i, now() - interval '1 day' FROM generate_series(1, 1000000) i;
 SELECT setval('personalisation.profile_id_seq', 1000000);

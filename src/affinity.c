@@ -200,30 +200,6 @@ AffinityDecay(TimestampTz from, TimestampTz to, bool session_scope)
 }
 
 /*
- * RequireInstant returns timestamp argument argno, refusing NULL and
- * infinity: the instant a function reads or maintains affinity at.
- */
-TimestampTz
-RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	TimestampTz instant;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname),
-				 errhint("Omit %s to use now(), or pass a finite timestamp.", argname)));
-	instant = PG_GETARG_TIMESTAMPTZ(argno);
-	if (TIMESTAMP_NOT_FINITE(instant))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("%s must be a finite timestamp", argname),
-				 errdetail("The value given is \"%s\".", timestamptz_to_str(instant)),
-				 errhint("Omit %s to use now(), or pass a finite timestamp.", argname)));
-	return instant;
-}
-
-/*
  * DecodeAffinity unpacks a stored entries value: n keys (uint64) followed
  * by their n scores (float4), STORED_ENTRY_BYTES each.
  */

@@ -51,7 +51,6 @@ extern const char *AffinityDimensionName(AffinityDimension dimension);
 extern void DecodeAffinity(bytea *entries, TimestampTz decayed_to, AffinityState *state);
 extern float8 AffinityDecay(TimestampTz from, TimestampTz to, bool session_scope);
 extern float8 AffinityScore(AffinityState *state, uint64 key);
-extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname);
 
 /* catalogue.c */
 extern int	CategoryPath(uint64 category_key, uint64 *path);

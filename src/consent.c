@@ -109,6 +109,8 @@ set_consent(PG_FUNCTION_ARGS)
 
 		ExecSaved(&SetEmailConsentStatement, values, NULL, false, 0);
 	}
+	if (!granted)
+		JourneyConsentWithdrawn(profile_id, session_id, channel, occurred_at);
 	SPI_finish();
 
 	PG_RETURN_VOID();

@@ -316,7 +316,9 @@ InsertEvent(TrackedEvent *event)
 
 /*
  * RefreshCart brings the profile's cart summary (line count, last activity)
- * up to date after a change to its lines.
+ * up to date after a change to its lines, lets the journeys react (an
+ * emptied cart ends its runs, activity restarts their clock), and has the
+ * background worker look at the cart once the change commits.
  */
 void
 RefreshCart(TrackedEvent *event)
@@ -325,6 +327,8 @@ RefreshCart(TrackedEvent *event)
 	TimestampTzGetDatum(event->occurred_at)};
 
 	ExecSaved(&RefreshCartStatement, values, NULL, false, 0);
+	JourneyCartChanged(event->profile_id);
+	WakeWorkerAtCommit();
 }
 
 /*

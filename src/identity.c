@@ -83,6 +83,7 @@ static const MergeStep MergeSteps[] = {
 	{"cart_lines", MoveCart, RestoreCart},
 	{"orders", MoveOrders, RestoreOrders},
 	{"consent_changes", MoveConsent, RestoreConsent},
+	{"journeys", JourneyMergeProfiles, JourneyUnmergeProfiles},
 };
 
 /* A merge as the ledger holds it. */

@@ -30,6 +30,8 @@ static const PeriodicJob PeriodicJobs[] = {
 	"SELECT personalisation.refresh_popularity()"},
 	{"personalisation:expire-session-affinity", "41 * * * *",
 	"SELECT personalisation.expire_session_affinity()"},
+	{"personalisation:run-due", "* * * * *",
+	"SELECT personalisation.run_due()"},
 };
 
 static SavedStatement PgCronInstalledStatement = {

@@ -16,6 +16,16 @@ int			MaxClockSkewSeconds = 300;
 int			MaxOrderLines = 500;
 char	   *BlockedIdentifiers = NULL;
 bool		PersonalisationPreloaded = false;
+int			AbandonAfterMinutes = 30;
+int			FrequencyCap = 3;
+char	   *QuietHours = NULL;
+char	   *QuietHoursTimezone = NULL;
+double		JourneyHoldoutPercent = 10.0;
+int			OutboxMaxAttempts = 5;
+int			RetryBackoffSeconds = 60;
+int			CouponValidityMinutes = 48 * 60;
+int			AttributionWindowMinutes = 7 * 24 * 60;
+int			SocialProofWindowMinutes = 7 * 24 * 60;
 bool		AffinityTracking = true;
 double		PageViewWeight = 1.0;
 double		CartAddWeight = 3.0;
@@ -30,7 +40,7 @@ double		BrandWeight = 0.5;
 double		PopularityWeight = 1.0;
 int			PopularityHalfLifeSeconds = 3 * 24 * 3600;
 int			PopularityWindowSeconds = 14 * 24 * 3600;
-double		HoldoutPercent = 10.0;
+double		RankingHoldoutPercent = 10.0;
 
 void		_PG_init(void);
 static void DefineGucs(void);
@@ -48,6 +58,7 @@ _PG_init(void)
 	PersonalisationPreloaded = process_shared_preload_libraries_in_progress;
 	DefineGucs();
 	PartitionsInit();
+	WorkerInit();
 	CatalogueInit();
 }
 
@@ -99,6 +110,101 @@ DefineGucs(void)
 							   "",
 							   PGC_SUSET, GUC_LIST_INPUT,
 							   NULL, NULL, NULL);
+	DefineCustomIntVariable("personalisation.abandon_after",
+							"How long a cart with items must be idle to be declared abandoned.",
+							"run_due() declares each idle cart once per episode of cart activity.",
+							&AbandonAfterMinutes,
+							30, 1, 7 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.frequency_cap",
+							"The most journey messages one profile is sent in any rolling 24 hours.",
+							"A step that would exceed it is postponed, never dropped; 0 turns the cap off.",
+							&FrequencyCap,
+							3, 0, 1000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("personalisation.quiet_hours",
+							   "Local hours in which no journey message is sent, as HH:MM-HH:MM.",
+							   "A step due inside them is postponed to their end; empty turns them off.",
+							   &QuietHours,
+							   "",
+							   PGC_SUSET, 0,
+							   CheckQuietHours, AssignQuietHours, NULL);
+
+	DefineCustomStringVariable("personalisation.quiet_hours_timezone",
+							   "The time zone personalisation.quiet_hours is read in.",
+							   NULL,
+							   &QuietHoursTimezone,
+							   "UTC",
+							   PGC_SUSET, 0,
+							   CheckQuietHoursTimezone, AssignQuietHoursTimezone, NULL);
+
+	DefineCustomRealVariable("personalisation.journey_holdout_percent",
+							 "The share of abandoned carts, in percent, whose journey runs without sending.",
+							 "The arm is a hash of the journey and the profile, so a profile stays in its arm.",
+							 &JourneyHoldoutPercent,
+							 10.0, 0.0, 100.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.max_attempts",
+							"How many times an outbox message is handed to a worker before it is dead-lettered.",
+							NULL,
+							&OutboxMaxAttempts,
+							5, 1, 100,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.retry_backoff",
+							"How long a failed message waits before its first retry; each retry waits twice as long.",
+							NULL,
+							&RetryBackoffSeconds,
+							60, 1, 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.coupon_validity",
+							"How long an incentive's coupon is valid after its message is written.",
+							NULL,
+							&CouponValidityMinutes,
+							48 * 60, 1, 365 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.attribution_window",
+							"How long after abandonment an order counts as recovering the cart.",
+							NULL,
+							&AttributionWindowMinutes,
+							7 * 24 * 60, 1, 365 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.social_proof_window",
+							"How far back social proof counts the people who bought or viewed a product.",
+							NULL,
+							&SocialProofWindowMinutes,
+							7 * 24 * 60, 60, 180 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("personalisation.worker_enabled",
+							 "Whether each database using the extension gets a background worker.",
+							 "Turned off, running workers exit and none start; pg_cron's run_due job still does the work every minute.",
+							 &WorkerEnabled,
+							 true,
+							 PGC_SIGHUP, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.worker_naptime",
+							"How long the background worker sleeps between runs when nothing wakes it.",
+							NULL,
+							&WorkerNaptimeMs,
+							1000, 10, 60 * 1000,
+							PGC_SIGHUP, GUC_UNIT_MS,
+							NULL, NULL, NULL);
 
 	DefineCustomBoolVariable("personalisation.affinity_tracking",
 							 "Whether every tracked event updates the session's and the profile's affinity.",
@@ -212,10 +318,10 @@ DefineGucs(void)
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 
-	DefineCustomRealVariable("personalisation.holdout_percent",
+	DefineCustomRealVariable("personalisation.ranking_holdout_percent",
 							 "Share of visitors, in percent, held out of ranking (the control arm gets the shop's order).",
 							 "Assignment is a hash of the session's profile; raising the share keeps every control visitor in control.",
-							 &HoldoutPercent,
+							 &RankingHoldoutPercent,
 							 10.0, 0.0, 100.0,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);

@@ -11,6 +11,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "utils/guc.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -22,6 +23,18 @@ extern int	MaxClockSkewSeconds;
 extern int	MaxOrderLines;
 extern char *BlockedIdentifiers;
 extern bool PersonalisationPreloaded;
+extern int	AbandonAfterMinutes;
+extern int	FrequencyCap;
+extern char *QuietHours;
+extern char *QuietHoursTimezone;
+extern double JourneyHoldoutPercent;
+extern int	OutboxMaxAttempts;
+extern int	RetryBackoffSeconds;
+extern int	CouponValidityMinutes;
+extern int	AttributionWindowMinutes;
+extern int	SocialProofWindowMinutes;
+extern bool WorkerEnabled;
+extern int	WorkerNaptimeMs;
 
 /* GUCs of the affinity model and ranking (personalisation.c, docs/ranking.md) */
 extern bool AffinityTracking;
@@ -38,7 +51,7 @@ extern double BrandWeight;
 extern double PopularityWeight;
 extern int	PopularityHalfLifeSeconds;
 extern int	PopularityWindowSeconds;
-extern double HoldoutPercent;
+extern double RankingHoldoutPercent;
 
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
@@ -49,6 +62,9 @@ extern double HoldoutPercent;
 /*
  * A statement prepared once per backend on first use and kept across
  * transactions; the plan cache revalidates it when the tables change.
+ * cursor_options (0 by default) can ask for CURSOR_OPT_GENERIC_PLAN, for a
+ * statement that looks rows up by key whatever its arguments: it is then
+ * never planned again for each call.
  */
 typedef struct SavedStatement
 {
@@ -56,7 +72,7 @@ typedef struct SavedStatement
 	int			nargs;
 	Oid			argtypes[SAVED_STATEMENT_MAX_ARGS];
 	SPIPlanPtr	plan;
-	int			cursor_options; /* CURSOR_OPT_GENERIC_PLAN: never re-plan per value */
+	int			cursor_options;
 } SavedStatement;
 
 /* util.c */
@@ -67,6 +83,7 @@ extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern TimestampTz RequireEventTime(FunctionCallInfo fcinfo, int argno);
+extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern int32 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno);
 extern TimestampTz EventRetentionCutoff(TimestampTz now);
 
@@ -120,9 +137,31 @@ extern int64 AffinityMergeUndo(const Merge *merge);
 /* catalogue.c */
 extern void CatalogueInit(void);
 
+/* journey_hooks.c: the journeys' merge step */
+extern int64 JourneyMergeProfiles(const Merge *merge);
+extern int64 JourneyUnmergeProfiles(const Merge *merge);
+/* journey.c: the sequence clock, shared by run_due() and the background worker */
+extern int	RunDue(TimestampTz now, int max_runs, bool *more);
+
+/* journey_hooks.c: exit rules fired by tracked events, and profile merges */
+extern void JourneyCartChanged(int64 profile_id);
+extern void JourneyPurchase(int64 profile_id, TimestampTz occurred_at);
+extern void JourneyConsentWithdrawn(int64 profile_id, text *session_id, const char *channel,
+									TimestampTz occurred_at);
+
+/* journey_steps.c: the quiet-hours settings */
+extern bool CheckQuietHours(char **newval, void **extra, GucSource source);
+extern void AssignQuietHours(const char *newval, void *extra);
+extern bool CheckQuietHoursTimezone(char **newval, void **extra, GucSource source);
+extern void AssignQuietHoursTimezone(const char *newval, void *extra);
+
 /* partitions.c */
 extern int64 EnsureEventPartition(TimestampTz occurred_at);
 extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
+
+/* worker.c */
+extern void WorkerInit(void);
+extern void WakeWorkerAtCommit(void);
 
 #endif							/* PERSONALISATION_H */

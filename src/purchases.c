@@ -1,8 +1,9 @@
 /*
  * purchases.c
  *		track_purchase: parsing and checking an order's items, recording the
- *		order and its lines exactly once per order id, and clearing the
- *		purchased products from the cart, all in the caller's transaction.
+ *		order and its lines exactly once per order id, ending the buyer's
+ *		journey runs, and clearing the purchased products from the cart, all
+ *		in the caller's transaction.
  */
 #include "personalisation.h"
 
@@ -330,6 +331,7 @@ track_purchase(PG_FUNCTION_ARGS)
 													  SPI_tuptable->tupdesc, 1, &isnull),
 										false, -1);
 
+		JourneyPurchase(event.profile_id, event.occurred_at);
 		cart_values[0] = Int64GetDatum(event.profile_id);
 		cart_values[1] = items.product_ids;
 		ExecSaved(&ClearPurchasedStatement, cart_values, NULL, false, 0);

@@ -203,7 +203,7 @@ static SavedStatement CategoryPopularityRefreshStatement = {
 static bool
 InControl(uint64 hash)
 {
-	return (double) (hash % HOLDOUT_BUCKETS) * 100.0 / HOLDOUT_BUCKETS < HoldoutPercent;
+	return (double) (hash % HOLDOUT_BUCKETS) * 100.0 / HOLDOUT_BUCKETS < RankingHoldoutPercent;
 }
 
 /*

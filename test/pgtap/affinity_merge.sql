@@ -4,7 +4,7 @@
 -- profile back the affinity of its own events.
 BEGIN;
 SELECT plan(9);
-SET LOCAL personalisation.holdout_percent = 0;
+SET LOCAL personalisation.ranking_holdout_percent = 0;
 
 INSERT INTO personalisation.categories VALUES ('afm-garden', NULL, 'Garden'), ('afm-kitchen', NULL, 'Kitchen');
 INSERT INTO personalisation.products (product_id, category_id, brand) VALUES

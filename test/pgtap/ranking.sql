@@ -3,7 +3,7 @@
 -- session/profile blend, explanations, modules, and refused input.
 BEGIN;
 SELECT plan(30);
-SET LOCAL personalisation.holdout_percent = 0;
+SET LOCAL personalisation.ranking_holdout_percent = 0;
 
 -- rk-home > rk-kitchen > (rk-knives, rk-pans); rk-garden > rk-hoses
 INSERT INTO personalisation.categories VALUES

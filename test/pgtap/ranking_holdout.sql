@@ -16,24 +16,24 @@ SELECT ok(share BETWEEN 0.09 AND 0.11, format('about 10%% of customers are in co
 SELECT ok(share BETWEEN 0.09 AND 0.11, format('about 10%% of anonymous sessions are in control (%s)', share))
   FROM (SELECT avg((personalisation.holdout_arm('ho-anon-' || i, NULL) = 'control')::int) AS share
           FROM generate_series(1, 20000) i) s;
-SET LOCAL personalisation.holdout_percent = 0;
+SET LOCAL personalisation.ranking_holdout_percent = 0;
 SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(NULL, i::bigint) = 'control'),
-          0::bigint, 'holdout_percent 0 holds nobody out');
-SET LOCAL personalisation.holdout_percent = 100;
+          0::bigint, 'ranking_holdout_percent 0 holds nobody out');
+SET LOCAL personalisation.ranking_holdout_percent = 100;
 SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(NULL, i::bigint) = 'control'),
-          20000::bigint, 'holdout_percent 100 holds everybody out');
+          20000::bigint, 'ranking_holdout_percent 100 holds everybody out');
 
 -- Raising the share keeps every control profile in control.
-SET LOCAL personalisation.holdout_percent = 10;
+SET LOCAL personalisation.ranking_holdout_percent = 10;
 CREATE TEMP TABLE control_at_10 AS
 SELECT i FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(NULL, i::bigint) = 'control';
-SET LOCAL personalisation.holdout_percent = 20;
+SET LOCAL personalisation.ranking_holdout_percent = 20;
 SELECT is((SELECT count(*) FROM control_at_10 WHERE personalisation.holdout_arm(NULL, i::bigint) <> 'control'),
           0::bigint, 'raising the share from 10% to 20% moves nobody out of control');
 
 -- Sticky: an anonymous session's arm is decided before its first event and
 -- does not change with its events.
-SET LOCAL personalisation.holdout_percent = 50;
+SET LOCAL personalisation.ranking_holdout_percent = 50;
 CREATE TEMP TABLE report_before AS SELECT * FROM personalisation.ranking_holdout;
 CREATE TEMP TABLE first_arms AS
 SELECT 'ho-s' || i AS session_id, personalisation.holdout_arm('ho-s' || i) AS arm FROM generate_series(1, 40) i;

@@ -1,7 +1,7 @@
 -- Affinity and ranking, a worked example at fixed times (docs/ranking.md
 -- walks through the same numbers), and the errors ranking gives.
 SET personalisation.event_retention = '36500d';
-SET personalisation.holdout_percent = 0;
+SET personalisation.ranking_holdout_percent = 0;
 SET timezone = 'UTC';
 BEGIN;
 INSERT INTO personalisation.categories VALUES

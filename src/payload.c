@@ -1,0 +1,321 @@
+/*
+ * payload.c
+ *		What a journey message carries, so that a delivery worker can render
+ *		it without querying back: the recipient, the cart, its items, social
+ *		proof for them, an incentive with a unique coupon code, and
+ *		recommendations.  Also owns the coupons the incentives issue.
+ *
+ *		The blocks a step lists in journey_steps.blocks are filled; the others
+ *		are present and empty (items, social_proof and recommendations as [],
+ *		incentive as null), so a renderer never meets a missing key.
+ *		recommendations stays [] until complementarity provides them.
+ */
+#include "journey.h"
+
+#include "catalog/pg_type.h"
+#include "lib/stringinfo.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+
+/* Crockford's base 32: no I, L, O or U, so codes read back unambiguously. */
+static const char CouponAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+
+/* Random characters after the serial part of a coupon code (5 bits each). */
+#define COUPON_RANDOM_CHARS 8
+
+static SavedStatement CouponSerialStatement = {
+	"SELECT pg_catalog.nextval('personalisation.coupon_seq')",
+	0, {InvalidOid}, KEYED_PLAN
+};
+
+static SavedStatement IssueCouponStatement = {
+	"INSERT INTO personalisation.coupons"
+	" (profile_id, code, run_id, step, kind, value, issued_at, expires_at)"
+	" SELECT $1, $2, $3, $4, s.incentive_kind, s.incentive_value, $5, $6"
+	"   FROM personalisation.journey_steps s WHERE s.journey = $7 AND s.step = $4",
+	7, {INT8OID, TEXTOID, INT8OID, INT4OID, TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID}, KEYED_PLAN
+};
+
+/* $1 profile, $2 run, $3 step, $4 now, $5 coupon code, $6 coupon expiry, $7 social proof. */
+static SavedStatement PayloadStatement = {
+	"SELECT pg_catalog.jsonb_build_object("
+	"  'journey', r.journey, 'step', s.step, 'template', s.template, 'channel', s.channel,"
+	"  'recipient', pg_catalog.jsonb_build_object("
+	"      'profile_id', r.profile_id, 'customer_id', p.customer_id,"
+	"      'email', CASE WHEN s.channel = 'email' THEN p.email END,"
+	"      'session_id', r.session_id),"
+	"  'cart', pg_catalog.jsonb_build_object("
+	"      'abandoned_at', r.abandoned_at, 'last_activity_at', r.anchor_at, 'value', cart.value),"
+	"  'items', CASE WHEN 'items' = ANY (s.blocks) THEN cart.items ELSE '[]'::jsonb END,"
+	"  'social_proof', CASE WHEN 'social_proof' = ANY (s.blocks) THEN $7 ELSE '[]'::jsonb END,"
+	"  'incentive', CASE WHEN 'incentive' = ANY (s.blocks) THEN pg_catalog.jsonb_build_object("
+	"      'code', $5::text, 'kind', s.incentive_kind, 'value', s.incentive_value, 'expires_at', $6::timestamptz)"
+	"    END,"
+	"  'recommendations', '[]'::jsonb)"
+	"  FROM personalisation.journey_runs r"
+	"  JOIN personalisation.journey_steps s ON s.journey = r.journey AND s.step = $3"
+	"  LEFT JOIN personalisation.profiles p ON p.profile_id = r.profile_id"
+	"  CROSS JOIN LATERAL ("
+	"       SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+	"                  'product_id', l.product_id, 'name', pr.name, 'quantity', l.quantity,"
+	"                  'unit_price', pr.price, 'url', pr.url, 'image_url', pr.image_url)"
+	"                ORDER BY l.added_at, l.product_id), '[]'::jsonb) AS items,"
+	"              sum(l.quantity * pr.price) AS value"
+	"         FROM personalisation.cart_lines l"
+	"         JOIN personalisation.products pr ON pr.product_id = l.product_id"
+	"        WHERE l.profile_id = r.profile_id) cart"
+	" WHERE r.profile_id = $1 AND r.run_id = $2",
+	7, {INT8OID, INT8OID, INT4OID, TIMESTAMPTZOID, TEXTOID, TIMESTAMPTZOID, JSONBOID}, KEYED_PLAN
+};
+
+/*
+ * $1 product, $2 now, $3 window: the people (distinct profiles) who ordered
+ * it, and who viewed its page, in [$2 - $3, $2).
+ */
+static SavedStatement ProductAudienceStatement = {
+	"SELECT (SELECT count(DISTINCT o.profile_id)"
+	"          FROM personalisation.order_lines ol"
+	"          JOIN personalisation.orders o ON o.order_id = ol.order_id"
+	"         WHERE ol.product_id = $1 AND o.occurred_at >= $2 - $3 AND o.occurred_at < $2),"
+	"       (SELECT count(DISTINCT e.profile_id)"
+	"          FROM personalisation.events e"
+	"         WHERE e.product_id = $1 AND e.kind = 'page_view'"
+	"           AND e.occurred_at >= $2 - $3 AND e.occurred_at < $2)",
+	3, {TEXTOID, TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
+};
+
+/*
+ * $1 profile, $2 now, $3 window: the cart's products in order, and whether
+ * the profile itself ordered or viewed each in the window (it is not counted
+ * in its own social proof).
+ */
+static SavedStatement CartAudienceStatement = {
+	"WITH bought AS ("
+	"    SELECT ol.product_id FROM personalisation.orders o"
+	"      JOIN personalisation.order_lines ol ON ol.order_id = o.order_id"
+	"     WHERE o.profile_id = $1 AND o.occurred_at >= $2 - $3 AND o.occurred_at < $2"
+	"), viewed AS ("
+	"    SELECT e.product_id FROM personalisation.events e"
+	"     WHERE e.profile_id = $1 AND e.kind = 'page_view'"
+	"       AND e.occurred_at >= $2 - $3 AND e.occurred_at < $2"
+	")"
+	" SELECT l.product_id, l.product_id IN (SELECT product_id FROM bought),"
+	"        l.product_id IN (SELECT product_id FROM viewed)"
+	"   FROM personalisation.cart_lines l WHERE l.profile_id = $1"
+	"  ORDER BY l.added_at, l.product_id",
+	3, {INT8OID, TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
+};
+
+/* $1 products, $2 bought, $3 viewed, $4 now, $5 window: the social_proof block. */
+static SavedStatement SocialProofStatement = {
+	"SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object("
+	"           'product_id', p, 'bought', b, 'viewed', v, 'from', $4 - $5, 'to', $4) ORDER BY n), '[]')"
+	"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+	"       WITH ORDINALITY AS t(p, b, v, n)",
+	5, {TEXTARRAYOID, INT8ARRAYOID, INT8ARRAYOID, TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
+};
+
+/* How many people bought and viewed a product, as of SocialProofAsOf. */
+typedef struct ProductAudience
+{
+	char		product_id[MAX_IDENTIFIER_BYTES + 1];	/* hash key */
+	int64		bought;
+	int64		viewed;
+} ProductAudience;
+
+/*
+ * Product audiences counted so far for the instant SocialProofAsOf, so that
+ * each product is counted once per run_due call however many carts hold it.
+ */
+static HTAB *ProductAudiences = NULL;
+static TimestampTz SocialProofAsOf = 0;
+
+/*
+ * AppendBase32 appends value in base 32, most significant digit first, with
+ * at least min_digits digits.
+ */
+static void
+AppendBase32(StringInfo buf, uint64 value, int min_digits)
+{
+	char		digits[16];
+	int			count = 0;
+
+	do
+	{
+		digits[count++] = CouponAlphabet[value % 32];
+		value /= 32;
+	} while (value > 0 || count < min_digits);
+
+	while (count > 0)
+		appendStringInfoChar(buf, digits[--count]);
+}
+
+/*
+ * NewCouponCode returns a code no other coupon has and nobody can guess: a
+ * serial from personalisation.coupon_seq (unique) and 40 random bits
+ * (unguessable), both in base 32, as in "000K-7QX2VD4B".
+ */
+char *
+NewCouponCode(void)
+{
+	uint8		random[5];
+	uint64		random_bits = 0;
+	bool		isnull;
+	StringInfoData code;
+
+	ExecSaved(&CouponSerialStatement, NULL, NULL, false, 1);
+	if (!pg_strong_random(random, sizeof(random)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a random coupon code")));
+	for (int i = 0; i < (int) sizeof(random); i++)
+		random_bits = (random_bits << 8) | random[i];
+
+	initStringInfo(&code);
+	AppendBase32(&code, (uint64) DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+															 SPI_tuptable->tupdesc, 1, &isnull)), 4);
+	appendStringInfoChar(&code, '-');
+	AppendBase32(&code, random_bits, COUPON_RANDOM_CHARS);
+	return code.data;
+}
+
+/*
+ * ForgetSocialProof drops the counted product audiences; RunDue calls it at
+ * the start of every call, since orders and views may have come since.
+ */
+void
+ForgetSocialProof(void)
+{
+	if (ProductAudiences != NULL)
+		hash_destroy(ProductAudiences);
+	ProductAudiences = NULL;
+}
+
+/*
+ * AudienceOf returns how many people bought and viewed the product in the
+ * social-proof window before now, counting it on first use.
+ */
+static ProductAudience *
+AudienceOf(text *product_id, TimestampTz now, Datum window)
+{
+	char		key[MAX_IDENTIFIER_BYTES + 1];
+	ProductAudience *audience;
+	bool		found;
+
+	if (ProductAudiences == NULL || SocialProofAsOf != now)
+	{
+		HASHCTL		ctl;
+
+		ForgetSocialProof();
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(ProductAudience);
+		ProductAudiences = hash_create("personalisation product audiences", 1024, &ctl,
+									   HASH_ELEM | HASH_STRINGS);
+		SocialProofAsOf = now;
+	}
+
+	text_to_cstring_buffer(product_id, key, sizeof(key));
+	audience = hash_search(ProductAudiences, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		Datum		values[3] = {PointerGetDatum(product_id), TimestampTzGetDatum(now), window};
+		bool		isnull;
+
+		audience->bought = 0;
+		audience->viewed = 0;
+		ExecSaved(&ProductAudienceStatement, values, NULL, false, 1);
+		audience->bought = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		audience->viewed = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	}
+	return audience;
+}
+
+/*
+ * SocialProof returns the social_proof block for the profile's cart: per
+ * item, in cart order, how many other people (distinct profiles, the
+ * recipient not counted) ordered it and viewed its page in the
+ * personalisation.social_proof_window before now.
+ */
+static Datum
+SocialProof(int64 profile_id, TimestampTz now)
+{
+	Datum		window = IntervalFromUsecs((int64) SocialProofWindowMinutes * USECS_PER_MINUTE);
+	Datum		values[5] = {Int64GetDatum(profile_id), TimestampTzGetDatum(now), window, 0, 0};
+	SPITupleTable *cart;
+	int			count;
+	Datum	   *products;
+	Datum	   *bought;
+	Datum	   *viewed;
+	bool		isnull;
+
+	ExecSaved(&CartAudienceStatement, values, NULL, false, 0);
+	cart = SPI_tuptable;
+	count = (int) SPI_processed;
+	products = palloc(sizeof(Datum) * (count + 1));
+	bought = palloc(sizeof(Datum) * (count + 1));
+	viewed = palloc(sizeof(Datum) * (count + 1));
+	for (int i = 0; i < count; i++)
+	{
+		text	   *product_id = DatumGetTextPP(SPI_getbinval(cart->vals[i], cart->tupdesc, 1, &isnull));
+		bool		bought_it = DatumGetBool(SPI_getbinval(cart->vals[i], cart->tupdesc, 2, &isnull));
+		bool		viewed_it = DatumGetBool(SPI_getbinval(cart->vals[i], cart->tupdesc, 3, &isnull));
+		ProductAudience *audience = AudienceOf(product_id, now, window);
+
+		products[i] = PointerGetDatum(product_id);
+		bought[i] = Int64GetDatum(audience->bought - (bought_it ? 1 : 0));
+		viewed[i] = Int64GetDatum(audience->viewed - (viewed_it ? 1 : 0));
+	}
+
+	values[0] = PointerGetDatum(construct_array(products, count, TEXTOID, -1, false, TYPALIGN_INT));
+	values[1] = PointerGetDatum(construct_array(bought, count, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[2] = PointerGetDatum(construct_array(viewed, count, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[3] = TimestampTzGetDatum(now);
+	values[4] = window;
+	ExecSaved(&SocialProofStatement, values, NULL, false, 1);
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+/*
+ * BuildPayload returns the message of the step as jsonb, built as of now.
+ * coupon_code is the incentive's code (NULL when the step has none).
+ */
+Datum
+BuildPayload(RunStep *step, TimestampTz now, const char *coupon_code, TimestampTz coupon_expires_at)
+{
+	Datum		values[7];
+	char		nulls[7] = {' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	bool		isnull;
+
+	values[0] = Int64GetDatum(step->profile_id);
+	values[1] = Int64GetDatum(step->run_id);
+	values[2] = Int32GetDatum(step->step);
+	values[3] = TimestampTzGetDatum(now);
+	values[4] = coupon_code ? CStringGetTextDatum(coupon_code) : (Datum) 0;
+	nulls[4] = coupon_code ? ' ' : 'n';
+	values[5] = TimestampTzGetDatum(coupon_expires_at);
+	nulls[5] = coupon_code ? ' ' : 'n';
+	values[6] = step->social_proof ? SocialProof(step->profile_id, now) : (Datum) 0;
+	nulls[6] = step->social_proof ? ' ' : 'n';
+
+	ExecSaved(&PayloadStatement, values, nulls, false, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "journey run " INT64_FORMAT " of profile " INT64_FORMAT " has no step %d",
+			 step->run_id, step->profile_id, step->step);
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+}
+
+/*
+ * IssueCoupon records a coupon sent in a message, with the kind and value
+ * its step defines, so that the shop's checkout can honour it until it
+ * expires.
+ */
+void
+IssueCoupon(RunStep *step, const char *code, TimestampTz issued_at, TimestampTz expires_at)
+{
+	Datum		values[7] = {Int64GetDatum(step->profile_id), CStringGetTextDatum(code),
+		Int64GetDatum(step->run_id), Int32GetDatum(step->step), TimestampTzGetDatum(issued_at),
+	TimestampTzGetDatum(expires_at), PointerGetDatum(step->journey)};
+
+	ExecSaved(&IssueCouponStatement, values, NULL, false, 0);
+}

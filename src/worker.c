@@ -1,0 +1,556 @@
+/*
+ * worker.c
+ *		The background worker: one per database that uses the extension,
+ *		acting within seconds where pg_cron's minute would be too slow.  It
+ *		declares abandoned carts and enqueues due journey steps through the
+ *		same RunDue() as run_due(), so the two never conflict or duplicate.
+ *
+ *		Workers start lazily, as Citus's maintenance daemon does: the first
+ *		transaction that changes a cart (or ends a session, or buys) in a
+ *		database without a worker registers one, connected as the
+ *		extension's owner.  Afterwards such transactions wake it at commit
+ *		by setting its latch through shared memory (NOTIFY would take a
+ *		global lock at commit).  Between wake-ups it runs every
+ *		personalisation.worker_naptime.  A worker whose extension was dropped
+ *		exits quietly and is not restarted; one that is terminated or crashes
+ *		is restarted by the postmaster.
+ */
+#include "personalisation.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/indexing.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "tcop/tcopprot.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+
+PG_FUNCTION_INFO_V1(worker_status);
+PG_FUNCTION_INFO_V1(start_worker);
+
+/* How many databases can have a worker at once. */
+#define MAX_WORKER_DATABASES 64
+
+/* Seconds the postmaster waits before restarting a terminated worker. */
+#define WORKER_RESTART_SECONDS 2
+
+/* Most journey runs one unit of work advances, to keep transactions short. */
+#define WORKER_BATCH_RUNS 500
+
+/* Longest pause after repeated errors. */
+#define WORKER_MAX_BACKOFF_MS (60 * 1000)
+
+/* One database's worker, as the backends and the worker itself see it. */
+typedef struct WorkerSlot
+{
+	Oid			database_id;	/* InvalidOid: slot free */
+	pid_t		pid;			/* 0 until the worker runs */
+	Latch	   *latch;			/* the worker's latch, NULL until it runs */
+	TimestampTz started_at;
+	TimestampTz last_run_at;
+	int64		runs;
+	int64		actions;		/* what RunDue reported doing, summed */
+	int64		errors;
+	TimestampTz last_error_at;
+	char		last_error[256];
+} WorkerSlot;
+
+typedef struct WorkerSharedState
+{
+	LWLock	   *lock;
+	WorkerSlot	slots[MAX_WORKER_DATABASES];
+} WorkerSharedState;
+
+bool		WorkerEnabled = true;
+int			WorkerNaptimeMs = 1000;
+
+static WorkerSharedState *WorkerShared = NULL;
+static shmem_request_hook_type PreviousShmemRequestHook = NULL;
+static shmem_startup_hook_type PreviousShmemStartupHook = NULL;
+
+/* Backend side: a wake-up requested by the current transaction. */
+static bool WakeAtCommit = false;
+static Oid	WakeAsOwner = InvalidOid;
+
+void		PersonalisationWorkerMain(Datum main_arg);
+
+/*
+ * WorkerShmemRequest asks for the shared state and its lock.
+ */
+static void
+WorkerShmemRequest(void)
+{
+	if (PreviousShmemRequestHook)
+		PreviousShmemRequestHook();
+	RequestAddinShmemSpace(sizeof(WorkerSharedState));
+	RequestNamedLWLockTranche("personalisation worker", 1);
+}
+
+/*
+ * WorkerShmemStartup attaches to (or, first, creates) the shared state.
+ */
+static void
+WorkerShmemStartup(void)
+{
+	bool		found;
+
+	if (PreviousShmemStartupHook)
+		PreviousShmemStartupHook();
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	WorkerShared = ShmemInitStruct("personalisation worker", sizeof(WorkerSharedState), &found);
+	if (!found)
+	{
+		memset(WorkerShared, 0, sizeof(WorkerSharedState));
+		WorkerShared->lock = &(GetNamedLWLockTranche("personalisation worker"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * FindSlot returns the slot of database_id, or NULL.  The caller holds the
+ * lock.
+ */
+static WorkerSlot *
+FindSlot(Oid database_id)
+{
+	for (int i = 0; i < MAX_WORKER_DATABASES; i++)
+		if (WorkerShared->slots[i].database_id == database_id)
+			return &WorkerShared->slots[i];
+	return NULL;
+}
+
+/*
+ * ExtensionOwner returns the role that owns the extension in the current
+ * database, or InvalidOid when it is not installed.
+ */
+static Oid
+ExtensionOwner(void)
+{
+	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
+	ScanKeyData key;
+	SysScanDesc scan;
+	HeapTuple	tuple;
+	Oid			owner = InvalidOid;
+
+	ScanKeyInit(&key, Anum_pg_extension_extname, BTEqualStrategyNumber, F_NAMEEQ,
+				CStringGetDatum("personalisation"));
+	scan = systable_beginscan(rel, ExtensionNameIndexId, true, NULL, 1, &key);
+	tuple = systable_getnext(scan);
+	if (HeapTupleIsValid(tuple))
+		owner = ((Form_pg_extension) GETSTRUCT(tuple))->extowner;
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return owner;
+}
+
+/*
+ * RegisterWorker asks the postmaster for a worker for the current database,
+ * connecting as owner.  It returns false, with a warning, when no
+ * background worker slot is free.
+ */
+static bool
+RegisterWorker(Oid owner)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = WORKER_RESTART_SECONDS;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "personalisation");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "PersonalisationWorkerMain");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "personalisation worker for database %u", MyDatabaseId);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "personalisation worker");
+	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
+	memcpy(worker.bgw_extra, &owner, sizeof(Oid));
+	worker.bgw_notify_pid = 0;
+
+	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
+	{
+		ereport(WARNING,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the personalisation worker for database %u", MyDatabaseId),
+				 errhint("Raise max_worker_processes; until then pg_cron's run_due job does the work each minute.")));
+		return false;
+	}
+	return true;
+}
+
+/*
+ * WakeOrStartWorker sets the latch of this database's worker, or registers
+ * a worker when there is none.  It reports whether a worker is (now)
+ * registered.
+ */
+static bool
+WakeOrStartWorker(Oid owner)
+{
+	WorkerSlot *slot;
+	Latch	   *latch = NULL;
+	bool		need_start = false;
+
+	LWLockAcquire(WorkerShared->lock, LW_EXCLUSIVE);
+	slot = FindSlot(MyDatabaseId);
+	if (slot != NULL)
+		latch = slot->latch;
+	else if ((slot = FindSlot(InvalidOid)) != NULL)
+	{
+		memset(slot, 0, sizeof(WorkerSlot));
+		slot->database_id = MyDatabaseId;
+		need_start = true;
+	}
+	LWLockRelease(WorkerShared->lock);
+
+	if (latch != NULL)
+		SetLatch(latch);
+	if (!need_start)
+		return slot != NULL;
+
+	if (RegisterWorker(owner))
+		return true;
+
+	LWLockAcquire(WorkerShared->lock, LW_EXCLUSIVE);
+	slot->database_id = InvalidOid;
+	LWLockRelease(WorkerShared->lock);
+	return false;
+}
+
+/*
+ * WakeWorkerAtCommit is called by every change that may create work for the
+ * worker (a cart change, a session end, a purchase): when the transaction
+ * commits, the worker is woken, or started if it is not running yet.
+ */
+void
+WakeWorkerAtCommit(void)
+{
+	if (WorkerShared == NULL || !WorkerEnabled || WakeAtCommit)
+		return;
+	WakeAsOwner = ExtensionOwner();
+	WakeAtCommit = OidIsValid(WakeAsOwner);
+}
+
+/*
+ * StartWorkerAtCommit asks for this database's worker to be started (or
+ * woken) when the transaction commits, whatever this backend believes
+ * personalisation.worker_enabled to be: a worker reads the setting itself
+ * and exits at once when it is off.  Registering only at commit matters:
+ * a worker started inside CREATE EXTENSION's transaction would not yet see
+ * the extension and would exit for good.
+ */
+static bool
+StartWorkerAtCommit(void)
+{
+	if (!WakeAtCommit)
+	{
+		WakeAsOwner = ExtensionOwner();
+		WakeAtCommit = OidIsValid(WakeAsOwner);
+	}
+	return WakeAtCommit;
+}
+
+/*
+ * WorkerXactCallback performs the wake-up a committed transaction asked
+ * for; an aborted one asked for nothing.
+ */
+static void
+WorkerXactCallback(XactEvent event, void *arg)
+{
+	if (!WakeAtCommit)
+		return;
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_PARALLEL_COMMIT)
+	{
+		WakeAtCommit = false;
+		WakeOrStartWorker(WakeAsOwner);
+	}
+	else if (event == XACT_EVENT_ABORT || event == XACT_EVENT_PARALLEL_ABORT)
+		WakeAtCommit = false;
+}
+
+/*
+ * WorkerInit installs the shared-memory hooks when the library is
+ * preloaded, and the commit callback that wakes workers.
+ */
+void
+WorkerInit(void)
+{
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
+	PreviousShmemRequestHook = shmem_request_hook;
+	shmem_request_hook = WorkerShmemRequest;
+	PreviousShmemStartupHook = shmem_startup_hook;
+	shmem_startup_hook = WorkerShmemStartup;
+	RegisterXactCallback(WorkerXactCallback, NULL);
+}
+
+/*
+ * ReleaseSlot frees this worker's slot; it runs as the worker exits.
+ */
+static void
+ReleaseSlot(int code, Datum arg)
+{
+	WorkerSlot *slot;
+
+	LWLockAcquire(WorkerShared->lock, LW_EXCLUSIVE);
+	slot = FindSlot(MyDatabaseId);
+	if (slot != NULL && slot->pid == MyProcPid)
+	{
+		slot->pid = 0;
+		slot->latch = NULL;
+		/* a clean exit (extension dropped, worker disabled) frees the slot for good */
+		if (code == 0)
+			slot->database_id = InvalidOid;
+	}
+	LWLockRelease(WorkerShared->lock);
+}
+
+/*
+ * ClaimSlot records this process as its database's worker, taking a slot
+ * when the one its registering backend took is gone (after a crash
+ * restart, shared memory starts empty).  It returns false when every slot
+ * is taken.
+ */
+static bool
+ClaimSlot(Oid database_id)
+{
+	WorkerSlot *slot;
+
+	LWLockAcquire(WorkerShared->lock, LW_EXCLUSIVE);
+	slot = FindSlot(database_id);
+	if (slot == NULL && (slot = FindSlot(InvalidOid)) != NULL)
+	{
+		memset(slot, 0, sizeof(WorkerSlot));
+		slot->database_id = database_id;
+	}
+	if (slot != NULL)
+	{
+		slot->pid = MyProcPid;
+		slot->latch = MyLatch;
+		slot->started_at = GetCurrentTimestamp();
+	}
+	LWLockRelease(WorkerShared->lock);
+	return slot != NULL;
+}
+
+/*
+ * RecordRun notes a unit of work in the slot: its time and what it did, or
+ * the error it raised.
+ */
+static void
+RecordRun(int actions, const char *error)
+{
+	WorkerSlot *slot;
+
+	LWLockAcquire(WorkerShared->lock, LW_EXCLUSIVE);
+	slot = FindSlot(MyDatabaseId);
+	if (slot != NULL)
+	{
+		slot->last_run_at = GetCurrentTimestamp();
+		slot->runs++;
+		slot->actions += actions;
+		if (error != NULL)
+		{
+			slot->errors++;
+			slot->last_error_at = slot->last_run_at;
+			strlcpy(slot->last_error, error, sizeof(slot->last_error));
+		}
+	}
+	LWLockRelease(WorkerShared->lock);
+}
+
+/*
+ * RunUnitOfWork runs RunDue(now) over at most WORKER_BATCH_RUNS runs in a
+ * transaction of its own, and sets *more when work remains.  It returns
+ * the messages written, or -1 when the extension is gone from the
+ * database, which ends the worker.
+ */
+static int
+RunUnitOfWork(bool *more)
+{
+	int			actions = 0;
+	bool		installed;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, "personalisation: run due work");
+
+	installed = OidIsValid(get_extension_oid("personalisation", true));
+	*more = false;
+	if (installed)
+		actions = RunDue(GetCurrentTimestamp(), WORKER_BATCH_RUNS, more);
+
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	pgstat_report_stat(true);
+	return installed ? actions : -1;
+}
+
+/*
+ * PersonalisationWorkerMain is the worker's entry point: connect, then
+ * loop until told to stop, running one unit of work per wake-up or
+ * naptime.  Errors are logged and retried after a pause that doubles with
+ * each consecutive failure, so a persistent fault never crash-loops.
+ */
+void
+PersonalisationWorkerMain(Datum main_arg)
+{
+	Oid			database_id = DatumGetObjectId(main_arg);
+	Oid			owner;
+	MemoryContext loop_context;
+	int			backoff_ms = 0;
+
+	memcpy(&owner, MyBgworkerEntry->bgw_extra, sizeof(Oid));
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	BackgroundWorkerInitializeConnectionByOid(database_id, owner, 0);
+	pgstat_report_appname("personalisation worker");
+
+	if (!ClaimSlot(database_id))
+		proc_exit(0);
+	before_shmem_exit(ReleaseSlot, (Datum) 0);
+
+	loop_context = AllocSetContextCreate(TopMemoryContext, "personalisation worker loop",
+										 ALLOCSET_DEFAULT_SIZES);
+
+	for (;;)
+	{
+		int			actions = 0;
+		bool		more = false;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (!WorkerEnabled)
+			proc_exit(0);
+
+		MemoryContextSwitchTo(loop_context);
+		PG_TRY();
+		{
+			actions = RunUnitOfWork(&more);
+			backoff_ms = 0;
+		}
+		PG_CATCH();
+		{
+			ErrorData  *error;
+
+			MemoryContextSwitchTo(loop_context);
+			error = CopyErrorData();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			ereport(LOG,
+					(errmsg("personalisation worker: %s", error->message),
+					 errdetail("The work is retried after a pause.")));
+			RecordRun(0, error->message);
+			backoff_ms = Min(Max(backoff_ms * 2, WorkerNaptimeMs), WORKER_MAX_BACKOFF_MS);
+			pgstat_report_activity(STATE_IDLE, NULL);
+		}
+		PG_END_TRY();
+		MemoryContextSwitchTo(TopMemoryContext);
+		MemoryContextReset(loop_context);
+
+		if (actions < 0)
+			proc_exit(0);
+		if (backoff_ms == 0)
+			RecordRun(actions, NULL);
+		if (more && backoff_ms == 0)
+			continue;
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 backoff_ms > 0 ? backoff_ms : WorkerNaptimeMs,
+						 PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/*
+ * RequireWorkerSupport refuses worker functions when the library was not
+ * preloaded, saying how to fix that.
+ */
+static void
+RequireWorkerSupport(void)
+{
+	if (WorkerShared == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the personalisation worker needs the library preloaded"),
+				 errhint("Add personalisation to shared_preload_libraries in postgresql.conf and restart the server.")));
+}
+
+/*
+ * start_worker has this database's worker started, if it is not running,
+ * when the calling transaction commits (it also starts by itself on the
+ * first cart change), and reports whether that will be tried.
+ */
+Datum
+start_worker(PG_FUNCTION_ARGS)
+{
+	RequireWorkerSupport();
+	PG_RETURN_BOOL(StartWorkerAtCommit());
+}
+
+/*
+ * worker_status returns one row per database with a worker: its process,
+ * when it started and last ran, how much it did, and its last error.
+ */
+Datum
+worker_status(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	WorkerSlot	slots[MAX_WORKER_DATABASES];
+
+	RequireWorkerSupport();
+	InitMaterializedSRF(fcinfo, 0);
+
+	LWLockAcquire(WorkerShared->lock, LW_SHARED);
+	memcpy(slots, WorkerShared->slots, sizeof(slots));
+	LWLockRelease(WorkerShared->lock);
+
+	for (int i = 0; i < MAX_WORKER_DATABASES; i++)
+	{
+		WorkerSlot *slot = &slots[i];
+		Datum		values[9];
+		bool		nulls[9] = {false};
+
+		if (!OidIsValid(slot->database_id))
+			continue;
+		values[0] = ObjectIdGetDatum(slot->database_id);
+		values[1] = Int32GetDatum(slot->pid);
+		nulls[1] = slot->pid == 0;
+		values[2] = TimestampTzGetDatum(slot->started_at);
+		nulls[2] = slot->started_at == 0;
+		values[3] = TimestampTzGetDatum(slot->last_run_at);
+		nulls[3] = slot->last_run_at == 0;
+		values[4] = Int64GetDatum(slot->runs);
+		values[5] = Int64GetDatum(slot->actions);
+		values[6] = Int64GetDatum(slot->errors);
+		values[7] = TimestampTzGetDatum(slot->last_error_at);
+		nulls[7] = slot->last_error_at == 0;
+		values[8] = CStringGetTextDatum(slot->last_error);
+		nulls[8] = slot->last_error[0] == '\0';
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	return (Datum) 0;
+}
