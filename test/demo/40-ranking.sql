@@ -11,17 +11,17 @@ SELECT * FROM personalisation.refresh_popularity();
 -- and the garden, and the busiest visitor in the holdout's control arm.
 SELECT s.session_id AS pets_fan FROM personalisation.sessions s
   JOIN personalisation.events e USING (session_id)
- WHERE personalisation.holdout_arm(s.profile_id) = 'personalised'
+ WHERE personalisation.holdout_arm(s.session_id) = 'personalised'
  GROUP BY s.session_id HAVING count(*) FILTER (WHERE e.category_id LIKE 'pets%') > count(*) / 2
  ORDER BY count(*) DESC, s.session_id LIMIT 1 \gset
 SELECT s.session_id AS garden_fan FROM personalisation.sessions s
   JOIN personalisation.events e USING (session_id)
- WHERE personalisation.holdout_arm(s.profile_id) = 'personalised'
+ WHERE personalisation.holdout_arm(s.session_id) = 'personalised'
  GROUP BY s.session_id HAVING count(*) FILTER (WHERE e.category_id LIKE 'garden%') > count(*) / 2
  ORDER BY count(*) DESC, s.session_id LIMIT 1 \gset
 SELECT s.session_id AS held_out FROM personalisation.sessions s
   JOIN personalisation.events e USING (session_id)
- WHERE personalisation.holdout_arm(s.profile_id) = 'control'
+ WHERE personalisation.holdout_arm(s.session_id) = 'control'
  GROUP BY s.session_id ORDER BY count(*) DESC, s.session_id LIMIT 1 \gset
 -- the pets category the pets fan viewed most, for a category page at the end
 SELECT category_id AS fan_category FROM personalisation.events
@@ -30,12 +30,12 @@ SELECT category_id AS fan_category FROM personalisation.events
 
 -- why(reason): the signals behind a score, largest first, or why there are none
 CREATE FUNCTION pg_temp.why(reason jsonb) RETURNS text LANGUAGE sql AS $$
-  SELECT coalesce(
+  SELECT ltrim(coalesce(
     (SELECT string_agg(replace(k, '_', ' ') || ' ' || round(v::text::numeric, 2), ', ' ORDER BY v::text::numeric DESC)
        FROM jsonb_each(reason) e (k, v) WHERE jsonb_typeof(v) = 'number' AND abs(v::text::numeric) >= 0.005), '')
   || coalesce((SELECT string_agg(' (' || replace(k, '_', ' ') || ')', '') FROM jsonb_each(reason) e (k, v)
                 WHERE v = 'true'::jsonb), '')
-  || CASE WHEN reason ->> 'arm' = 'control' THEN 'control arm: the shop''s order' ELSE '' END
+  || CASE WHEN reason ->> 'arm' = 'control' THEN 'control arm: the shop''s order' ELSE '' END)
 $$;
 
 -- homepage(visitor): the shop's order next to the visitor's, and why
