@@ -8,8 +8,8 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-SECONDS_PER_RUN=${SECONDS_PER_RUN:-15}
-ROUNDS=${ROUNDS:-3}
+SECONDS_PER_RUN=${SECONDS_PER_RUN:-10}
+ROUNDS=${ROUNDS:-5}
 CLIENTS=2
 
 bench_start

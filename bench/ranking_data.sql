@@ -35,6 +35,7 @@ SELECT v.profile_id, d.dimension, d.key, count(*), max(v.occurred_at)
 CREATE TABLE bench_lists (list_id int PRIMARY KEY, candidates text[]);
 INSERT INTO bench_lists
 SELECT k, array_agg('p' || n ORDER BY n) FROM generate_series(1, 20000) n, LATERAL (SELECT n % 200 + 1 AS k) c GROUP BY k;
-ANALYZE;
+-- settle the loaded tables now, so that autovacuum does not run during the measurement
+VACUUM ANALYZE;
 SELECT pg_size_pretty(pg_total_relation_size('personalisation.affinity')) AS affinity_size,
        pg_size_pretty(pg_total_relation_size('bench_affinity')) AS baseline_size;

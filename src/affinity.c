@@ -7,16 +7,17 @@
  *
  *		Storage: one row per profile (session_id '') and per session in
  *		personalisation.affinity, holding every score of that scope packed in
- *		a bytea of (key, score) pairs sorted by key, all valid at the row's
- *		decayed_to.  An event is folded in with one upsert of both rows,
- *		which updates them without touching the primary key (a HOT update).
+ *		a bytea (the keys, sorted, then their scores), all valid at the row's
+ *		decayed_to.  An event is folded into both rows by one UPDATE (an
+ *		INSERT for a row that does not exist yet), which leaves the primary
+ *		key alone and so is a HOT update.
  *		The model is linear, so folding two states (an event, another
  *		profile's affinity) is exact whatever the order: an event older than
  *		decayed_to is decayed to it, a newer one decays the row to itself.
  *		Entries that decayed to nothing are dropped and, past
  *		personalisation.affinity_max_entries, the weakest are evicted.
  *
- *		Also here: merging one profile's affinity into another (identity),
+ *		Also here: identity's merge step (fold on merge, rebuild on unmerge),
  *		rebuilding affinity from the event log, expiring old session rows,
  *		and the functions behind the affinity_scores view.
  */
@@ -200,6 +201,21 @@ AffinityDecay(TimestampTz from, TimestampTz to, bool session_scope)
 }
 
 /*
+ * AffinityCorrupt reports stored entries that are not what EncodeAffinity
+ * writes.
+ */
+static void
+pg_attribute_noreturn()
+AffinityCorrupt(int len, const char *problem)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("affinity entries of %d bytes are corrupt", len),
+			 errdetail("%s", problem),
+			 errhint("Run personalisation.rebuild_affinity() to rebuild them from the event log.")));
+}
+
+/*
  * DecodeAffinity unpacks a stored entries value: n keys (uint64) followed
  * by their n scores (float4), STORED_ENTRY_BYTES each.
  */
@@ -210,12 +226,8 @@ DecodeAffinity(bytea *entries, TimestampTz decayed_to, AffinityState *state)
 	const char *data = VARDATA_ANY(entries);
 
 	if (len % STORED_ENTRY_BYTES != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("affinity entries of %d bytes are corrupt", len),
-				 errdetail("Entries are a whole number of %d-byte key and score pairs.",
-						   STORED_ENTRY_BYTES),
-				 errhint("Run personalisation.rebuild_affinity() to rebuild them from the event log.")));
+		AffinityCorrupt(len, psprintf("Entries are a whole number of %d-byte key and score pairs.",
+									  STORED_ENTRY_BYTES));
 	state->decayed_to = decayed_to;
 	state->count = len / STORED_ENTRY_BYTES;
 	state->entries = palloc(sizeof(AffinityEntry) * (state->count + 1));
@@ -226,6 +238,9 @@ DecodeAffinity(bytea *entries, TimestampTz decayed_to, AffinityState *state)
 		memcpy(&state->entries[i].key, data + i * sizeof(uint64), sizeof(uint64));
 		memcpy(&score, data + state->count * sizeof(uint64) + i * sizeof(float4), sizeof(float4));
 		state->entries[i].score = score;
+		if (AffinityKeyDimension(state->entries[i].key) == 0 ||
+			(i > 0 && state->entries[i].key <= state->entries[i - 1].key))
+			AffinityCorrupt(len, psprintf("Entry %d has no dimension or is out of key order.", i + 1));
 	}
 }
 

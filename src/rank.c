@@ -19,8 +19,6 @@
  */
 #include "affinity.h"
 
-#include <math.h>
-
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"

@@ -1,7 +1,7 @@
 -- The affinity model: decay against the closed form, out-of-order events,
 -- ancestor propagation, weights, the entry cap, rebuild and fold.
 BEGIN;
-SELECT plan(28);
+SELECT plan(30);
 
 -- af-home > af-kitchen > af-knives > af-chef, and af-garden
 INSERT INTO personalisation.categories VALUES
@@ -187,6 +187,10 @@ SELECT results_eq(
 
 SELECT throws_ok($$SELECT personalisation.affinity_key('colour', 'red')$$, '22023',
                  'unknown affinity dimension "colour"', 'an unknown dimension is refused');
+SELECT throws_ok($$SELECT personalisation.affinity_fold('\x0102'::bytea, now(), ''::bytea, now(), false)$$, 'XX001',
+                 'affinity entries of 2 bytes are corrupt', 'stored entries of the wrong length are refused');
+SELECT throws_ok($$SELECT * FROM personalisation.affinity_entries(decode(repeat('00', 12), 'hex'), now(), false)$$, 'XX001',
+                 'affinity entries of 12 bytes are corrupt', 'a stored key without a dimension is refused');
 SELECT throws_ok($$SELECT personalisation.expire_session_affinity(NULL)$$, '22004',
                  'now must not be null', 'a NULL time is refused');
 
