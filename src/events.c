@@ -363,7 +363,10 @@ track_page_view(PG_FUNCTION_ARGS)
 	SPI_connect();
 	event.category_id = ResolveEventCategory(event.product_id, event.category_id);
 	if (BeginEvent(&event))
+	{
 		InsertEvent(&event);
+		AffinityRecordEvent(&event);
+	}
 	SPI_finish();
 
 	PG_RETURN_VOID();
@@ -395,6 +398,7 @@ track_cart_add(PG_FUNCTION_ARGS)
 		ExecSaved(&CartAddStatement, values, NULL, false, 0);
 		RefreshCart(&event);
 		InsertEvent(&event);
+		AffinityRecordEvent(&event);
 	}
 	SPI_finish();
 
@@ -430,6 +434,7 @@ track_cart_remove(PG_FUNCTION_ARGS)
 		ExecSaved(&CartRemoveStatement, values, nulls, false, 0);
 		RefreshCart(&event);
 		InsertEvent(&event);
+		AffinityRecordEvent(&event);
 	}
 	SPI_finish();
 
