@@ -499,7 +499,9 @@ AffinityRecordEvent(TrackedEvent *event)
 	if (weight == 0.0)
 		return;
 
-	if (event->product_id != NULL)
+	if (event->facets_read)
+		brand = event->brand;
+	else if (event->product_id != NULL)
 	{
 		Datum		product_values[1] = {PointerGetDatum(event->product_id)};
 		SPITupleTable *rows;

@@ -106,6 +106,8 @@ typedef struct TrackedEvent
 	int32		quantity;		/* 0 when not applicable */
 	text	   *order_id;		/* purchases only */
 	Datum		value;			/* purchases only: the order total (numeric) */
+	bool		facets_read;	/* the product's catalogue row was read: */
+	text	   *brand;			/* its brand (NULL when it has none) */
 } TrackedEvent;
 
 /* events.c */
