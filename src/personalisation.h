@@ -39,6 +39,23 @@ extern int	SocialProofWindowMinutes;
 extern bool WorkerEnabled;
 extern int	WorkerNaptimeMs;
 
+/* GUCs of the affinity model and ranking (personalisation.c, docs/ranking.md) */
+extern bool AffinityTracking;
+extern double PageViewWeight;
+extern double CartAddWeight;
+extern double CartRemoveWeight;
+extern double PurchaseWeight;
+extern int	ProfileHalfLifeSeconds;
+extern int	SessionHalfLifeSeconds;
+extern double AncestorDamping;
+extern int	AffinityMaxEntries;
+extern double SessionWeight;
+extern double BrandWeight;
+extern double PopularityWeight;
+extern int	PopularityHalfLifeSeconds;
+extern int	PopularityWindowSeconds;
+extern double RankingHoldoutPercent;
+
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
 
@@ -89,6 +106,8 @@ typedef struct TrackedEvent
 	int32		quantity;		/* 0 when not applicable */
 	text	   *order_id;		/* purchases only */
 	Datum		value;			/* purchases only: the order total (numeric) */
+	bool		facets_read;	/* the product's catalogue row was read: */
+	text	   *brand;			/* its brand (NULL when it has none) */
 } TrackedEvent;
 
 /* events.c */
@@ -149,6 +168,14 @@ typedef struct Merge
 
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
 extern void LockSessionForEvent(text *session_id);
+
+/* affinity.c: AffinityRecordEvent runs inside the tracking call's SPI connection */
+extern void AffinityRecordEvent(TrackedEvent *event);
+extern int64 AffinityMergeMove(const Merge *merge);
+extern int64 AffinityMergeUndo(const Merge *merge);
+
+/* catalogue.c */
+extern void CatalogueInit(void);
 
 /* subscriptions.c: the subscriptions' merge step */
 extern int64 SubscriptionMergeProfiles(const Merge *merge);

@@ -4,7 +4,7 @@
 -- two active subscriptions to one product folded, everything put back by
 -- unmerge.  Sessions ps-*; rolled back at the end.
 BEGIN;
-SELECT plan(25);
+SELECT plan(26);
 
 SET LOCAL personalisation.event_retention = '36500d';
 SET LOCAL personalisation.journey_holdout_percent = 0;
@@ -59,6 +59,8 @@ SELECT is((SELECT string_agg(kind, ',' ORDER BY occurred_at) FROM personalisatio
 SELECT personalisation.track_subscription_start('ps-ann', 'ps-tea', '2025-03-20 10:00+00');
 SELECT is(pg_temp.subs(pg_temp.profile('ps-ann')), 'ps-tea:03-01 10-03-10 10 ps-tea:03-20 10-',
   'subscribing again after a stop starts a new subscription');
+SELECT lives_ok($$SELECT personalisation.rebuild_affinity(pg_temp.profile('ps-ann'))$$,
+  'rebuilding affinity replays the event log, subscription events included (they carry no affinity)');
 
 SELECT throws_ok($$SELECT personalisation.track_subscription_start('ps-ann', 'ps-pot')$$,
   '22023', 'product "ps-pot" is not subscribable', 'a product not sold as a subscription is refused');
