@@ -15,6 +15,8 @@ SELECT (SELECT sum(orders) FROM personalisation.complement_totals) AS orders_cou
 \echo '== A month of order history, loaded with counting paused, then counted in one rebuild'
 SELECT setseed(0.5050) \g /dev/null
 SELECT personalisation.pause_complementarity() \g /dev/null
+-- a backfill is not a wave of new customers: no post-purchase journey for it
+UPDATE personalisation.journeys SET enabled = false WHERE trigger <> 'cart_abandoned' \g /dev/null
 CREATE TEMP TABLE demo_history AS
 SELECT h, format('demo-history-%s', lpad(h::text, 4, '0')) AS session_id,
        now() - interval '30 days' + h * interval '20 minutes' AS at,
@@ -28,6 +30,7 @@ SELECT count(personalisation.track_purchase(d.session_id, format('history-%s', d
             JOIN personalisation.products p USING (product_id)),
          d.at)) AS history_orders
   FROM demo_history d;
+UPDATE personalisation.journeys SET enabled = true WHERE trigger <> 'cart_abandoned' \g /dev/null
 SELECT * FROM personalisation.rebuild_complementarity();
 
 \echo '== Customers who bought X also bought Y: the three best sellers, five complements each'
