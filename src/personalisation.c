@@ -171,7 +171,7 @@ DefineGucs(void)
 							   CheckQuietHoursTimezone, AssignQuietHoursTimezone, NULL);
 
 	DefineCustomRealVariable("personalisation.journey_holdout_percent",
-							 "The share of abandoned carts, in percent, whose journey runs without sending.",
+							 "The share of journey runs (abandoned carts, orders), in percent, that run without sending.",
 							 "The arm is a hash of the journey and the profile, so a profile stays in its arm.",
 							 &JourneyHoldoutPercent,
 							 10.0, 0.0, 100.0,
@@ -203,7 +203,7 @@ DefineGucs(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("personalisation.attribution_window",
-							"How long after abandonment an order counts as recovering the cart.",
+							"How long after abandonment an order counts as recovering the cart, and after a cross-sell message as following it.",
 							NULL,
 							&AttributionWindowMinutes,
 							7 * 24 * 60, 1, 365 * 24 * 60,
