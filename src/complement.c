@@ -37,6 +37,7 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
+#include "utils/hsearch.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
 
@@ -106,6 +107,27 @@ typedef struct PartnerStream
 	uint64		next;
 	long		fetch;
 } PartnerStream;
+
+/*
+ * The in-stock products of one category with counted orders, most ordered
+ * first (ties by product id), as the popular-in-category fallback reads
+ * them.
+ */
+typedef struct CategoryPopularity
+{
+	char		category_id[MAX_IDENTIFIER_BYTES + 1];	/* hash key */
+	int			count;
+	Datum	   *product_ids;	/* text */
+	int64	   *orders;
+} CategoryPopularity;
+
+/*
+ * The categories read since ForgetPopularity (called at the start of every
+ * run_due), so that each is read once however many messages fall back on
+ * it; the counts do not change during a run_due call.
+ */
+static HTAB *Popularity = NULL;
+static MemoryContext PopularityContext = NULL;
 
 /* Interned strings (product or order ids) for the in-memory aggregation. */
 typedef struct NameEntry
@@ -334,26 +356,30 @@ static SavedStatement CartStatement = {
 };
 
 /*
- * $1 source products, $2 excluded products, $3 how many: in-stock products
- * of the sources' categories, not excluded, with counted orders, most
- * ordered first; each with the first source of its category.
+ * $1 source products: the categories they are in, each with its first
+ * source in byte order.
  */
-static SavedStatement PopularInCategoriesStatement = {
-	.sql = "WITH categories AS ("
-	"    SELECT p.category_id, pg_catalog.min(p.product_id COLLATE \"C\") AS because_of"
-	"      FROM personalisation.products p"
-	"     WHERE p.product_id = ANY ($1) AND p.category_id IS NOT NULL GROUP BY p.category_id)"
-	" SELECT p.product_id, c.because_of, n.orders"
-	"   FROM categories c"
-	"   JOIN personalisation.products p ON p.category_id = c.category_id"
-	"   CROSS JOIN LATERAL (SELECT pg_catalog.sum(k.orders)::bigint AS orders"
-	"                         FROM personalisation.complement_products k"
-	"                        WHERE k.product_id = p.product_id COLLATE \"C\") n"
-	"  WHERE p.in_stock AND n.orders > 0 AND NOT (p.product_id = ANY ($2))"
-	"  ORDER BY n.orders DESC, p.product_id COLLATE \"C\""
-	"  LIMIT $3",
-	.nargs = 3,
-	.argtypes = {TEXTARRAYOID, TEXTARRAYOID, INT4OID},
+static SavedStatement SourceCategoriesStatement = {
+	.sql = "SELECT p.category_id, pg_catalog.min(p.product_id COLLATE \"C\")"
+	"  FROM personalisation.products p"
+	" WHERE p.product_id = ANY ($1) AND p.category_id IS NOT NULL"
+	" GROUP BY p.category_id",
+	.nargs = 1,
+	.argtypes = {TEXTARRAYOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
+};
+
+/* $1 category: its in-stock products with counted orders, most ordered first, ties by id. */
+static SavedStatement CategoryPopularityStatement = {
+	.sql = "SELECT p.product_id, n.orders"
+	"  FROM personalisation.products p"
+	"  CROSS JOIN LATERAL (SELECT pg_catalog.sum(k.orders)::bigint AS orders"
+	"                        FROM personalisation.complement_products k"
+	"                       WHERE k.product_id = p.product_id COLLATE \"C\") n"
+	" WHERE p.category_id = $1 AND p.in_stock AND n.orders > 0"
+	" ORDER BY n.orders DESC, p.product_id COLLATE \"C\"",
+	.nargs = 1,
+	.argtypes = {TEXTOID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
 };
 
@@ -1542,13 +1568,13 @@ SortedUnion(Datum *left, int nleft, Datum *right, int nright, int *count)
  * complements as also_bought ranks them (the exclusions applied before the
  * cut); a product's score is the sum of its confidence from each source that
  * lists it, and its link is the strongest (highest confidence, then source
- * id).  recommend_for_cart and the journey payloads share it.
+ * id).
  */
-Recommendation *
+static Recommendation *
 RecommendComplements(Datum *sources, int nsources, Datum *excluded, int nexcluded, int n,
 					 int *count)
 {
-	Recommendation *links = palloc(sizeof(Recommendation) * Max(nsources * n, 1));
+	Recommendation *links = palloc0(sizeof(Recommendation) * Max(nsources * n, 1));
 	int			nlinks = 0;
 	int			nmerged = 0;
 
@@ -1588,32 +1614,167 @@ RecommendComplements(Datum *sources, int nsources, Datum *excluded, int nexclude
 }
 
 /*
- * PopularInCategories returns, most ordered first, up to n in-stock products
- * of the sources' categories (text datums) that are not in the excluded
- * text[] and have at least one counted order, and sets *count to how many:
- * the fallback of a message whose sources have too few complements.  Each
- * is because_of the first source (byte order) of its category, with its
- * counted orders as the score; ties go by product id.
+ * ForgetPopularity drops the categories' popularity read so far; RunDue
+ * calls it at the start of every call, since orders may have come since.
  */
-Recommendation *
-PopularInCategories(Datum *sources, int nsources, Datum excluded, int n, int *count)
+void
+ForgetPopularity(void)
 {
-	Datum		values[3] = {TextArray(sources, nsources), excluded, Int32GetDatum(n)};
-	Recommendation *list;
+	if (PopularityContext != NULL)
+		MemoryContextDelete(PopularityContext);
+	PopularityContext = NULL;
+	Popularity = NULL;
+}
+
+/*
+ * PopularityOf returns the category's popular products, reading them on
+ * first use since the last ForgetPopularity.
+ */
+static CategoryPopularity *
+PopularityOf(text *category_id)
+{
+	char		key[MAX_IDENTIFIER_BYTES + 1];
+	CategoryPopularity *entry;
+	bool		found;
+
+	if (Popularity == NULL)
+	{
+		HASHCTL		ctl;
+
+		PopularityContext = AllocSetContextCreate(TopMemoryContext, "personalisation category popularity",
+												  ALLOCSET_DEFAULT_SIZES);
+		ctl.keysize = sizeof(key);
+		ctl.entrysize = sizeof(CategoryPopularity);
+		ctl.hcxt = PopularityContext;
+		Popularity = hash_create("personalisation category popularity", 256, &ctl,
+								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	}
+
+	text_to_cstring_buffer(category_id, key, sizeof(key));
+	entry = hash_search(Popularity, key, HASH_ENTER, &found);
+	if (!found)
+	{
+		Datum		values[1] = {PointerGetDatum(category_id)};
+		MemoryContext old;
+		bool		isnull;
+
+		entry->count = 0;
+		ExecSaved(&CategoryPopularityStatement, values, NULL, true, 0);
+		old = MemoryContextSwitchTo(PopularityContext);
+		entry->product_ids = palloc(sizeof(Datum) * Max(SPI_processed, 1));
+		entry->orders = palloc(sizeof(int64) * Max(SPI_processed, 1));
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			entry->product_ids[i] = datumCopy(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+															1, &isnull), false, -1);
+			entry->orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+														   2, &isnull));
+		}
+		entry->count = (int) SPI_processed;
+		MemoryContextSwitchTo(old);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	return entry;
+}
+
+/*
+ * Taken reports whether a product is among the first count recommendations.
+ */
+static bool
+Taken(Datum product_id, Recommendation *list, int count)
+{
+	for (int i = 0; i < count; i++)
+		if (CompareTexts(product_id, list[i].link.product_id) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * PopularInCategories appends to list (holding *count recommendations, with
+ * room for n) the in-stock products most ordered in the sources'
+ * categories that are neither in the sorted excluded array nor in the list
+ * already, until it holds n: a merge of the categories' popularity lists,
+ * most counted orders first, ties by product id.  Each is because_of the
+ * first source (byte order) of its category, scored with its orders.
+ */
+static void
+PopularInCategories(Datum *sources, int nsources, Datum *excluded, int nexcluded,
+					Recommendation *list, int *count, int n)
+{
+	Datum		values[1] = {TextArray(sources, nsources)};
+	int			ncategories;
+	CategoryPopularity **categories;
+	Datum	   *because;
+	int		   *next;
 	bool		isnull;
 
-	ExecSaved(&PopularInCategoriesStatement, values, NULL, true, 0);
-	*count = (int) SPI_processed;
-	list = palloc0(sizeof(Recommendation) * Max(*count, 1));
-	for (int i = 0; i < *count; i++)
+	ExecSaved(&SourceCategoriesStatement, values, NULL, true, 0);
+	ncategories = (int) SPI_processed;
+	categories = palloc(sizeof(CategoryPopularity *) * Max(ncategories, 1));
+	because = palloc(sizeof(Datum) * Max(ncategories, 1));
+	next = palloc0(sizeof(int) * Max(ncategories, 1));
 	{
-		HeapTuple	row = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
+		SPITupleTable *rows = SPI_tuptable;
 
-		list[i].link.product_id = datumCopy(SPI_getbinval(row, desc, 1, &isnull), false, -1);
-		list[i].because_of = datumCopy(SPI_getbinval(row, desc, 2, &isnull), false, -1);
-		list[i].score = (double) DatumGetInt64(SPI_getbinval(row, desc, 3, &isnull));
+		for (int c = 0; c < ncategories; c++)
+		{
+			because[c] = datumCopy(SPI_getbinval(rows->vals[c], rows->tupdesc, 2, &isnull), false, -1);
+			categories[c] = PopularityOf(DatumGetTextPP(SPI_getbinval(rows->vals[c], rows->tupdesc,
+																	  1, &isnull)));
+		}
 	}
+
+	while (*count < n)
+	{
+		int			best = -1;
+
+		for (int c = 0; c < ncategories; c++)
+		{
+			CategoryPopularity *category = categories[c];
+
+			/* move past the products this list may not take */
+			while (next[c] < category->count &&
+				   (Excluded(category->product_ids[next[c]], excluded, nexcluded) ||
+					Taken(category->product_ids[next[c]], list, *count)))
+				next[c]++;
+			if (next[c] == category->count)
+				continue;
+			if (best < 0 ||
+				category->orders[next[c]] > categories[best]->orders[next[best]] ||
+				(category->orders[next[c]] == categories[best]->orders[next[best]] &&
+				 CompareTexts(category->product_ids[next[c]], categories[best]->product_ids[next[best]]) < 0))
+				best = c;
+		}
+		if (best < 0)
+			break;
+		memset(&list[*count], 0, sizeof(Recommendation));
+		list[*count].link.product_id = categories[best]->product_ids[next[best]];
+		list[*count].because_of = because[best];
+		list[*count].score = (double) categories[best]->orders[next[best]];
+		list[*count].popular = true;
+		(*count)++;
+		next[best]++;
+	}
+}
+
+/*
+ * RecommendForSources returns, in order, up to n products to recommend for
+ * the sources (text datums), leaving out the products of the sorted
+ * excluded array, and sets *count to how many: their complements, as
+ * recommend_for_cart ranks them, then, while fewer than n, the in-stock
+ * products most ordered in the sources' categories (popular set).  The
+ * journey payloads' recommendations.
+ */
+Recommendation *
+RecommendForSources(Datum *sources, int nsources, Datum *excluded, int nexcluded, int n,
+					int *count)
+{
+	Recommendation *complements = RecommendComplements(sources, nsources, excluded, nexcluded, n, count);
+	Recommendation *list = palloc0(sizeof(Recommendation) * n);
+
+	memcpy(list, complements, sizeof(Recommendation) * *count);
+	if (*count < n && nsources > 0)
+		PopularInCategories(sources, nsources, excluded, nexcluded, list, count, n);
 	return list;
 }
 

@@ -172,6 +172,7 @@ RunDue(TimestampTz now, int max_runs, bool *more)
 
 	SPI_connect();
 	ForgetSocialProof();
+	ForgetPopularity();
 	declared = DeclareAbandonedCarts(now, max_runs);
 
 	while (max_runs == 0 || visited < max_runs)

@@ -401,11 +401,10 @@ RecommendForStep(RunStep *step)
 	int			nsources;
 	int			nexcluded;
 	Recommendation *found;
-	int			nfound;
+	int			count;
 	Datum	   *ids;
 	Datum	   *reasons;
 	Datum	   *because;
-	int			count = 0;
 	bool		isnull;
 
 	if (step->recommendation_list != (Datum) 0)
@@ -415,28 +414,15 @@ RecommendForStep(RunStep *step)
 	sources = ColumnTexts(1, &nsources);
 	excluded = ColumnTexts(2, &nexcluded);
 
-	ids = palloc(sizeof(Datum) * (nexcluded + max));
+	found = RecommendForSources(sources, nsources, excluded, nexcluded, max, &count);
+	ids = palloc(sizeof(Datum) * max);
 	reasons = palloc(sizeof(Datum) * max);
 	because = palloc(sizeof(Datum) * max);
-	found = RecommendComplements(sources, nsources, excluded, nexcluded, max, &nfound);
-	for (int i = 0; i < nfound; i++, count++)
+	for (int i = 0; i < count; i++)
 	{
-		ids[count] = found[i].link.product_id;
-		reasons[count] = CStringGetTextDatum("also_bought");
-		because[count] = found[i].because_of;
-	}
-	if (count < max && nsources > 0)
-	{
-		/* what is excluded, and what was already found, is not offered again */
-		memcpy(ids + count, excluded, sizeof(Datum) * nexcluded);
-		found = PopularInCategories(sources, nsources, TextArrayOf(ids, count + nexcluded),
-									max - count, &nfound);
-		for (int i = 0; i < nfound; i++, count++)
-		{
-			ids[count] = found[i].link.product_id;
-			reasons[count] = CStringGetTextDatum("popular_in_category");
-			because[count] = found[i].because_of;
-		}
+		ids[i] = found[i].link.product_id;
+		reasons[i] = CStringGetTextDatum(found[i].popular ? "popular_in_category" : "also_bought");
+		because[i] = found[i].because_of;
 	}
 
 	values[0] = TextArrayOf(ids, count);

@@ -134,20 +134,21 @@ typedef struct Complement
 /*
  * One product recommended for a set of source products (a cart, an order):
  * its strongest link to a source (the complement as the source because_of
- * lists it) and its score.  PopularInCategories fills only link.product_id,
- * because_of (a source in the same category) and score (counted orders).
+ * lists it) and its score; or, popular, a product most ordered in the
+ * category of the source because_of, scored with its counted orders (link
+ * holds only its product_id).
  */
 typedef struct Recommendation
 {
 	Complement	link;
 	Datum		because_of;		/* text */
 	double		score;
+	bool		popular;
 } Recommendation;
 
-extern Recommendation *RecommendComplements(Datum *sources, int nsources, Datum *excluded,
-											int nexcluded, int n, int *count);
-extern Recommendation *PopularInCategories(Datum *sources, int nsources, Datum excluded,
-										   int n, int *count);
+extern Recommendation *RecommendForSources(Datum *sources, int nsources, Datum *excluded,
+										   int nexcluded, int n, int *count);
+extern void ForgetPopularity(void);
 /*
  * identity.c: one merge of an anonymous profile into a customer's profile,
  * as handed to each merge step's move and undo (see MergeSteps[] there).

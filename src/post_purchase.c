@@ -20,22 +20,26 @@
  * $1 profile, $2 session, $3 order, $4 when it was placed, $5 holdout basis
  * points.  One run per enabled 'purchase' journey, and one per enabled
  * 'subscribable_purchase' journey and subscribable product of the order
- * with replenish_days (not one the profile subscribes to).  An active run
- * of the journey (for the product) makes the insert a no-op through the
- * unique index journey_runs_one_active: the order joins that run.
+ * with replenish_days (not one the profile subscribes to), each waiting
+ * for its first step's due time.  An active run of the journey (for the
+ * product) makes the insert a no-op through the unique index
+ * journey_runs_one_active: the order joins that run.
  */
 static SavedStatement EnrolOrderStatement = {
 	"INSERT INTO personalisation.journey_runs"
 	" (profile_id, journey, arm, session_id, origin_profile_id, episode_at, anchor_at, declared_at,"
 	"  next_step, next_due_at, order_id, product_id, runs_out_at)"
-	" SELECT $1, j.journey, " RUN_ARM("j.journey", "$1", "$5") ","
-	"        $2, $1, $4, $4, $4, 1, $4, $3, l.product_id,"
-	"        $4 + l.quantity * p.replenish_days * interval '1 day'"
+	" SELECT $1, j.journey, " RUN_ARM("j.journey", "$1", "$5") ", $2, $1, $4, $4, $4, 1,"
+	"        coalesce((SELECT " STEP_DUE_AT " FROM personalisation.journey_steps js"
+	"                   WHERE js.journey = j.journey AND js.enabled ORDER BY js.step LIMIT 1), $4),"
+	"        $3, r.product_id, r.runs_out_at"
 	"   FROM personalisation.journeys j"
 	"   LEFT JOIN (personalisation.order_lines l"
 	"              JOIN personalisation.products p"
 	"                ON p.product_id = l.product_id AND p.subscribable AND p.replenish_days IS NOT NULL)"
 	"     ON j.trigger = 'subscribable_purchase' AND l.order_id = $3"
+	"  CROSS JOIN LATERAL (SELECT $4::timestamptz AS anchor_at, $4::timestamptz AS declared_at, l.product_id,"
+	"                             $4 + l.quantity * p.replenish_days * interval '1 day' AS runs_out_at) r"
 	"  WHERE j.enabled AND j.trigger IN ('purchase', 'subscribable_purchase')"
 	"    AND (j.trigger = 'purchase') = (l.product_id IS NULL)"
 	"    AND NOT EXISTS (SELECT FROM personalisation.subscriptions s"
@@ -50,8 +54,7 @@ static SavedStatement EnrolOrderStatement = {
  * JourneyOrderPlaced enrols the buyer of a newly recorded order in the
  * post-purchase journeys, called by track_purchase after the order, its
  * lines and the purchase exit rule, in the same transaction.  The runs it
- * starts are due from the order's time; the next run_due (or the background
- * worker, woken at commit) schedules them.
+ * starts wait for their first step, so run_due does not visit them before.
  */
 void
 JourneyOrderPlaced(int64 profile_id, text *session_id, text *order_id, TimestampTz occurred_at)
