@@ -232,9 +232,10 @@ PartitionsInit(void)
 /*
  * maintain_partitions creates the partitions for today and the next
  * personalisation.partition_premake days, drops every partition that lies
- * wholly before now - personalisation.event_retention, and expires the
- * idempotency keys of the same age.  It returns what it did, and is safe to
- * run concurrently and repeatedly.
+ * wholly before now - personalisation.event_retention, expires the
+ * idempotency keys of the same age, and the sessions last seen before then
+ * with the anonymous profiles they leave unreachable (ExpireSessions).  It
+ * returns what it did, and is safe to run concurrently and repeatedly.
  */
 Datum
 maintain_partitions(PG_FUNCTION_ARGS)
@@ -248,9 +249,11 @@ maintain_partitions(PG_FUNCTION_ARGS)
 	int32		created = 0;
 	int32		dropped = 0;
 	int64		expired_keys;
+	int64		expired_sessions;
+	int64		forgotten_profiles;
 	TupleDesc	tupdesc;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -298,11 +301,14 @@ maintain_partitions(PG_FUNCTION_ARGS)
 		ExecSaved(&ExpireEventKeysStatement, key_values, NULL, false, 0);
 		expired_keys = (int64) SPI_processed;
 	}
+	expired_sessions = ExpireSessions(cutoff, &forgotten_profiles);
 	SPI_finish();
 
 	tupdesc = BlessTupleDesc(tupdesc);
 	values[0] = Int32GetDatum(created);
 	values[1] = Int32GetDatum(dropped);
 	values[2] = Int64GetDatum(expired_keys);
+	values[3] = Int64GetDatum(expired_sessions);
+	values[4] = Int64GetDatum(forgotten_profiles);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

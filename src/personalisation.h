@@ -110,6 +110,9 @@ typedef struct Merge
 
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
 extern void LockSessionForEvent(text *session_id);
+extern void LockSession(text *session_id);
+extern void LockCustomer(text *customer_id);
+extern void LockProfile(int64 profile_id);
 
 /* journey_hooks.c: the journeys' merge step */
 extern int64 JourneyMergeProfiles(const Merge *merge);
@@ -133,6 +136,9 @@ extern void AssignQuietHoursTimezone(const char *newval, void *extra);
 extern int64 EnsureEventPartition(TimestampTz occurred_at);
 extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
+
+/* privacy.c */
+extern int64 ExpireSessions(TimestampTz cutoff, int64 *forgotten);
 
 /* worker.c */
 extern void WorkerInit(void);
