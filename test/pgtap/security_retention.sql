@@ -1,0 +1,79 @@
+-- Retention: maintain_partitions drops the event partitions older than
+-- personalisation.event_retention, expires the sessions last seen before
+-- then, and erases the anonymous profiles left with no session (nothing can
+-- reach them again).  Customers' profiles and merged profiles that unmerge
+-- may still need stay.
+BEGIN;
+SET LOCAL personalisation.event_retention = '36500d';
+SET LOCAL personalisation.journey_holdout_percent = 0;
+SET LOCAL personalisation.frequency_cap = 0;
+SET LOCAL personalisation.quiet_hours = '';
+SELECT plan(12);
+
+INSERT INTO personalisation.categories VALUES ('rt-cat', NULL, 'Retention');
+INSERT INTO personalisation.products (product_id, category_id, name, price) VALUES ('rt-p', 'rt-cat', 'Mug', 8);
+CREATE TEMP TABLE rt_clock AS SELECT now() - interval '10 days' AS old, now() - interval '1 hour' AS fresh;
+
+-- An anonymous visitor last seen ten days ago, with a cart, consent and a journey.
+SELECT personalisation.set_consent('rt-anon-old', 'push', true, old) FROM rt_clock;
+SELECT personalisation.track_cart_add('rt-anon-old', 'rt-p', 1, old, 'rt-ev-1') FROM rt_clock;
+SELECT personalisation.run_due(old + interval '31 minutes') FROM rt_clock;
+-- A customer last seen ten days ago, with an order, and an anonymous device merged in then.
+SELECT personalisation.track_page_view('rt-merged', 'rt-cat', NULL, old) FROM rt_clock;
+SELECT personalisation.identify('rt-cust-old', 'rt-cust', 'rt@example.test', old) FROM rt_clock;
+SELECT personalisation.identify('rt-merged', 'rt-cust', NULL, old + interval '1 minute') FROM rt_clock;
+SELECT personalisation.track_purchase('rt-cust-old', 'rt-order', '[{"product_id": "rt-p", "quantity": 1, "unit_price": 8}]', old)
+  FROM rt_clock;
+-- A visitor seen an hour ago.
+SELECT personalisation.track_page_view('rt-fresh', 'rt-cat', NULL, fresh, 'rt-ev-2') FROM rt_clock;
+
+CREATE TEMP TABLE rt_profiles AS
+  SELECT s.session_id, s.profile_id FROM personalisation.sessions s WHERE s.session_id LIKE 'rt-%'
+  UNION ALL SELECT 'merged-away', m.from_profile_id FROM personalisation.merges m WHERE m.session_id = 'rt-merged';
+
+-- Rows naming a profile, in every table of the schema (from the catalog).
+CREATE FUNCTION pg_temp.rows_of(profile bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  col record;
+  hits bigint;
+  total bigint := 0;
+BEGIN
+  FOR col IN SELECT c.oid::regclass AS rel, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+              WHERE c.relnamespace = 'personalisation'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+                AND a.attnum > 0 AND NOT a.attisdropped AND a.attname::text LIKE '%profile_id'
+  LOOP
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I = $1', col.rel, col.attname) INTO hits USING profile;
+    total := total + hits;
+  END LOOP;
+  RETURN total;
+END $$;
+
+SELECT ok(pg_temp.rows_of(profile_id) >= 6, 'before: the old anonymous visitor has a profile, a session, a cart, consent, a run and a message')
+  FROM rt_profiles WHERE session_id = 'rt-anon-old';
+
+SET LOCAL personalisation.event_retention = '2d';
+CREATE TEMP TABLE rt_maintained AS SELECT * FROM personalisation.maintain_partitions(now());
+SELECT is((SELECT expired_sessions FROM rt_maintained), 3::bigint,
+          'maintain_partitions expires the three sessions last seen ten days ago');
+SELECT is((SELECT forgotten_profiles FROM rt_maintained), 1::bigint, 'and forgets the one profile they leave unreachable');
+SELECT is(pg_temp.rows_of(profile_id), 0::bigint, 'nothing of the old anonymous visitor is left in any table')
+  FROM rt_profiles WHERE session_id = 'rt-anon-old';
+SELECT is((SELECT count(*) FROM personalisation.event_keys WHERE event_id = 'rt-ev-1'), 0::bigint,
+          'not even the idempotency keys of its events');
+SELECT ok((SELECT count(*) = 1 FROM personalisation.profiles WHERE customer_id = 'rt-cust'),
+          'the customer''s profile stays: the next login reaches it');
+SELECT is((SELECT count(*) FROM personalisation.orders WHERE order_id = 'rt-order'), 1::bigint, 'with its order');
+SELECT is((SELECT count(*) FROM personalisation.sessions WHERE session_id IN ('rt-cust-old', 'rt-merged', 'rt-anon-old')),
+          0::bigint, 'while the old sessions are gone');
+SELECT is((SELECT count(*) FROM personalisation.profiles WHERE profile_id = (SELECT profile_id FROM rt_profiles WHERE session_id = 'merged-away')),
+          1::bigint, 'the anonymous profile merged into the customer stays for unmerge');
+SELECT ok((SELECT count(*) = 1 FROM personalisation.sessions WHERE session_id = 'rt-fresh')
+          AND (SELECT count(*) = 1 FROM personalisation.events WHERE event_id = 'rt-ev-2'),
+          'the visitor seen an hour ago keeps the session and the events');
+SELECT is((SELECT count(*) FROM personalisation.events WHERE occurred_at < now() - interval '2 days'), 0::bigint,
+          'no event older than the retention is left (their partitions were dropped)');
+SELECT is((SELECT expired_sessions FROM personalisation.maintain_partitions(now())), 0::bigint,
+          'running it again expires nothing more');
+
+SELECT * FROM finish();
+ROLLBACK;
