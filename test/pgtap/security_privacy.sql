@@ -10,6 +10,7 @@ SET LOCAL personalisation.journey_holdout_percent = 0;
 SET LOCAL personalisation.frequency_cap = 0;
 SET LOCAL personalisation.quiet_hours = '';
 SELECT plan(24);
+\ir ../security_helpers.sql
 
 INSERT INTO personalisation.categories VALUES ('fg-cat', NULL, 'Forget');
 INSERT INTO personalisation.products (product_id, category_id, name, price)
@@ -64,48 +65,19 @@ INSERT INTO fg_keys
   UNION ALL SELECT 'customer_id', 'fg-cust-Zq'
   UNION ALL SELECT 'email', 'fg-zq@example.test';
 
--- Every table of the schema (partitioned tables as a whole), from the catalog.
-CREATE TEMP TABLE fg_tables AS
-  SELECT c.oid::regclass AS rel, c.relname::text AS name FROM pg_class c
-   WHERE c.relnamespace = 'personalisation'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition;
-
--- References(): every table.column still naming the person by a key, and
+-- references(): every table.column still naming the person by a key, and
 -- every table with the person's text anywhere in a row.
-CREATE FUNCTION pg_temp.references() RETURNS text[] LANGUAGE plpgsql AS $$
-DECLARE
-  t record;
-  col record;
-  hits bigint;
-  found text[] := '{}';
-BEGIN
-  FOR t IN SELECT * FROM fg_tables ORDER BY name LOOP
-    FOR col IN SELECT a.attname::text AS name,
-                      CASE WHEN a.attname::text LIKE '%profile_id' THEN 'profile_id' ELSE a.attname::text END AS key_column
-                 FROM pg_attribute a
-                WHERE a.attrelid = t.rel AND a.attnum > 0 AND NOT a.attisdropped
-                  AND (a.attname::text IN ('session_id', 'order_id', 'customer_id', 'email', 'event_id')
-                       OR a.attname::text LIKE '%profile_id')
-    LOOP
-      EXECUTE format('SELECT count(*) FROM %s r WHERE r.%I::text IN (SELECT value FROM fg_keys WHERE key_column = %L)',
-                     t.rel, col.name, col.key_column) INTO hits;
-      IF hits > 0 THEN found := found || (t.name || '.' || col.name); END IF;
-    END LOOP;
-    EXECUTE format($q$SELECT count(*) FROM %s r WHERE r::text ~ '(fg-cust-Zq|fg-sess-Zq|fg-order-Zq|fg-ev-Zq|fg-zq@)'$q$, t.rel)
-       INTO hits;
-    IF hits > 0 THEN found := found || (t.name || ' (text)'); END IF;
-  END LOOP;
-  RETURN found;
-END $$;
+CREATE FUNCTION pg_temp.references() RETURNS text[] LANGUAGE sql AS $$
+  SELECT pg_temp.references_to((SELECT jsonb_object_agg(key_column, v)
+                                  FROM (SELECT key_column, jsonb_agg(value) AS v FROM fg_keys GROUP BY 1) k),
+                               '(fg-cust-Zq|fg-sess-Zq|fg-order-Zq|fg-ev-Zq|fg-zq@)')
+$$;
 
 -- The fixture reaches every table that can refer to a person, so that the
 -- checks below can fail for each (a capability adding such a table extends
 -- the fixture above so that the customer has rows there).
-SELECT is((SELECT array_agg(t.name ORDER BY t.name) FROM fg_tables t
-            WHERE EXISTS (SELECT FROM pg_attribute a
-                           WHERE a.attrelid = t.rel AND a.attnum > 0 AND NOT a.attisdropped
-                             AND (a.attname::text IN ('session_id', 'order_id', 'customer_id', 'email', 'event_id')
-                                  OR a.attname::text LIKE '%profile_id'))
-              AND NOT EXISTS (SELECT FROM unnest(pg_temp.references()) r WHERE split_part(r, '.', 1) = t.name)),
+SELECT is((SELECT array_agg(DISTINCT c.table_name ORDER BY c.table_name) FROM person_key_columns c
+            WHERE NOT EXISTS (SELECT FROM unnest(pg_temp.references()) r WHERE split_part(r, '.', 1) = c.table_name)),
           NULL, 'before: the customer has rows in every table that can refer to a person');
 SELECT ok((SELECT count(*) >= 2 FROM personalisation.outbox WHERE profile_id IN (SELECT profile_id FROM fg_profiles)
              AND status = 'delivered'), 'the customer was sent messages that were delivered');
@@ -125,9 +97,8 @@ CREATE TEMP TABLE fg_shared_before AS
 
 -- Export.
 CREATE TEMP TABLE fg_export AS SELECT personalisation.export_customer('fg-cust-Zq') AS doc;
-SELECT is((SELECT array_agg(t.name ORDER BY t.name) FROM fg_tables t
-            WHERE EXISTS (SELECT FROM pg_attribute a WHERE a.attrelid = t.rel AND a.attname = 'profile_id')
-              AND NOT (SELECT doc -> 'tables' ? t.name FROM fg_export)),
+SELECT is((SELECT array_agg(c.table_name ORDER BY c.table_name) FROM person_key_columns c
+            WHERE c.column_name = 'profile_id' AND NOT (SELECT doc -> 'tables' ? c.table_name FROM fg_export)),
           NULL, 'the export has a section for every table with a profile_id column');
 SELECT is((SELECT jsonb_array_length(doc -> 'tables' -> 'events') FROM fg_export),
           (SELECT count(*)::int FROM personalisation.events WHERE profile_id IN (SELECT profile_id FROM fg_profiles)),

@@ -9,6 +9,7 @@ SET LOCAL personalisation.journey_holdout_percent = 0;
 SET LOCAL personalisation.frequency_cap = 0;
 SET LOCAL personalisation.quiet_hours = '';
 SELECT plan(12);
+\ir ../security_helpers.sql
 
 INSERT INTO personalisation.categories VALUES ('rt-cat', NULL, 'Retention');
 INSERT INTO personalisation.products (product_id, category_id, name, price) VALUES ('rt-p', 'rt-cat', 'Mug', 8);
@@ -31,40 +32,33 @@ CREATE TEMP TABLE rt_profiles AS
   SELECT s.session_id, s.profile_id FROM personalisation.sessions s WHERE s.session_id LIKE 'rt-%'
   UNION ALL SELECT 'merged-away', m.from_profile_id FROM personalisation.merges m WHERE m.session_id = 'rt-merged';
 
--- Rows naming a profile, in every table of the schema (from the catalog).
-CREATE FUNCTION pg_temp.rows_of(profile bigint) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE
-  col record;
-  hits bigint;
-  total bigint := 0;
-BEGIN
-  FOR col IN SELECT c.oid::regclass AS rel, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-              WHERE c.relnamespace = 'personalisation'::regnamespace AND c.relkind IN ('r', 'p') AND NOT c.relispartition
-                AND a.attnum > 0 AND NOT a.attisdropped AND a.attname::text LIKE '%profile_id'
-  LOOP
-    EXECUTE format('SELECT count(*) FROM %s WHERE %I = $1', col.rel, col.attname) INTO hits USING profile;
-    total := total + hits;
-  END LOOP;
-  RETURN total;
-END $$;
+-- Every table.column naming the profile (from the catalog).
+CREATE FUNCTION pg_temp.rows_of(profile bigint) RETURNS text[] LANGUAGE sql AS $$
+  SELECT pg_temp.references_to(jsonb_build_object('profile_id', jsonb_build_array(profile)), NULL)
+$$;
 
-SELECT ok(pg_temp.rows_of(profile_id) >= 6, 'before: the old anonymous visitor has a profile, a session, a cart, consent, a run and a message')
+SELECT ok(cardinality(pg_temp.rows_of(profile_id)) >= 8,
+          'before: the old anonymous visitor has a profile, a session, a cart, events, consent, a run and a message')
   FROM rt_profiles WHERE session_id = 'rt-anon-old';
 
 SET LOCAL personalisation.event_retention = '2d';
 CREATE TEMP TABLE rt_maintained AS SELECT * FROM personalisation.maintain_partitions(now());
-SELECT is((SELECT expired_sessions FROM rt_maintained), 3::bigint,
-          'maintain_partitions expires the three sessions last seen ten days ago');
-SELECT is((SELECT forgotten_profiles FROM rt_maintained), 1::bigint, 'and forgets the one profile they leave unreachable');
-SELECT is(pg_temp.rows_of(profile_id), 0::bigint, 'nothing of the old anonymous visitor is left in any table')
+SELECT ok((SELECT expired_sessions >= 3 AND forgotten_profiles >= 1 FROM rt_maintained),
+          'maintain_partitions reports the sessions it expired and the profiles it forgot');
+SELECT is((SELECT array_agg(session_id ORDER BY session_id) FROM rt_profiles r
+            WHERE session_id <> 'merged-away'
+              AND NOT EXISTS (SELECT FROM personalisation.sessions s WHERE s.session_id = r.session_id)),
+          ARRAY['rt-anon-old', 'rt-cust-old', 'rt-merged'], 'it expires the three sessions last seen ten days ago');
+SELECT is(pg_temp.rows_of(profile_id), '{}', 'nothing of the old anonymous visitor is left in any table')
   FROM rt_profiles WHERE session_id = 'rt-anon-old';
 SELECT is((SELECT count(*) FROM personalisation.event_keys WHERE event_id = 'rt-ev-1'), 0::bigint,
           'not even the idempotency keys of its events');
 SELECT ok((SELECT count(*) = 1 FROM personalisation.profiles WHERE customer_id = 'rt-cust'),
           'the customer''s profile stays: the next login reaches it');
 SELECT is((SELECT count(*) FROM personalisation.orders WHERE order_id = 'rt-order'), 1::bigint, 'with its order');
-SELECT is((SELECT count(*) FROM personalisation.sessions WHERE session_id IN ('rt-cust-old', 'rt-merged', 'rt-anon-old')),
-          0::bigint, 'while the old sessions are gone');
+SELECT personalisation.track_page_view('rt-cust-old', 'rt-cat', NULL, now());
+SELECT ok((SELECT p.customer_id IS NULL FROM personalisation.sessions s JOIN personalisation.profiles p USING (profile_id)
+            WHERE s.session_id = 'rt-cust-old'), 'an expired session seen again starts anonymous, until the next login');
 SELECT is((SELECT count(*) FROM personalisation.profiles WHERE profile_id = (SELECT profile_id FROM rt_profiles WHERE session_id = 'merged-away')),
           1::bigint, 'the anonymous profile merged into the customer stays for unmerge');
 SELECT ok((SELECT count(*) = 1 FROM personalisation.sessions WHERE session_id = 'rt-fresh')
