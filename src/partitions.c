@@ -26,6 +26,13 @@ PG_FUNCTION_INFO_V1(maintain_partitions);
 /* Advisory lock key (first half) serialising partition changes. */
 #define PARTITION_LOCK_KEY 0x70657273
 
+/*
+ * The days partitions can be made for: from day 0 (2000-01-01), the origin
+ * of the day numbers, to the end of the last year named with four digits.
+ */
+#define FIRST_PARTITION_DAY 0
+#define LAST_PARTITION_YEAR 9999
+
 static bool CoveredDaysValid = false;
 static Oid	CoveredEventsRelid = InvalidOid;
 static int64 CoveredFirstDay = 0;
@@ -261,10 +268,13 @@ maintain_partitions(PG_FUNCTION_ARGS)
 				 errmsg("now must not be null"),
 				 errhint("Omit the argument to use now().")));
 	now = PG_GETARG_TIMESTAMPTZ(0);
-	if (TIMESTAMP_NOT_FINITE(now))
+	if (TIMESTAMP_NOT_FINITE(now) || DayOf(now) < FIRST_PARTITION_DAY ||
+		DayOf(now) + PartitionPremakeDays > date2j(LAST_PARTITION_YEAR, 12, 31) - POSTGRES_EPOCH_JDATE)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("now must be a finite timestamp"),
+				 errmsg("now %s is outside the days event partitions cover", timestamptz_to_str(now)),
+				 errdetail("Event partitions cover the days from 2000-01-01 to %d-12-31, "
+						   "personalisation.partition_premake days ahead included.", LAST_PARTITION_YEAR),
 				 errhint("Omit the argument to use now().")));
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)

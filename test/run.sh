@@ -32,6 +32,8 @@ echo "== pgTAP"
 psql -q -X -d "$DB" -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap' \
          -c 'CREATE EXTENSION IF NOT EXISTS dblink' \
          -c 'CREATE EXTENSION IF NOT EXISTS personalisation'
+# security_hostile.sql reads the documented SQLSTATEs from docs/security.md
+export PERSONALISATION_DOCS="$REPO_DIR/docs"
 pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
 
 if [ $status -ne 0 ]; then
