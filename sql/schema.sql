@@ -107,7 +107,8 @@ CREATE TABLE personalisation.orders (
     session_id  text NOT NULL,
     occurred_at timestamptz NOT NULL,
     line_count  int NOT NULL,
-    total       numeric NOT NULL
+    total       numeric NOT NULL,
+    refunded_at timestamptz         -- set once by track_refund; NULL while the order stands
 );
 CREATE INDEX orders_profile_idx ON personalisation.orders (profile_id, occurred_at);
 

@@ -61,6 +61,9 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('set_consent',          'personalisation_shop',    'owner'),
     ('identify',             'personalisation_shop',    'owner'),
     ('identify_on_login',    'personalisation_shop',    'owner'),
+    ('track_refund',         'personalisation_shop',    'owner'),
+    ('also_bought',          'personalisation_shop',    'owner'),
+    ('recommend_for_cart',   'personalisation_shop',    'owner'),
     ('categories',           'personalisation_shop',    'owner'),
     ('products',             'personalisation_shop',    'owner'),
 -- analysts
@@ -86,6 +89,10 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('worker_status',        'owner_only',              'owner'),
     ('start_worker',         'owner_only',              'owner'),
     ('preloaded',            'owner_only',              'caller'),
+    ('rebuild_complementarity',   'owner_only',         'owner'),
+    ('maintain_complementarity',  'owner_only',         'owner'),
+    ('pause_complementarity',     'owner_only',         'owner'),
+    ('complement_product_orders', 'owner_only',         'owner'),
     ('journey_run_checks',   'owner_only',              'owner');
 
 -- Apply the map, and refuse a function or view it does not classify.

@@ -26,6 +26,8 @@ typedef struct PeriodicJob
 static const PeriodicJob PeriodicJobs[] = {
 	{"personalisation:maintain-partitions", "17 * * * *",
 	"SELECT personalisation.maintain_partitions()"},
+	{"personalisation:maintain-complementarity", "*/5 * * * *",
+	"SELECT personalisation.maintain_complementarity()"},
 	{"personalisation:run-due", "* * * * *",
 	"SELECT personalisation.run_due()"},
 };

@@ -47,7 +47,6 @@ extern void IssueCoupon(RunStep *step, const char *code, TimestampTz issued_at,
 						TimestampTz expires_at);
 
 /* outbox.c */
-extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern void OutboxWithdraw(int64 profile_id, Datum run_ids, const char *status,
 						   const char *reason, TimestampTz at);
 

@@ -135,30 +135,6 @@ OutboxWithdraw(int64 profile_id, Datum run_ids, const char *status, const char *
 }
 
 /*
- * RequireInstant returns argument argno as a finite timestamp, refusing NULL
- * and infinity: the "now" a caller may pass to act as of another time.
- */
-TimestampTz
-RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname)
-{
-	TimestampTz value;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("%s must not be null", argname),
-				 errhint("Omit %s to use now(), or pass the time to act as of.", argname)));
-	value = PG_GETARG_TIMESTAMPTZ(argno);
-	if (TIMESTAMP_NOT_FINITE(value))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("%s must be a finite timestamp", argname),
-				 errdetail("The value given is \"%s\".", timestamptz_to_str(value)),
-				 errhint("Omit %s to use now(), or pass the time to act as of.", argname)));
-	return value;
-}
-
-/*
  * RequireMessageId returns argument argno as a message id, refusing NULL.
  */
 static int64

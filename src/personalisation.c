@@ -14,6 +14,9 @@ int			EventRetentionMinutes = 180 * 24 * 60;
 int			PartitionPremakeDays = 7;
 int			MaxClockSkewSeconds = 300;
 int			MaxOrderLines = 500;
+int			ComplementMinCoOrders = 2;
+int			ComplementWindowMinutes = 0;
+int			ComplementBasketCap = 50;
 char	   *BlockedIdentifiers = NULL;
 bool		PersonalisationPreloaded = false;
 int			AbandonAfterMinutes = 30;
@@ -86,6 +89,31 @@ DefineGucs(void)
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 
+	DefineCustomIntVariable("personalisation.complement_min_co_orders",
+							"The fewest orders two products must share to be recommended together.",
+							"also_bought and recommend_for_cart leave out pairs bought together less often.",
+							&ComplementMinCoOrders,
+							2, 1, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.complement_window",
+							"How far back the complementarity counts reach; 0 counts every order.",
+							"maintain_complementarity() takes out orders as they leave the window; "
+							"a longer window takes effect at the next rebuild_complementarity().",
+							&ComplementWindowMinutes,
+							0, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.complement_basket_cap",
+							"The most products of one order whose pairs are counted.",
+							"Larger orders count pairs among a hash-chosen sample of this many products; "
+							"a new value takes effect at the next rebuild_complementarity().",
+							&ComplementBasketCap,
+							50, 2, 1000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 	DefineCustomStringVariable("personalisation.blocked_identifiers",
 							   "Extra placeholder values identify() refuses as session, customer or email identifiers.",
 							   "A comma-separated list compared case-insensitively, surrounding blanks ignored. "

@@ -21,6 +21,9 @@ extern int	EventRetentionMinutes;
 extern int	PartitionPremakeDays;
 extern int	MaxClockSkewSeconds;
 extern int	MaxOrderLines;
+extern int	ComplementMinCoOrders;
+extern int	ComplementWindowMinutes;
+extern int	ComplementBasketCap;
 extern char *BlockedIdentifiers;
 extern bool PersonalisationPreloaded;
 extern int	AbandonAfterMinutes;
@@ -45,9 +48,10 @@ extern int	WorkerNaptimeMs;
 /*
  * A statement prepared once per backend on first use and kept across
  * transactions; the plan cache revalidates it when the tables change.
- * cursor_options (0 by default) can ask for CURSOR_OPT_GENERIC_PLAN, for a
- * statement that looks rows up by key whatever its arguments: it is then
- * never planned again for each call.
+ * cursor_options (CURSOR_OPT_*) shape its plan: CURSOR_OPT_FAST_PLAN for a
+ * statement read through OpenSavedCursor and stopped early,
+ * CURSOR_OPT_GENERIC_PLAN for a hot statement whose best plan does not
+ * depend on its arguments, so that it is never planned again per call.
  */
 typedef struct SavedStatement
 {
@@ -61,11 +65,14 @@ typedef struct SavedStatement
 /* util.c */
 extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 					  bool read_only, long count);
+extern Portal OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls);
 extern bool TextEqual(text *left, text *right);
+extern int	TextCompare(text *left, text *right);
 extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern TimestampTz RequireEventTime(FunctionCallInfo fcinfo, int argno);
+extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern int32 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno);
 extern TimestampTz EventRetentionCutoff(TimestampTz now);
 
@@ -90,6 +97,9 @@ extern bool ClaimEventKey(text *event_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
 
+/* complement.c */
+extern void CountPurchase(text *order_id, TimestampTz occurred_at, Datum product_ids);
+extern void UncountOrder(text *order_id, TimestampTz occurred_at);
 /*
  * identity.c: one merge of an anonymous profile into a customer's profile,
  * as handed to each merge step's move and undo (see MergeSteps[] there).

@@ -13,7 +13,8 @@
  *		session_id, order_id, customer_id, email or event_id (text).  Tables
  *		that later capabilities add are covered by this rule without being
  *		listed anywhere; catalogue tables and anonymous aggregates (product
- *		pair counts) carry none of these columns and are left alone.
+ *		pair counts) carry none of these columns and are left alone, except
+ *		that erased orders leave the pair counts as refunded ones do.
  */
 #include "personalisation.h"
 
@@ -184,6 +185,17 @@ static SavedStatement UnreachableProfilesStatement = {
 	"                      WHERE m.from_profile_id = p.profile_id AND m.unmerged_at IS NULL)"
 	"     FOR UPDATE OF p) unreachable",
 	1, {INT8ARRAYOID}
+};
+
+/*
+ * $1 order ids: those still counted (not refunded), in order, locked: the
+ * erasure takes them out of the derived counts before deleting them.
+ */
+static SavedStatement StandingOrdersStatement = {
+	"SELECT o.order_id, o.occurred_at FROM personalisation.orders o"
+	" WHERE o.order_id = ANY ($1) AND o.refunded_at IS NULL"
+	" ORDER BY o.order_id COLLATE \"C\" FOR UPDATE",
+	1, {TEXTARRAYOID}
 };
 
 /*
@@ -360,9 +372,32 @@ CollectPerson(Datum profile_ids, Datum extra_sessions, PersonTable *tables, int 
 }
 
 /*
+ * UncountOrders takes the person's standing orders out of every count
+ * derived from orders, as a refund does: the product pair counts are
+ * anonymous and stay, but they must stay equal to what the remaining order
+ * history gives, or the window's expiry could never take these orders out.
+ */
+static void
+UncountOrders(Person *person)
+{
+	Datum		values[1] = {person->keys[KEY_ORDER]};
+	SPITupleTable *orders;
+	uint64		count;
+	bool		isnull;
+
+	ExecSaved(&StandingOrdersStatement, values, NULL, false, 0);
+	orders = SPI_tuptable;
+	count = SPI_processed;
+	for (uint64 i = 0; i < count; i++)
+		UncountOrder(DatumGetTextPP(SPI_getbinval(orders->vals[i], orders->tupdesc, 1, &isnull)),
+					 DatumGetTimestampTz(SPI_getbinval(orders->vals[i], orders->tupdesc, 2, &isnull)));
+}
+
+/*
  * ErasePerson deletes every row about the person from every table that
  * holds data about people, in passes until one finds nothing more, and
- * returns the rows deleted per table as jsonb.
+ * returns the rows deleted per table as jsonb.  The person's orders leave
+ * the derived counts first.
  */
 static Datum
 ErasePerson(PersonTable *tables, int count, Person *person)
@@ -372,6 +407,7 @@ ErasePerson(PersonTable *tables, int count, Person *person)
 	Datum	   *counts = palloc(sizeof(Datum) * Max(count, 1));
 	Datum		report[2];
 
+	UncountOrders(person);
 	for (int pass = 0; pass < MAX_ERASE_PASSES; pass++)
 	{
 		int64		found = 0;

@@ -121,15 +121,7 @@ ItemField(JsonbContainer *item, const char *key, int line)
 static int
 CompareLines(const void *a, const void *b)
 {
-	text	   *left = ((const OrderLine *) a)->product_id;
-	text	   *right = ((const OrderLine *) b)->product_id;
-	int			left_len = VARSIZE_ANY_EXHDR(left);
-	int			right_len = VARSIZE_ANY_EXHDR(right);
-	int			cmp = memcmp(VARDATA_ANY(left), VARDATA_ANY(right), Min(left_len, right_len));
-
-	if (cmp != 0)
-		return cmp;
-	return (left_len > right_len) - (left_len < right_len);
+	return TextCompare(((const OrderLine *) a)->product_id, ((const OrderLine *) b)->product_id);
 }
 
 /*
@@ -282,8 +274,9 @@ OrderAlreadyRecorded(text *order_id, text *session_id, OrderItems *items)
 }
 
 /*
- * track_purchase records an order: its lines, a purchase event, and the
- * removal of the purchased products from the buyer's cart.  Calls for one
+ * track_purchase records an order: its lines, its complementarity counts
+ * (CountPurchase), a purchase event, and the removal of the purchased
+ * products from the buyer's cart.  Calls for one
  * order id are serialised, so a retry racing the original still records
  * the order once.
  */
@@ -330,6 +323,7 @@ track_purchase(PG_FUNCTION_ARGS)
 		event.value = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
 													  SPI_tuptable->tupdesc, 1, &isnull),
 										false, -1);
+		CountPurchase(event.order_id, event.occurred_at, items.product_ids);
 
 		JourneyPurchase(event.profile_id, event.occurred_at);
 		cart_values[0] = Int64GetDatum(event.profile_id);

@@ -10,9 +10,30 @@
 #include "utils/builtins.h"
 
 /*
- * ExecSaved runs a saved statement inside the caller's SPI connection,
- * preparing and keeping its plan the first time.  Statements are
- * schema-qualified, so a plan stays right whatever the caller's search_path.
+ * PrepareSaved prepares a saved statement and keeps its plan the first time
+ * it is used.  Statements are schema-qualified, so a plan stays right
+ * whatever the caller's search_path.
+ */
+static void
+PrepareSaved(SavedStatement *statement)
+{
+	SPIPlanPtr	plan;
+
+	if (statement->plan != NULL)
+		return;
+
+	plan = SPI_prepare_cursor(statement->sql, statement->nargs, statement->argtypes,
+							  statement->cursor_options);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare statement \"%s\": %s",
+			 statement->sql, SPI_result_code_string(SPI_result));
+	if (SPI_keepplan(plan) != 0)
+		elog(ERROR, "could not keep plan for statement \"%s\"", statement->sql);
+	statement->plan = plan;
+}
+
+/*
+ * ExecSaved runs a saved statement inside the caller's SPI connection.
  */
 int
 ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
@@ -20,24 +41,24 @@ ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 {
 	int			rc;
 
-	if (statement->plan == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(statement->sql, statement->nargs,
-											  statement->argtypes, statement->cursor_options);
-
-		if (plan == NULL)
-			elog(ERROR, "could not prepare statement \"%s\": %s",
-				 statement->sql, SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "could not keep plan for statement \"%s\"", statement->sql);
-		statement->plan = plan;
-	}
-
+	PrepareSaved(statement);
 	rc = SPI_execute_plan(statement->plan, values, nulls, read_only, count);
 	if (rc < 0)
 		elog(ERROR, "statement \"%s\" failed: %s",
 			 statement->sql, SPI_result_code_string(rc));
 	return rc;
+}
+
+/*
+ * OpenSavedCursor opens a read-only cursor over a saved statement inside the
+ * caller's SPI connection, for readers that stop as soon as they have
+ * enough rows.
+ */
+Portal
+OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls)
+{
+	PrepareSaved(statement);
+	return SPI_cursor_open(NULL, statement->plan, values, nulls, true);
 }
 
 /*
@@ -92,6 +113,23 @@ TextEqual(text *left, text *right)
 
 	return len == VARSIZE_ANY_EXHDR(right) &&
 		memcmp(VARDATA_ANY(left), VARDATA_ANY(right), len) == 0;
+}
+
+/*
+ * TextCompare orders two texts by their bytes (the "C" collation's order),
+ * returning <0, 0 or >0: the order identifiers are sorted in wherever rows
+ * are locked one after another.
+ */
+int
+TextCompare(text *left, text *right)
+{
+	int			left_len = VARSIZE_ANY_EXHDR(left);
+	int			right_len = VARSIZE_ANY_EXHDR(right);
+	int			cmp = memcmp(VARDATA_ANY(left), VARDATA_ANY(right), Min(left_len, right_len));
+
+	if (cmp != 0)
+		return cmp;
+	return (left_len > right_len) - (left_len < right_len);
 }
 
 /*
@@ -182,6 +220,30 @@ RequireEventTime(FunctionCallInfo fcinfo, int argno)
 				 errhint("Raise personalisation.event_retention to load older history.")));
 
 	return occurred_at;
+}
+
+/*
+ * RequireInstant returns argument argno as a finite timestamp, refusing NULL
+ * and infinity: the "now" a caller may pass to act as of another time.
+ */
+TimestampTz
+RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname)
+{
+	TimestampTz value;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", argname),
+				 errhint("Omit %s to use now(), or pass the time to act as of.", argname)));
+	value = PG_GETARG_TIMESTAMPTZ(argno);
+	if (TIMESTAMP_NOT_FINITE(value))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("%s must be a finite timestamp", argname),
+				 errdetail("The value given is \"%s\".", timestamptz_to_str(value)),
+				 errhint("Omit %s to use now(), or pass the time to act as of.", argname)));
+	return value;
 }
 
 /*

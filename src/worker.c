@@ -37,6 +37,7 @@
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
@@ -444,6 +445,13 @@ PersonalisationWorkerMain(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(database_id, owner, 0);
 	pgstat_report_appname("personalisation worker");
+
+	/*
+	 * The worker yields to DDL: when its run deadlocks with, say, DROP
+	 * EXTENSION, its own deadlock check fires first and it is the one
+	 * aborted; it retries after a pause and then finds the extension gone.
+	 */
+	SetConfigOption("deadlock_timeout", "100ms", PGC_SUSET, PGC_S_OVERRIDE);
 
 	if (!ClaimSlot(database_id))
 		proc_exit(0);

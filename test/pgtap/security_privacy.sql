@@ -9,7 +9,7 @@ SET LOCAL personalisation.event_retention = '36500d';
 SET LOCAL personalisation.journey_holdout_percent = 0;
 SET LOCAL personalisation.frequency_cap = 0;
 SET LOCAL personalisation.quiet_hours = '';
-SELECT plan(24);
+SELECT plan(26);
 \ir ../security_helpers.sql
 
 INSERT INTO personalisation.categories VALUES ('fg-cat', NULL, 'Forget');
@@ -84,6 +84,8 @@ SELECT ok((SELECT count(*) >= 2 FROM personalisation.outbox WHERE profile_id IN 
 SELECT ok((SELECT count(*) > 0 FROM personalisation.coupons WHERE profile_id IN (SELECT profile_id FROM fg_profiles)),
           'and issued a coupon');
 SELECT is((SELECT count(*) FROM fg_profiles), 2::bigint, 'the customer has a profile and a merged anonymous one');
+SELECT ok((SELECT sum(co_orders) > 0 FROM personalisation.complement_pairs WHERE product_a = 'fg-p1' AND product_b = 'fg-p2'),
+          'and their order counts in the product pairs');
 
 CREATE TEMP TABLE fg_other_before AS
   SELECT md5(string_agg(r, ',' ORDER BY r)) AS digest FROM (
@@ -131,6 +133,10 @@ SELECT is((SELECT count(*) FROM personalisation.events WHERE session_id = 'fg-sh
 SELECT is((SELECT count(*) FROM personalisation.products WHERE product_id LIKE 'fg-p%'), 2::bigint, 'the catalogue stays');
 SELECT is((SELECT count(*) FROM personalisation.journeys), (SELECT count(DISTINCT journey) FROM personalisation.journey_steps),
           'and so do the journey definitions');
+CREATE TEMP TABLE fg_pairs AS SELECT * FROM personalisation.complement_pairs;
+SELECT * FROM personalisation.rebuild_complementarity();
+SELECT set_eq('SELECT * FROM fg_pairs', 'SELECT * FROM personalisation.complement_pairs',
+              'the anonymous pair counts stay, equal to a rebuild from the orders that remain');
 
 SELECT throws_ok($$SELECT personalisation.forget_customer('fg-cust-Zq')$$, 'P0002',
                  'customer "fg-cust-Zq" is not known', 'forgetting the customer again is refused as unknown');

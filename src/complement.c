@@ -1,0 +1,1620 @@
+/*
+ * complement.c
+ *		Complementarity: "customers who bought X also bought Y".  Owns the
+ *		order counts per product and per unordered product pair and every
+ *		path that changes them: each purchase and refund in its own
+ *		transaction, the window's expiry and the folding of stripes
+ *		(maintain_complementarity), pausing, and the bulk rebuild from the
+ *		order history; and the readers also_bought and recommend_for_cart.
+ *
+ *		An order counts once per product it contains, whatever the quantity.
+ *		Refunded orders and orders placed before the window count nowhere.
+ *		Pairs are taken among at most basket_cap products of an order: all of
+ *		them in an order that small, otherwise the basket_cap products with
+ *		the smallest hashtextextended(product_id, hashtext(order_id)), ties
+ *		broken by product id.  Every path applies that rule through
+ *		KeepForPairs, so the incremental counts and a rebuild agree exactly.
+ *
+ *		Lock order, which keeps concurrent purchases free of deadlocks:
+ *		complement_state (ROW EXCLUSIVE for purchases and refunds, EXCLUSIVE
+ *		for rebuild, maintenance and pause), then product rows in byte order,
+ *		then pair rows in byte order of (a, b), then the stripe's total row.
+ */
+#include "personalisation.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "common/hashfn.h"
+#include "executor/tuptable.h"
+#include "funcapi.h"
+#include "nodes/makefuncs.h"
+#include "storage/backendid.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/datum.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+
+PG_FUNCTION_INFO_V1(also_bought);
+PG_FUNCTION_INFO_V1(recommend_for_cart);
+PG_FUNCTION_INFO_V1(rebuild_complementarity);
+PG_FUNCTION_INFO_V1(maintain_complementarity);
+PG_FUNCTION_INFO_V1(pause_complementarity);
+
+/* Striped counters: a backend writes stripe MyBackendId % COUNT_STRIPES. */
+#define COUNT_STRIPES 8
+
+/* The most rows also_bought and recommend_for_cart return. */
+#define MAX_RESULTS 1000
+
+/* Rows read per fetch from the order history; most rows per partner fetch. */
+#define HISTORY_FETCH 10000
+#define PARTNER_FETCH_MAX 1024
+
+/* Pair rows written per heap multi-insert during a rebuild. */
+#define BULK_BATCH 1000
+
+/* What the counts cover, as complement_state records it. */
+typedef struct CountState
+{
+	TimestampTz counted_since;
+	int			basket_cap;
+	bool		paused;
+} CountState;
+
+/*
+ * Changes to the counts, all of one sign, ready to apply: text[] and int8[]
+ * arrays with the products in byte order and the pairs in byte order of
+ * (a, b), which is the order rows are locked in.
+ */
+typedef struct CountDeltas
+{
+	int64		orders;
+	int			nproducts;
+	Datum		product_ids;
+	Datum		product_deltas;
+	int			npairs;
+	Datum		pair_a;
+	Datum		pair_b;
+	Datum		pair_deltas;
+} CountDeltas;
+
+/* One product of a basket being sampled for pairs. */
+typedef struct BasketItem
+{
+	const char *id;
+	int			len;
+	int			rank;			/* position in byte order */
+	int64		draw;			/* sampling hash, for oversized baskets */
+} BasketItem;
+
+/*
+ * One side's partners of a product, read through a cursor a batch at a
+ * time: the current row is batch->vals[next].  The first batch holds as
+ * many rows as the caller wants, and each further one twice as many as the
+ * last, since every row read costs a catalogue lookup.
+ */
+typedef struct PartnerStream
+{
+	Portal		portal;
+	SPITupleTable *batch;
+	uint64		next;
+	long		fetch;
+} PartnerStream;
+
+/* One complement of a product, as also_bought reports it. */
+typedef struct Complement
+{
+	Datum		product_id;		/* text */
+	int64		co_orders;
+	int64		other_orders;
+	double		confidence;
+	double		lift;
+	double		jaccard;
+} Complement;
+
+/*
+ * One product recommend_for_cart suggests: its strongest link to the cart
+ * (the complement as the cart product because_of lists it) and its score.
+ */
+typedef struct Recommendation
+{
+	Complement	link;
+	Datum		because_of;		/* text */
+	double		score;
+} Recommendation;
+
+/* Interned strings (product or order ids) for the in-memory aggregation. */
+typedef struct NameEntry
+{
+	char	   *name;
+	uint32		hash;
+	int32		index;
+	char		status;
+} NameEntry;
+
+#define SH_PREFIX names
+#define SH_ELEMENT_TYPE NameEntry
+#define SH_KEY_TYPE char *
+#define SH_KEY name
+#define SH_HASH_KEY(tb, key) hash_bytes((const unsigned char *) (key), strlen(key))
+#define SH_EQUAL(tb, a, b) (strcmp((a), (b)) == 0)
+#define SH_STORE_HASH
+#define SH_GET_HASH(tb, a) ((a)->hash)
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* A pair of product ranks (a < b) packed as a << 32 | b, and its count. */
+typedef struct PairEntry
+{
+	uint64		key;
+	int64		count;
+	char		status;
+} PairEntry;
+
+#define SH_PREFIX pairs
+#define SH_ELEMENT_TYPE PairEntry
+#define SH_KEY_TYPE uint64
+#define SH_KEY key
+#define SH_HASH_KEY(tb, key) hash_combine(murmurhash32((uint32) ((key) >> 32)), murmurhash32((uint32) (key)))
+#define SH_EQUAL(tb, a, b) ((a) == (b))
+#define SH_SCOPE static inline
+#define SH_DECLARE
+#define SH_DEFINE
+#include "lib/simplehash.h"
+
+/* sort_pairs sorts pair entries by key, that is by (a, b) in byte order. */
+#define ST_SORT sort_pairs
+#define ST_ELEMENT_TYPE PairEntry
+#define ST_COMPARE(a, b) ((a)->key < (b)->key ? -1 : (a)->key > (b)->key ? 1 : 0)
+#define ST_SCOPE static
+#define ST_DECLARE
+#define ST_DEFINE
+#include "lib/sort_template.h"
+
+/* A set of interned strings, each with a dense index. */
+typedef struct NameSet
+{
+	names_hash *hash;
+	char	  **names;
+	int32		count;
+	int32		space;
+} NameSet;
+
+/*
+ * The counts of a batch of orders, aggregated in memory: by rebuild over
+ * the whole history, by maintenance over the orders leaving the window.
+ */
+typedef struct Aggregation
+{
+	MemoryContext context;
+	NameSet		products;
+	NameSet		orders;
+	int32	   *line_orders;	/* per order line: order index */
+	int32	   *line_products;	/* per order line: product index */
+	int64		nlines;
+	int64		line_space;
+	int		   *by_rank;		/* product index of each byte-order rank */
+	int64	   *product_orders; /* orders per product, by rank */
+	pairs_hash *pairs;			/* pair counts, keyed by ranks */
+} Aggregation;
+
+static SavedStatement ReadStateStatement = {
+	.sql = "SELECT counted_since, basket_cap, paused FROM personalisation.complement_state",
+};
+
+static SavedStatement WriteStateStatement = {
+	.sql = "INSERT INTO personalisation.complement_state AS s"
+	" (singleton, counted_since, basket_cap, paused, rebuilt_at) VALUES (true, $1, $2, false, $3)"
+	" ON CONFLICT (singleton) DO UPDATE SET counted_since = excluded.counted_since,"
+	" basket_cap = excluded.basket_cap, paused = false, rebuilt_at = excluded.rebuilt_at",
+	.nargs = 3,
+	.argtypes = {TIMESTAMPTZOID, INT4OID, TIMESTAMPTZOID},
+};
+
+static SavedStatement MoveWindowStatement = {
+	.sql = "UPDATE personalisation.complement_state SET counted_since = $1",
+	.nargs = 1,
+	.argtypes = {TIMESTAMPTZOID},
+};
+
+static SavedStatement PauseStatement = {
+	.sql = "UPDATE personalisation.complement_state SET paused = true",
+};
+
+static SavedStatement ProductDeltasStatement = {
+	.sql = "INSERT INTO personalisation.complement_products AS c (product_id, stripe, orders)"
+	" SELECT p, $2, d FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($3)) AS u(p, d)"
+	" ON CONFLICT (product_id, stripe) DO UPDATE SET orders = c.orders + excluded.orders",
+	.nargs = 3,
+	.argtypes = {TEXTARRAYOID, INT2OID, INT8ARRAYOID},
+};
+
+static SavedStatement PairDeltasStatement = {
+	.sql = "INSERT INTO personalisation.complement_pairs AS c (product_a, product_b, co_orders)"
+	" SELECT a, b, d FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3))"
+	"   AS u(a, b, d)"
+	" ON CONFLICT (product_a, product_b) DO UPDATE SET co_orders = c.co_orders + excluded.co_orders",
+	.nargs = 3,
+	.argtypes = {TEXTARRAYOID, TEXTARRAYOID, INT8ARRAYOID},
+};
+
+static SavedStatement DeleteEmptyPairsStatement = {
+	.sql = "DELETE FROM personalisation.complement_pairs"
+	" WHERE (product_a, product_b) IN"
+	"   (SELECT a COLLATE \"C\", b COLLATE \"C\""
+	"      FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(a, b))"
+	"   AND co_orders = 0",
+	.nargs = 2,
+	.argtypes = {TEXTARRAYOID, TEXTARRAYOID},
+};
+
+static SavedStatement TotalDeltaStatement = {
+	.sql = "INSERT INTO personalisation.complement_totals AS t (stripe, orders) VALUES ($1, $2)"
+	" ON CONFLICT (stripe) DO UPDATE SET orders = t.orders + excluded.orders",
+	.nargs = 2,
+	.argtypes = {INT2OID, INT8OID},
+};
+
+static SavedStatement OrderProductsStatement = {
+	.sql = "SELECT pg_catalog.array_agg(product_id ORDER BY product_id COLLATE \"C\")"
+	"  FROM personalisation.order_lines WHERE order_id = $1",
+	.nargs = 1,
+	.argtypes = {TEXTOID},
+};
+
+static SavedStatement FoldProductsStatement = {
+	.sql = "WITH moved AS (DELETE FROM personalisation.complement_products WHERE stripe <> 0"
+	"                    RETURNING product_id, orders),"
+	" folded AS (INSERT INTO personalisation.complement_products AS c (product_id, stripe, orders)"
+	"            SELECT product_id, 0, pg_catalog.sum(orders) FROM moved GROUP BY product_id"
+	"            ORDER BY product_id"
+	"            ON CONFLICT (product_id, stripe) DO UPDATE SET orders = c.orders + excluded.orders)"
+	" SELECT pg_catalog.count(*) FROM moved",
+};
+
+static SavedStatement FoldTotalsStatement = {
+	.sql = "WITH moved AS (DELETE FROM personalisation.complement_totals WHERE stripe <> 0"
+	"                    RETURNING orders),"
+	" folded AS (INSERT INTO personalisation.complement_totals AS t (stripe, orders)"
+	"            SELECT 0, pg_catalog.sum(orders) FROM moved HAVING pg_catalog.count(*) > 0"
+	"            ON CONFLICT (stripe) DO UPDATE SET orders = t.orders + excluded.orders)"
+	" SELECT pg_catalog.count(*) FROM moved",
+};
+
+static SavedStatement DeleteEmptyCountsStatement = {
+	.sql = "WITH products AS (DELETE FROM personalisation.complement_products WHERE orders = 0 RETURNING 1),"
+	" totals AS (DELETE FROM personalisation.complement_totals WHERE orders = 0 RETURNING 1)"
+	" SELECT (SELECT pg_catalog.count(*) FROM products) + (SELECT pg_catalog.count(*) FROM totals)",
+};
+
+static SavedStatement InsertProductCountsStatement = {
+	.sql = "INSERT INTO personalisation.complement_products (product_id, stripe, orders)"
+	" SELECT p, 0, n FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) AS u(p, n)",
+	.nargs = 2,
+	.argtypes = {TEXTARRAYOID, INT8ARRAYOID},
+};
+
+static SavedStatement ProductCountsStatement = {
+	.sql = "SELECT (SELECT pg_catalog.sum(orders)::bigint FROM personalisation.complement_products"
+	"         WHERE product_id = $1 COLLATE \"C\"),"
+	"       (SELECT pg_catalog.sum(orders)::bigint FROM personalisation.complement_totals)"
+	"  FROM personalisation.products WHERE product_id = $1",
+	.nargs = 1,
+	.argtypes = {TEXTOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
+};
+
+/* Counted orders per product of $1, in the array's order. */
+static SavedStatement ProductsOrdersStatement = {
+	.sql = "SELECT (SELECT pg_catalog.sum(orders)::bigint FROM personalisation.complement_products"
+	"         WHERE product_id = u.p COLLATE \"C\")"
+	"  FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(p, i) ORDER BY u.i",
+	.nargs = 1,
+	.argtypes = {TEXTARRAYOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
+};
+
+/*
+ * A product's partners with at least $2 co-orders and in stock, in
+ * descending co_orders: one statement per side of the pair table, each read
+ * in the order of its co_orders index, so that a reader stops after the rows
+ * it needs however many partners the product has.
+ */
+#define PARTNERS_STATEMENT(side, other) { \
+	.sql = "SELECT c." other ", c.co_orders" \
+	"  FROM personalisation.complement_pairs c" \
+	" WHERE c." side " = $1 COLLATE \"C\" AND c.co_orders >= $2" \
+	"   AND EXISTS (SELECT FROM personalisation.products p" \
+	"                WHERE p.product_id = c." other " COLLATE \"default\" AND p.in_stock)" \
+	" ORDER BY c.co_orders DESC", \
+	.nargs = 2, \
+	.argtypes = {TEXTOID, INT8OID}, \
+	.cursor_options = CURSOR_OPT_FAST_PLAN | CURSOR_OPT_GENERIC_PLAN, \
+}
+
+static SavedStatement PartnersAboveStatement = PARTNERS_STATEMENT("product_a", "product_b");
+static SavedStatement PartnersBelowStatement = PARTNERS_STATEMENT("product_b", "product_a");
+
+static SavedStatement CartStatement = {
+	.sql = "SELECT ARRAY(SELECT product_id FROM personalisation.cart_lines"
+	"              WHERE profile_id = s.profile_id ORDER BY product_id COLLATE \"C\"),"
+	"       ARRAY(SELECT DISTINCT l.product_id COLLATE \"C\""
+	"               FROM personalisation.orders o"
+	"               JOIN personalisation.order_lines l ON l.order_id = o.order_id"
+	"              WHERE o.profile_id = s.profile_id ORDER BY 1)"
+	"  FROM personalisation.sessions s WHERE s.session_id = $1",
+	.nargs = 1,
+	.argtypes = {TEXTOID},
+};
+
+/* Order lines of the counted orders placed in [$1, $2). */
+static const char *const HistorySql =
+"SELECT l.order_id, l.product_id"
+"  FROM personalisation.orders o JOIN personalisation.order_lines l ON l.order_id = o.order_id"
+" WHERE o.refunded_at IS NULL AND o.occurred_at >= $1 AND o.occurred_at < $2";
+
+/*
+ * MyStripe is the counter stripe this backend writes: concurrent backends
+ * have distinct backend ids, so up to COUNT_STRIPES of them never share a
+ * counter row.
+ */
+static int16
+MyStripe(void)
+{
+	return (int16) (MyBackendId % COUNT_STRIPES);
+}
+
+/*
+ * LockCounts takes the counts' lock in the given mode (see the header
+ * comment) and returns the state recorded under it.  The state is read with
+ * a fresh snapshot taken after the lock is granted.
+ */
+static CountState
+LockCounts(LOCKMODE mode)
+{
+	CountState	state;
+	bool		isnull;
+
+	RangeVarGetRelid(makeRangeVar("personalisation", "complement_state", -1), mode, false);
+	ExecSaved(&ReadStateStatement, NULL, NULL, false, 1);
+	if (SPI_processed != 1)
+		elog(ERROR, "personalisation.complement_state holds no row");
+	state.counted_since = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+															SPI_tuptable->tupdesc, 1, &isnull));
+	state.basket_cap = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 2, &isnull));
+	state.paused = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											  SPI_tuptable->tupdesc, 3, &isnull));
+	return state;
+}
+
+/*
+ * CountsCover reports whether an order placed at occurred_at is counted
+ * under the given state.
+ */
+static bool
+CountsCover(CountState *state, TimestampTz occurred_at)
+{
+	return !state->paused && occurred_at >= state->counted_since;
+}
+
+/*
+ * CompareDraws orders basket items by sampling hash, then by rank.
+ */
+static int
+CompareDraws(const void *a, const void *b)
+{
+	const BasketItem *left = a;
+	const BasketItem *right = b;
+
+	if (left->draw != right->draw)
+		return left->draw < right->draw ? -1 : 1;
+	return (left->rank > right->rank) - (left->rank < right->rank);
+}
+
+/*
+ * CompareRanks orders basket items by rank, that is by product id in byte
+ * order.
+ */
+static int
+CompareRanks(const void *a, const void *b)
+{
+	const BasketItem *left = a;
+	const BasketItem *right = b;
+
+	return (left->rank > right->rank) - (left->rank < right->rank);
+}
+
+/*
+ * KeepForPairs applies the basket cap to an order's items, given sorted by
+ * rank: it moves the items whose pairs count to the front, still sorted by
+ * rank, and returns how many they are.  An order over the cap keeps the cap
+ * items with the smallest hashtextextended(product_id, hashtext(order_id)),
+ * a sample that is uniform, the same on every path, and reproducible in SQL.
+ */
+static int
+KeepForPairs(BasketItem *items, int count, const char *order_id, int order_len, int cap)
+{
+	int64		seed;
+
+	if (count <= cap)
+		return count;
+
+	seed = (int64) DatumGetInt32(hash_any((const unsigned char *) order_id, order_len));
+	for (int i = 0; i < count; i++)
+		items[i].draw = DatumGetInt64(hash_any_extended((const unsigned char *) items[i].id,
+														items[i].len, (uint64) seed));
+	qsort(items, count, sizeof(BasketItem), CompareDraws);
+	qsort(items, cap, sizeof(BasketItem), CompareRanks);
+	return cap;
+}
+
+/*
+ * ApplyDeltas writes count changes, locking product rows, then pair rows,
+ * then the stripe's total, each in byte order.  Pairs that a subtraction
+ * brings to zero are deleted, so the table holds exactly the pairs bought
+ * together; products and totals keep zero stripes until maintenance folds
+ * them.
+ */
+static void
+ApplyDeltas(CountDeltas *deltas)
+{
+	Datum		stripe = Int16GetDatum(MyStripe());
+
+	if (deltas->orders == 0)
+		return;
+
+	{
+		Datum		values[3] = {deltas->product_ids, stripe, deltas->product_deltas};
+
+		ExecSaved(&ProductDeltasStatement, values, NULL, false, 0);
+	}
+	if (deltas->npairs > 0)
+	{
+		Datum		values[3] = {deltas->pair_a, deltas->pair_b, deltas->pair_deltas};
+
+		ExecSaved(&PairDeltasStatement, values, NULL, false, 0);
+		if (deltas->orders < 0)
+			ExecSaved(&DeleteEmptyPairsStatement, values, NULL, false, 0);
+	}
+	{
+		Datum		values[2] = {stripe, Int64GetDatum(deltas->orders)};
+
+		ExecSaved(&TotalDeltaStatement, values, NULL, false, 0);
+	}
+}
+
+/*
+ * TextArray builds a text[] from count text datums.
+ */
+static Datum
+TextArray(Datum *elements, int count)
+{
+	return PointerGetDatum(construct_array(elements, count, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * Int8Array builds an int8[] from count int8 datums.
+ */
+static Datum
+Int8Array(Datum *elements, int count)
+{
+	return PointerGetDatum(construct_array(elements, count, INT8OID, 8, FLOAT8PASSBYVAL,
+										   TYPALIGN_DOUBLE));
+}
+
+/*
+ * OrderDeltas returns the changes one order makes to the counts, with sign
+ * +1 (counting it) or -1 (taking it out): one order, each of its products,
+ * and each pair among the products KeepForPairs keeps.  product_ids is the
+ * order's text[] of distinct product ids in byte order.
+ */
+static CountDeltas
+OrderDeltas(text *order_id, Datum product_ids, int basket_cap, int64 sign)
+{
+	CountDeltas deltas = {.orders = sign};
+	Datum	   *ids;
+	int			count;
+	int			kept;
+	BasketItem *items;
+	Datum	   *signs;
+	Datum	   *pair_a;
+	Datum	   *pair_b;
+
+	deconstruct_array(DatumGetArrayTypeP(product_ids), TEXTOID, -1, false, TYPALIGN_INT,
+					  &ids, NULL, &count);
+
+	signs = palloc(sizeof(Datum) * count);
+	for (int i = 0; i < count; i++)
+		signs[i] = Int64GetDatum(sign);
+	deltas.nproducts = count;
+	deltas.product_ids = product_ids;
+	deltas.product_deltas = Int8Array(signs, count);
+
+	items = palloc(sizeof(BasketItem) * count);
+	for (int i = 0; i < count; i++)
+	{
+		items[i].id = VARDATA_ANY(DatumGetPointer(ids[i]));
+		items[i].len = VARSIZE_ANY_EXHDR(DatumGetPointer(ids[i]));
+		items[i].rank = i;
+	}
+	kept = KeepForPairs(items, count, VARDATA_ANY(order_id), VARSIZE_ANY_EXHDR(order_id),
+						basket_cap);
+
+	deltas.npairs = kept * (kept - 1) / 2;
+	if (deltas.npairs == 0)
+		return deltas;
+
+	pair_a = palloc(sizeof(Datum) * deltas.npairs);
+	pair_b = palloc(sizeof(Datum) * deltas.npairs);
+	signs = palloc(sizeof(Datum) * deltas.npairs);
+	for (int i = 0, p = 0; i < kept; i++)
+		for (int j = i + 1; j < kept; j++, p++)
+		{
+			pair_a[p] = ids[items[i].rank];
+			pair_b[p] = ids[items[j].rank];
+			signs[p] = Int64GetDatum(sign);
+		}
+	deltas.pair_a = TextArray(pair_a, deltas.npairs);
+	deltas.pair_b = TextArray(pair_b, deltas.npairs);
+	deltas.pair_deltas = Int8Array(signs, deltas.npairs);
+	return deltas;
+}
+
+/*
+ * CountPurchase adds a newly recorded order to the counts, in the
+ * purchase's transaction, unless counting is paused or the order lies
+ * before the window.  product_ids is the order's text[] of distinct product
+ * ids in byte order.
+ */
+void
+CountPurchase(text *order_id, TimestampTz occurred_at, Datum product_ids)
+{
+	CountState	state = LockCounts(RowExclusiveLock);
+	CountDeltas deltas;
+
+	if (!CountsCover(&state, occurred_at))
+		return;
+	deltas = OrderDeltas(order_id, product_ids, state.basket_cap, 1);
+	ApplyDeltas(&deltas);
+}
+
+/*
+ * UncountOrder takes a recorded order, placed at occurred_at, back out of
+ * the counts when they hold it: the caller is marking it refunded.
+ */
+void
+UncountOrder(text *order_id, TimestampTz occurred_at)
+{
+	CountState	state = LockCounts(RowExclusiveLock);
+	Datum		values[1] = {PointerGetDatum(order_id)};
+	bool		isnull;
+	Datum		product_ids;
+	CountDeltas deltas;
+
+	if (!CountsCover(&state, occurred_at))
+		return;
+
+	ExecSaved(&OrderProductsStatement, values, NULL, false, 1);
+	product_ids = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return;
+	deltas = OrderDeltas(order_id, product_ids, state.basket_cap, -1);
+	ApplyDeltas(&deltas);
+}
+
+/*
+ * NameSetInit prepares an empty set of interned strings.
+ */
+static void
+NameSetInit(NameSet *set, MemoryContext context, uint32 expected)
+{
+	set->hash = names_create(context, expected, NULL);
+	set->count = 0;
+	set->space = 1024;
+	set->names = MemoryContextAlloc(context, sizeof(char *) * set->space);
+}
+
+/*
+ * Intern returns the dense index of a string in the set, adding it the
+ * first time.  buffer is scratch space for the NUL-terminated copy used for
+ * the lookup.
+ */
+static int32
+Intern(NameSet *set, MemoryContext context, StringInfo buffer, text *value)
+{
+	NameEntry  *entry;
+	bool		found;
+
+	resetStringInfo(buffer);
+	appendBinaryStringInfo(buffer, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+	entry = names_insert(set->hash, buffer->data, &found);
+	if (!found)
+	{
+		entry->name = MemoryContextStrdup(context, buffer->data);
+		entry->index = set->count;
+		if (set->count == set->space)
+		{
+			set->space *= 2;
+			set->names = repalloc_huge(set->names, sizeof(char *) * set->space);
+		}
+		set->names[set->count++] = entry->name;
+	}
+	return entry->index;
+}
+
+/*
+ * LoadHistory reads the lines of the counted orders placed in [from, to)
+ * into the aggregation, interning product and order ids.  The cursor takes
+ * a fresh snapshot, so it sees every order committed before the caller's
+ * lock was granted.
+ */
+static void
+LoadHistory(Aggregation *agg, TimestampTz from, TimestampTz to)
+{
+	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[2] = {TimestampTzGetDatum(from), TimestampTzGetDatum(to)};
+	Portal		portal;
+	StringInfoData buffer;
+
+	portal = SPI_cursor_open_with_args(NULL, HistorySql, 2, argtypes, values, NULL, false, 0);
+	initStringInfo(&buffer);
+	for (;;)
+	{
+		MemoryContext caller;
+
+		SPI_cursor_fetch(portal, true, HISTORY_FETCH);
+		if (SPI_processed == 0)
+			break;
+
+		caller = MemoryContextSwitchTo(agg->context);
+		if (agg->nlines + (int64) SPI_processed > agg->line_space)
+		{
+			agg->line_space = Max(agg->line_space * 2, agg->nlines + (int64) SPI_processed);
+			agg->line_orders = repalloc_huge(agg->line_orders, sizeof(int32) * agg->line_space);
+			agg->line_products = repalloc_huge(agg->line_products, sizeof(int32) * agg->line_space);
+		}
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tuple = SPI_tuptable->vals[i];
+			bool		isnull;
+			text	   *order_id = DatumGetTextPP(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 1, &isnull));
+			text	   *product_id = DatumGetTextPP(SPI_getbinval(tuple, SPI_tuptable->tupdesc, 2, &isnull));
+
+			agg->line_orders[agg->nlines] = Intern(&agg->orders, agg->context, &buffer, order_id);
+			agg->line_products[agg->nlines] = Intern(&agg->products, agg->context, &buffer, product_id);
+			agg->nlines++;
+		}
+		MemoryContextSwitchTo(caller);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	pfree(buffer.data);
+}
+
+/* The product names CompareProductIndexes sorts by. */
+static char **SortingNames;
+
+/*
+ * CompareProductIndexes orders product indexes by product id in byte order.
+ */
+static int
+CompareProductIndexes(const void *a, const void *b)
+{
+	return strcmp(SortingNames[*(const int *) a], SortingNames[*(const int *) b]);
+}
+
+/*
+ * CompareInts orders ints ascending.
+ */
+static int
+CompareInts(const void *a, const void *b)
+{
+	int			left = *(const int *) a;
+	int			right = *(const int *) b;
+
+	return (left > right) - (left < right);
+}
+
+/*
+ * CountBaskets turns the loaded lines into counts: orders per product and
+ * per pair among the products KeepForPairs keeps, with products numbered by
+ * rank (byte order), so that a pair key's order is the pair's byte order.
+ */
+static void
+CountBaskets(Aggregation *agg, int basket_cap)
+{
+	MemoryContext caller = MemoryContextSwitchTo(agg->context);
+	int			nproducts = agg->products.count;
+	int			norders = agg->orders.count;
+	int		   *rank_of = palloc(sizeof(int) * Max(nproducts, 1));
+	int		   *lengths = palloc(sizeof(int) * Max(nproducts, 1));
+	int64	   *starts = palloc0(sizeof(int64) * (norders + 1));
+	int		   *members = palloc_extended(sizeof(int) * Max(agg->nlines, 1), MCXT_ALLOC_HUGE);
+	int			basket_space = 64;
+	BasketItem *items = palloc(sizeof(BasketItem) * basket_space);
+
+	agg->by_rank = palloc(sizeof(int) * Max(nproducts, 1));
+	for (int i = 0; i < nproducts; i++)
+		agg->by_rank[i] = i;
+	SortingNames = agg->products.names;
+	qsort(agg->by_rank, nproducts, sizeof(int), CompareProductIndexes);
+	for (int r = 0; r < nproducts; r++)
+	{
+		rank_of[agg->by_rank[r]] = r;
+		lengths[r] = strlen(agg->products.names[agg->by_rank[r]]);
+	}
+
+	/* group the lines by order: a counting sort on the order index */
+	for (int64 i = 0; i < agg->nlines; i++)
+		starts[agg->line_orders[i] + 1]++;
+	for (int o = 0; o < norders; o++)
+		starts[o + 1] += starts[o];
+	{
+		int64	   *next = palloc(sizeof(int64) * (norders + 1));
+
+		memcpy(next, starts, sizeof(int64) * (norders + 1));
+		for (int64 i = 0; i < agg->nlines; i++)
+			members[next[agg->line_orders[i]]++] = rank_of[agg->line_products[i]];
+		pfree(next);
+	}
+
+	agg->product_orders = palloc0(sizeof(int64) * Max(nproducts, 1));
+	agg->pairs = pairs_create(agg->context, Max(agg->nlines, 1024), NULL);
+	for (int o = 0; o < norders; o++)
+	{
+		int		   *basket = members + starts[o];
+		int			count = (int) (starts[o + 1] - starts[o]);
+		int			kept;
+
+		qsort(basket, count, sizeof(int), CompareInts);
+		if (count > basket_space)
+		{
+			basket_space = count;
+			items = repalloc(items, sizeof(BasketItem) * basket_space);
+		}
+		for (int i = 0; i < count; i++)
+		{
+			agg->product_orders[basket[i]]++;
+			items[i].id = agg->products.names[agg->by_rank[basket[i]]];
+			items[i].len = lengths[basket[i]];
+			items[i].rank = basket[i];
+		}
+		kept = KeepForPairs(items, count, agg->orders.names[o], strlen(agg->orders.names[o]),
+							basket_cap);
+		for (int i = 0; i < kept; i++)
+			for (int j = i + 1; j < kept; j++)
+			{
+				bool		found;
+				PairEntry  *entry = pairs_insert(agg->pairs,
+												 ((uint64) items[i].rank << 32) | (uint64) items[j].rank,
+												 &found);
+
+				if (!found)
+					entry->count = 0;
+				entry->count++;
+			}
+	}
+	MemoryContextSwitchTo(caller);
+}
+
+/*
+ * Aggregate counts the orders placed in [from, to) in memory, with the
+ * given basket cap.  The result lives in its own memory context.
+ */
+static Aggregation *
+Aggregate(TimestampTz from, TimestampTz to, int basket_cap)
+{
+	MemoryContext context = AllocSetContextCreate(CurrentMemoryContext,
+												  "complementarity aggregation",
+												  ALLOCSET_DEFAULT_SIZES);
+	Aggregation *agg = MemoryContextAllocZero(context, sizeof(Aggregation));
+
+	agg->context = context;
+	NameSetInit(&agg->products, context, 1024);
+	NameSetInit(&agg->orders, context, 1024);
+	agg->line_space = HISTORY_FETCH;
+	agg->line_orders = MemoryContextAlloc(context, sizeof(int32) * agg->line_space);
+	agg->line_products = MemoryContextAlloc(context, sizeof(int32) * agg->line_space);
+
+	LoadHistory(agg, from, to);
+	CountBaskets(agg, basket_cap);
+	return agg;
+}
+
+/*
+ * SortedPairs returns the aggregation's pairs as an array sorted by key,
+ * and their number in *count.
+ */
+static PairEntry *
+SortedPairs(Aggregation *agg, int64 *count)
+{
+	pairs_iterator iterator;
+	PairEntry  *entry;
+	PairEntry  *sorted = MemoryContextAllocExtended(agg->context,
+													sizeof(PairEntry) * Max(agg->pairs->members, 1),
+													MCXT_ALLOC_HUGE);
+	int64		n = 0;
+
+	pairs_start_iterate(agg->pairs, &iterator);
+	while ((entry = pairs_iterate(agg->pairs, &iterator)) != NULL)
+		sorted[n++] = *entry;
+	sort_pairs(sorted, n);
+	*count = n;
+	return sorted;
+}
+
+/*
+ * RankTexts returns the aggregation's product ids as text datums, by rank.
+ */
+static Datum *
+RankTexts(Aggregation *agg)
+{
+	int			nproducts = agg->products.count;
+	Datum	   *texts = MemoryContextAlloc(agg->context, sizeof(Datum) * Max(nproducts, 1));
+
+	for (int r = 0; r < nproducts; r++)
+		texts[r] = PointerGetDatum(cstring_to_text(agg->products.names[agg->by_rank[r]]));
+	return texts;
+}
+
+/*
+ * ShrinkingDeltas returns the changes that take the aggregated orders back
+ * out of the counts.
+ */
+static CountDeltas
+ShrinkingDeltas(Aggregation *agg)
+{
+	CountDeltas deltas = {.orders = -(int64) agg->orders.count};
+	Datum	   *texts = RankTexts(agg);
+	int			nproducts = agg->products.count;
+	Datum	   *product_deltas = palloc(sizeof(Datum) * Max(nproducts, 1));
+	int64		npairs;
+	PairEntry  *pairs = SortedPairs(agg, &npairs);
+	Datum	   *pair_a = palloc_extended(sizeof(Datum) * Max(npairs, 1), MCXT_ALLOC_HUGE);
+	Datum	   *pair_b = palloc_extended(sizeof(Datum) * Max(npairs, 1), MCXT_ALLOC_HUGE);
+	Datum	   *pair_deltas = palloc_extended(sizeof(Datum) * Max(npairs, 1), MCXT_ALLOC_HUGE);
+
+	for (int r = 0; r < nproducts; r++)
+		product_deltas[r] = Int64GetDatum(-agg->product_orders[r]);
+	for (int64 p = 0; p < npairs; p++)
+	{
+		pair_a[p] = texts[pairs[p].key >> 32];
+		pair_b[p] = texts[(uint32) pairs[p].key];
+		pair_deltas[p] = Int64GetDatum(-pairs[p].count);
+	}
+	deltas.nproducts = nproducts;
+	deltas.product_ids = TextArray(texts, nproducts);
+	deltas.product_deltas = Int8Array(product_deltas, nproducts);
+	deltas.npairs = (int) npairs;
+	if (npairs > 0)
+	{
+		deltas.pair_a = TextArray(pair_a, (int) npairs);
+		deltas.pair_b = TextArray(pair_b, (int) npairs);
+		deltas.pair_deltas = Int8Array(pair_deltas, (int) npairs);
+	}
+	return deltas;
+}
+
+/*
+ * BulkLoadPairs writes the aggregated pairs straight into the heap of the
+ * freshly truncated complement_pairs, in key order, without touching its
+ * indexes: the caller rebuilds them afterwards in one sorted pass, which is
+ * what makes a rebuild several times faster than inserting row by row.  The
+ * aggregation guarantees what the table's checks would: a < b, counts
+ * above zero, one row per pair.
+ */
+static void
+BulkLoadPairs(PairEntry *pairs, int64 npairs, Datum *texts)
+{
+	Relation	rel = table_openrv(makeRangeVar("personalisation", "complement_pairs", -1),
+								   RowExclusiveLock);
+	TupleDesc	desc = RelationGetDescr(rel);
+	CommandId	cid = GetCurrentCommandId(true);
+	BulkInsertState bistate = GetBulkInsertState();
+	MemoryContext batch_context = AllocSetContextCreate(CurrentMemoryContext,
+														"complementarity bulk load",
+														ALLOCSET_DEFAULT_SIZES);
+	TupleTableSlot *slots[BULK_BATCH];
+	int			filled = 0;
+
+	if (desc->natts != 3)
+		elog(ERROR, "personalisation.complement_pairs has %d columns, not 3", desc->natts);
+
+	for (int i = 0; i < BULK_BATCH; i++)
+		slots[i] = MakeSingleTupleTableSlot(desc, &TTSOpsVirtual);
+
+	for (int64 p = 0; p <= npairs; p++)
+	{
+		if (filled == BULK_BATCH || (p == npairs && filled > 0))
+		{
+			MemoryContext caller = MemoryContextSwitchTo(batch_context);
+
+			table_multi_insert(rel, slots, filled, cid, 0, bistate);
+			MemoryContextSwitchTo(caller);
+			MemoryContextReset(batch_context);
+			filled = 0;
+		}
+		if (p == npairs)
+			break;
+
+		ExecClearTuple(slots[filled]);
+		slots[filled]->tts_values[0] = texts[pairs[p].key >> 32];
+		slots[filled]->tts_values[1] = texts[(uint32) pairs[p].key];
+		slots[filled]->tts_values[2] = Int64GetDatum(pairs[p].count);
+		memset(slots[filled]->tts_isnull, false, sizeof(bool) * 3);
+		ExecStoreVirtualTuple(slots[filled]);
+		filled++;
+	}
+
+	for (int i = 0; i < BULK_BATCH; i++)
+		ExecDropSingleTupleTableSlot(slots[i]);
+	FreeBulkInsertState(bistate);
+	table_finish_bulk_insert(rel, 0);
+	table_close(rel, NoLock);
+	MemoryContextDelete(batch_context);
+	CommandCounterIncrement();
+}
+
+/*
+ * RequireReadCommitted refuses to recount under a transaction snapshot: the
+ * order history must be read after the counts' lock is granted, or orders
+ * committed in between would be lost.
+ */
+static void
+RequireReadCommitted(const char *function)
+{
+	if (IsolationUsesXactSnapshot())
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("%s cannot run at transaction isolation level %s", function,
+						XactIsoLevel == XACT_SERIALIZABLE ? "serializable" : "repeatable read"),
+				 errhint("Run it at READ COMMITTED, the default isolation level.")));
+}
+
+/*
+ * WindowStart returns where personalisation.complement_window, seen from
+ * now, begins: minus infinity when there is no window.
+ */
+static TimestampTz
+WindowStart(TimestampTz now)
+{
+	TimestampTz start;
+
+	if (ComplementWindowMinutes == 0)
+		return DT_NOBEGIN;
+	start = now - (TimestampTz) ComplementWindowMinutes * USECS_PER_MINUTE;
+	return start < MIN_TIMESTAMP ? DT_NOBEGIN : start;
+}
+
+/*
+ * ReturnRecord returns the calling function's composite result, built from
+ * int8 values, one per column.
+ */
+static Datum
+ReturnRecord(FunctionCallInfo fcinfo, Datum *values)
+{
+	TupleDesc	tupdesc;
+	bool	   *nulls;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	nulls = palloc0(sizeof(bool) * tupdesc->natts);
+	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls));
+}
+
+/*
+ * rebuild_complementarity recomputes every count from the order history:
+ * the orders placed since the window's start (seen from now) that are not
+ * refunded, with the current basket cap, aggregated in memory and written
+ * in bulk.  It adopts the current window and basket cap, resumes paused
+ * counting, and returns how many orders, products and pairs it counted.
+ * Purchases and refunds wait for it; also_bought readers wait for its
+ * commit.
+ */
+Datum
+rebuild_complementarity(PG_FUNCTION_ARGS)
+{
+	TimestampTz now = RequireInstant(fcinfo, 0, "now");
+	TimestampTz since = WindowStart(now);
+	Aggregation *agg;
+	PairEntry  *pairs;
+	int64		npairs;
+	Datum	   *texts;
+	Datum		result[3];
+
+	RequireReadCommitted("rebuild_complementarity");
+	SPI_connect();
+	RangeVarGetRelid(makeRangeVar("personalisation", "complement_state", -1), ExclusiveLock, false);
+	agg = Aggregate(since, DT_NOEND, ComplementBasketCap);
+	pairs = SortedPairs(agg, &npairs);
+
+	SPI_execute("TRUNCATE personalisation.complement_pairs, personalisation.complement_products,"
+				" personalisation.complement_totals", false, 0);
+	CommandCounterIncrement();
+	texts = RankTexts(agg);
+	if (npairs > 0)
+	{
+		BulkLoadPairs(pairs, npairs, texts);
+		SPI_execute("REINDEX TABLE personalisation.complement_pairs", false, 0);
+	}
+	if (agg->orders.count > 0)
+	{
+		int			nproducts = agg->products.count;
+		Datum	   *counts = palloc(sizeof(Datum) * nproducts);
+		Datum		product_values[2];
+		Datum		total_values[2] = {Int16GetDatum(0), Int64GetDatum(agg->orders.count)};
+
+		for (int r = 0; r < nproducts; r++)
+			counts[r] = Int64GetDatum(agg->product_orders[r]);
+		product_values[0] = TextArray(texts, nproducts);
+		product_values[1] = Int8Array(counts, nproducts);
+		ExecSaved(&InsertProductCountsStatement, product_values, NULL, false, 0);
+		ExecSaved(&TotalDeltaStatement, total_values, NULL, false, 0);
+	}
+	{
+		Datum		state_values[3] = {TimestampTzGetDatum(since), Int32GetDatum(ComplementBasketCap),
+		TimestampTzGetDatum(now)};
+
+		ExecSaved(&WriteStateStatement, state_values, NULL, false, 0);
+	}
+
+	result[0] = Int64GetDatum(agg->orders.count);
+	result[1] = Int64GetDatum(agg->products.count);
+	result[2] = Int64GetDatum(npairs);
+	MemoryContextDelete(agg->context);
+	SPI_finish();
+
+	return ReturnRecord(fcinfo, result);
+}
+
+/*
+ * FoldStripes moves every counter stripe into stripe 0 and deletes the
+ * counters left at zero, so that readers sum one row per product again.
+ * It returns how many rows it folded or deleted.
+ */
+static int64
+FoldStripes(void)
+{
+	int64		folded = 0;
+	bool		isnull;
+
+	ExecSaved(&FoldProductsStatement, NULL, NULL, false, 1);
+	folded += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ExecSaved(&FoldTotalsStatement, NULL, NULL, false, 1);
+	folded += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ExecSaved(&DeleteEmptyCountsStatement, NULL, NULL, false, 1);
+	folded += DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return folded;
+}
+
+/*
+ * maintain_complementarity is the periodic job: it takes the orders that
+ * have left personalisation.complement_window (seen from now) out of the
+ * counts, so that they stay equal to a rebuild at now, and folds the
+ * counter stripes.  A window that grew, or was removed, only takes effect
+ * at the next rebuild: the counts never reach back to orders they dropped.
+ * While counting is paused, it only folds.
+ */
+Datum
+maintain_complementarity(PG_FUNCTION_ARGS)
+{
+	TimestampTz now = RequireInstant(fcinfo, 0, "now");
+	TimestampTz since = WindowStart(now);
+	CountState	state;
+	int64		expired = 0;
+	Datum		result[2];
+
+	RequireReadCommitted("maintain_complementarity");
+	SPI_connect();
+	state = LockCounts(ExclusiveLock);
+	if (!state.paused && since > state.counted_since)
+	{
+		Aggregation *agg = Aggregate(state.counted_since, since, state.basket_cap);
+		CountDeltas deltas = ShrinkingDeltas(agg);
+		Datum		values[1] = {TimestampTzGetDatum(since)};
+
+		ApplyDeltas(&deltas);
+		ExecSaved(&MoveWindowStatement, values, NULL, false, 0);
+		expired = agg->orders.count;
+		MemoryContextDelete(agg->context);
+	}
+	result[0] = Int64GetDatum(expired);
+	result[1] = Int64GetDatum(FoldStripes());
+	SPI_finish();
+
+	return ReturnRecord(fcinfo, result);
+}
+
+/*
+ * pause_complementarity stops purchases and refunds from changing the
+ * counts until the next rebuild_complementarity(): for a bulk load of
+ * history, which a rebuild then counts in one pass.  The counts keep
+ * serving readers meanwhile.
+ */
+Datum
+pause_complementarity(PG_FUNCTION_ARGS)
+{
+	SPI_connect();
+	LockCounts(ExclusiveLock);
+	ExecSaved(&PauseStatement, NULL, NULL, false, 0);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+/*
+ * RequireResultCount returns argument argno as the number of rows asked
+ * for, refusing NULL and values outside 1 .. MAX_RESULTS.
+ */
+static int
+RequireResultCount(FunctionCallInfo fcinfo, int argno)
+{
+	int32		n;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("n must not be null"),
+				 errhint("Pass how many products to return, from 1 to %d.", MAX_RESULTS)));
+	n = PG_GETARG_INT32(argno);
+	if (n < 1 || n > MAX_RESULTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("n %d is out of range", n),
+				 errhint("Pass how many products to return, from 1 to %d.", MAX_RESULTS)));
+	return n;
+}
+
+/*
+ * ProductCounts reads how many counted orders contain the product and how
+ * many orders are counted in all.  It returns false when the catalogue does
+ * not know the product.
+ */
+static bool
+ProductCounts(text *product_id, int64 *product_orders, int64 *all_orders)
+{
+	Datum		values[1] = {PointerGetDatum(product_id)};
+	bool		isnull;
+	Datum		value;
+
+	ExecSaved(&ProductCountsStatement, values, NULL, true, 1);
+	if (SPI_processed == 0)
+		return false;
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	*product_orders = isnull ? 0 : DatumGetInt64(value);
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	*all_orders = isnull ? 0 : DatumGetInt64(value);
+	return true;
+}
+
+/*
+ * CompareTexts orders text datums by byte order.
+ */
+static int
+CompareTexts(Datum a, Datum b)
+{
+	return TextCompare(DatumGetTextPP(a), DatumGetTextPP(b));
+}
+
+/*
+ * CompareComplements ranks complements: more co-orders first, then higher
+ * lift (for equal co-orders, the less common product), then product id.
+ */
+static int
+CompareComplements(const void *a, const void *b)
+{
+	const Complement *left = a;
+	const Complement *right = b;
+
+	if (left->co_orders != right->co_orders)
+		return left->co_orders > right->co_orders ? -1 : 1;
+	if (left->lift != right->lift)
+		return left->lift > right->lift ? -1 : 1;
+	return CompareTexts(left->product_id, right->product_id);
+}
+
+/*
+ * Excluded reports whether a product id is in a sorted array of text
+ * datums.
+ */
+static bool
+Excluded(Datum product_id, Datum *excluded, int nexcluded)
+{
+	int			low = 0;
+	int			high = nexcluded - 1;
+
+	while (low <= high)
+	{
+		int			mid = (low + high) / 2;
+		int			cmp = CompareTexts(product_id, excluded[mid]);
+
+		if (cmp == 0)
+			return true;
+		if (cmp < 0)
+			high = mid - 1;
+		else
+			low = mid + 1;
+	}
+	return false;
+}
+
+/*
+ * StreamOpen starts reading one side's partners of a product, wanting
+ * about `wanted` rows.
+ */
+static void
+StreamOpen(PartnerStream *stream, SavedStatement *statement, Datum *values, int wanted)
+{
+	stream->portal = OpenSavedCursor(statement, values, NULL);
+	stream->batch = NULL;
+	stream->next = 0;
+	stream->fetch = wanted;
+}
+
+/*
+ * StreamHead returns the stream's current row, fetching the next batch when
+ * the current one is used up, or NULL at the end.
+ */
+static HeapTuple
+StreamHead(PartnerStream *stream)
+{
+	if (stream->batch != NULL && stream->next < stream->batch->numvals)
+		return stream->batch->vals[stream->next];
+	if (stream->portal == NULL)
+		return NULL;
+
+	if (stream->batch != NULL)
+	{
+		SPI_freetuptable(stream->batch);
+		stream->fetch = Min(stream->fetch * 2, PARTNER_FETCH_MAX);
+	}
+	SPI_cursor_fetch(stream->portal, true, stream->fetch);
+	stream->batch = SPI_tuptable;
+	stream->next = 0;
+	if (SPI_processed < (uint64) stream->fetch)
+	{
+		/* a short batch is the last one */
+		SPI_cursor_close(stream->portal);
+		stream->portal = NULL;
+	}
+	return SPI_processed > 0 ? stream->batch->vals[0] : NULL;
+}
+
+/*
+ * StreamClose stops reading a stream.
+ */
+static void
+StreamClose(PartnerStream *stream)
+{
+	if (stream->portal != NULL)
+		SPI_cursor_close(stream->portal);
+}
+
+/*
+ * TupleCoOrders returns the co_orders column of a partner row.
+ */
+static int64
+TupleCoOrders(HeapTuple tuple, TupleDesc desc)
+{
+	bool		isnull;
+
+	return DatumGetInt64(SPI_getbinval(tuple, desc, 2, &isnull));
+}
+
+/*
+ * Measure reads how many counted orders contain each collected complement
+ * and computes its confidence, lift and jaccard.
+ */
+static void
+Measure(Complement *list, int count, int64 product_orders, int64 all_orders)
+{
+	Datum	   *ids = palloc(sizeof(Datum) * Max(count, 1));
+	Datum		values[1];
+
+	for (int i = 0; i < count; i++)
+		ids[i] = list[i].product_id;
+	values[0] = TextArray(ids, count);
+	ExecSaved(&ProductsOrdersStatement, values, NULL, true, 0);
+
+	for (int i = 0; i < count; i++)
+	{
+		Complement *complement = &list[i];
+		bool		isnull;
+		Datum		other_orders = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+												 1, &isnull);
+
+		complement->other_orders = isnull ? 0 : DatumGetInt64(other_orders);
+		complement->confidence = (double) complement->co_orders / (double) product_orders;
+		complement->lift = complement->confidence /
+			((double) complement->other_orders / (double) all_orders);
+		complement->jaccard = (double) complement->co_orders /
+			(double) (product_orders + complement->other_orders - complement->co_orders);
+	}
+}
+
+/*
+ * CollectComplements finds the n best complements of a product that
+ * contains product_orders of all_orders counted orders: partners in stock,
+ * with at least personalisation.complement_min_co_orders co-orders, not in
+ * the sorted excluded array, ranked by CompareComplements.  It merges the
+ * two sides' partners in descending co-orders and stops after the last one
+ * tied with the n-th, so the ranking is exact however many partners the
+ * product has.  It returns how many it found (at most n) in *found.
+ */
+static Complement *
+CollectComplements(text *product_id, int64 product_orders, int64 all_orders, int n,
+				   Datum *excluded, int nexcluded, int *found)
+{
+	Datum		values[2] = {PointerGetDatum(product_id), Int64GetDatum(ComplementMinCoOrders)};
+	PartnerStream above;
+	PartnerStream below;
+	int			space = n + 1;
+	Complement *list = palloc(sizeof(Complement) * space);
+	int			count = 0;
+	int64		cutoff = 0;
+
+	*found = 0;
+	if (product_orders <= 0)
+		return list;
+
+	StreamOpen(&above, &PartnersAboveStatement, values, n + 1);
+	StreamOpen(&below, &PartnersBelowStatement, values, n + 1);
+	for (;;)
+	{
+		HeapTuple	head_above = StreamHead(&above);
+		HeapTuple	head_below = StreamHead(&below);
+		PartnerStream *stream;
+		HeapTuple	tuple;
+		bool		isnull;
+		Datum		other;
+		int64		co_orders;
+
+		if (head_above == NULL && head_below == NULL)
+			break;
+		if (head_below == NULL ||
+			(head_above != NULL &&
+			 TupleCoOrders(head_above, above.batch->tupdesc) >= TupleCoOrders(head_below, below.batch->tupdesc)))
+			stream = &above;
+		else
+			stream = &below;
+		tuple = stream == &above ? head_above : head_below;
+		stream->next++;
+
+		co_orders = TupleCoOrders(tuple, stream->batch->tupdesc);
+		if (count >= n && co_orders < cutoff)
+			break;
+		other = SPI_getbinval(tuple, stream->batch->tupdesc, 1, &isnull);
+		if (Excluded(other, excluded, nexcluded))
+			continue;
+
+		if (count == space)
+		{
+			space *= 2;
+			list = repalloc(list, sizeof(Complement) * space);
+		}
+		list[count].product_id = datumCopy(other, false, -1);
+		list[count].co_orders = co_orders;
+		count++;
+		if (count == n)
+			cutoff = co_orders;
+	}
+	StreamClose(&above);
+	StreamClose(&below);
+
+	if (count == 0)
+		return list;
+	Measure(list, count, product_orders, all_orders);
+	qsort(list, count, sizeof(Complement), CompareComplements);
+	*found = Min(count, n);
+	return list;
+}
+
+/*
+ * also_bought returns the n products most often bought with the given one,
+ * with co_orders, confidence, lift and jaccard as docs/recommendations.md
+ * defines them.  Out-of-stock products, the product itself and pairs with
+ * fewer than personalisation.complement_min_co_orders co-orders never
+ * appear.
+ */
+Datum
+also_bought(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *product_id = RequireIdentifier(fcinfo, 0, "product_id");
+	int			n = RequireResultCount(fcinfo, 1);
+	int64		product_orders;
+	int64		all_orders;
+	Complement *list;
+	int			found;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	if (!ProductCounts(product_id, &product_orders, &all_orders))
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("product \"%s\" is not in the catalogue", text_to_cstring(product_id)),
+				 errhint("Pass a product_id from personalisation.products.")));
+
+	list = CollectComplements(product_id, product_orders, all_orders, n, NULL, 0, &found);
+	for (int i = 0; i < found; i++)
+	{
+		Datum		values[5] = {list[i].product_id, Int64GetDatum(list[i].co_orders),
+			Float8GetDatum(list[i].confidence), Float8GetDatum(list[i].lift),
+		Float8GetDatum(list[i].jaccard)};
+		bool		nulls[5] = {false, false, false, false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
+	SPI_finish();
+
+	return (Datum) 0;
+}
+
+/*
+ * CompareLinks groups recommendations by product, the strongest link
+ * (highest confidence, then cart product id) first within a product.
+ */
+static int
+CompareLinks(const void *a, const void *b)
+{
+	const Recommendation *left = a;
+	const Recommendation *right = b;
+	int			cmp = CompareTexts(left->link.product_id, right->link.product_id);
+
+	if (cmp != 0)
+		return cmp;
+	if (left->link.confidence != right->link.confidence)
+		return left->link.confidence > right->link.confidence ? -1 : 1;
+	return CompareTexts(left->because_of, right->because_of);
+}
+
+/*
+ * CompareRecommendations ranks merged recommendations: higher score first,
+ * then more co-orders with the strongest link, then product id.
+ */
+static int
+CompareRecommendations(const void *a, const void *b)
+{
+	const Recommendation *left = a;
+	const Recommendation *right = b;
+
+	if (left->score != right->score)
+		return left->score > right->score ? -1 : 1;
+	if (left->link.co_orders != right->link.co_orders)
+		return left->link.co_orders > right->link.co_orders ? -1 : 1;
+	return CompareTexts(left->link.product_id, right->link.product_id);
+}
+
+/*
+ * ArrayTexts returns the elements of a text[] datum and their number.
+ */
+static Datum *
+ArrayTexts(Datum array, int *count)
+{
+	Datum	   *elements;
+
+	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elements, NULL, count);
+	return elements;
+}
+
+/*
+ * SortedUnion merges two text arrays, each sorted in byte order, into one
+ * sorted array without duplicates, and returns its length in *count.
+ */
+static Datum *
+SortedUnion(Datum *left, int nleft, Datum *right, int nright, int *count)
+{
+	Datum	   *merged = palloc(sizeof(Datum) * Max(nleft + nright, 1));
+	int			i = 0,
+				j = 0,
+				n = 0;
+
+	while (i < nleft || j < nright)
+	{
+		int			cmp = i == nleft ? 1 : j == nright ? -1 : CompareTexts(left[i], right[j]);
+
+		if (cmp <= 0)
+			merged[n++] = left[i++];
+		else
+			merged[n++] = right[j++];
+		if (cmp == 0)
+			j++;
+	}
+	*count = n;
+	return merged;
+}
+
+/*
+ * recommend_for_cart returns n complements of everything in the session's
+ * cart.  Each cart product contributes its n best complements as
+ * also_bought ranks them, leaving out the cart's products and every product
+ * this profile has ordered; a product's score is the sum of its confidence
+ * from each cart product that lists it, and because_of, co_orders and lift
+ * describe its strongest link (the cart product with the highest
+ * confidence).  A session never seen, or with an empty cart, gets nothing.
+ */
+Datum
+recommend_for_cart(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	text	   *session_id = RequireIdentifier(fcinfo, 0, "session_id");
+	int			n = RequireResultCount(fcinfo, 1);
+	Datum		values[1] = {PointerGetDatum(session_id)};
+	bool		isnull;
+	Datum	   *cart;
+	int			ncart;
+	Datum	   *bought;
+	int			nbought;
+	Datum	   *excluded;
+	int			nexcluded;
+	Recommendation *links;
+	int			nlinks = 0;
+	int			nmerged = 0;
+
+	InitMaterializedSRF(fcinfo, 0);
+	SPI_connect();
+	ExecSaved(&CartStatement, values, NULL, true, 1);
+	if (SPI_processed == 0)
+	{
+		SPI_finish();
+		return (Datum) 0;
+	}
+	cart = ArrayTexts(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &ncart);
+	bought = ArrayTexts(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), &nbought);
+	excluded = SortedUnion(cart, ncart, bought, nbought, &nexcluded);
+
+	links = palloc(sizeof(Recommendation) * Max(ncart * n, 1));
+	for (int c = 0; c < ncart; c++)
+	{
+		int64		product_orders;
+		int64		all_orders;
+		Complement *list;
+		int			found;
+
+		if (!ProductCounts(DatumGetTextPP(cart[c]), &product_orders, &all_orders))
+			continue;
+		list = CollectComplements(DatumGetTextPP(cart[c]), product_orders, all_orders, n,
+								  excluded, nexcluded, &found);
+		for (int i = 0; i < found; i++)
+		{
+			links[nlinks].link = list[i];
+			links[nlinks].because_of = cart[c];
+			links[nlinks].score = list[i].confidence;
+			nlinks++;
+		}
+	}
+
+	/* keep each product's strongest link, scored with the sum of its links */
+	qsort(links, nlinks, sizeof(Recommendation), CompareLinks);
+	for (int i = 0; i < nlinks; i++)
+	{
+		if (nmerged > 0 &&
+			CompareTexts(links[nmerged - 1].link.product_id, links[i].link.product_id) == 0)
+			links[nmerged - 1].score += links[i].score;
+		else
+			links[nmerged++] = links[i];
+	}
+	qsort(links, nmerged, sizeof(Recommendation), CompareRecommendations);
+
+	for (int i = 0; i < Min(nmerged, n); i++)
+	{
+		Datum		row[5] = {links[i].link.product_id, Float8GetDatum(links[i].score),
+			links[i].because_of, Int64GetDatum(links[i].link.co_orders),
+		Float8GetDatum(links[i].link.lift)};
+		bool		nulls[5] = {false, false, false, false, false};
+
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
+	}
+	SPI_finish();
+
+	return (Datum) 0;
+}
