@@ -36,6 +36,9 @@ psql -q -X -d "$DB" -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap'
 export PERSONALISATION_DOCS="$REPO_DIR/docs"
 pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
 
+# SIGKILLed backends in the middle of run_due, claim_messages and a purchase
+bash "$REPO_DIR/test/crash.sh" || status=1
+
 if [ $status -ne 0 ]; then
     echo "== server log (last 50 lines)"; tail -n 50 "$CLUSTER_DIR/server.log"
     echo "FAILED (files kept in $WORK)"
