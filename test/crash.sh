@@ -58,7 +58,7 @@ hold() {
 }
 
 echo "== crash recovery"
-psql -X -q -d postgres -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+psql -X -q -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 sql <<SQL
 CREATE EXTENSION personalisation;
 ALTER DATABASE $DB SET personalisation.journey_holdout_percent = 0;
