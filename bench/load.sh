@@ -131,6 +131,16 @@ if [ "$log_errors" = 0 ]; then report "no ERROR in the server log during the run
 fi
 log_deadlocks=$(tail -c +$((log_offset + 1)) "$LOG" | grep -c "deadlock detected" || true)
 if [ "$log_deadlocks" = 0 ]; then report "no deadlock in the server log" ok; else report "no deadlock in the server log ($log_deadlocks)" no; fi
+if [ $WITH_PG_CRON = yes ]; then
+    read -r cron_ok cron_failed < <(sql -d "$DB" -F ' ' -c "
+        SELECT count(*) FILTER (WHERE d.status = 'succeeded'), count(*) FILTER (WHERE d.status <> 'succeeded')
+          FROM cron.job_run_details d JOIN cron.job j USING (jobid) WHERE j.jobname = 'personalisation:run-due'")
+    if [ "$cron_failed" = 0 ] && { [ "$cron_ok" -gt 0 ] || [ "$LOAD_SECONDS" -lt 60 ]; }; then
+        report "pg_cron ran run_due $cron_ok times, none failed" ok
+    else
+        report "pg_cron ran run_due $cron_ok times, none failed ($cron_failed failed)" no
+    fi
+fi
 while IFS= read -r line; do
     case "$line" in
         "ok - "*) echo "$line" ;;
