@@ -2,8 +2,9 @@
 # bench/load.sh: a shop's mixed workload through pgbench, then a check.
 #
 # LOAD_CLIENTS (default 2) shop clients, logged in as a member of
-# personalisation_shop, run page views, cart changes, logins, consent,
-# page-leave beacons and purchases for LOAD_SECONDS (default 180), while a
+# personalisation_shop, run page views, rankings, recommendations, cart
+# changes, logins, consent, page-leave beacons and purchases for
+# LOAD_SECONDS (default 180), while a
 # delivery worker logged in as a member of personalisation_sender claims and
 # acknowledges messages, the background worker runs the journeys within
 # seconds and (on its own instance) pg_cron runs run_due every minute.  It
@@ -17,7 +18,8 @@
 #
 # Run alone it starts its own throw-away instance.  The test command runs a
 # short version (LOAD_SECONDS=20) in its running instance, with
-# LOAD_IN_RUNNING_INSTANCE=1 and PGHOST, PGPORT, PGUSER and CLUSTER_DIR set.
+# LOAD_IN_RUNNING_INSTANCE=1 and PGHOST, PGPORT, PGUSER and CLUSTER_DIR set;
+# LOAD_KEEP_DATABASE=1 then leaves the database for inspection.
 set -euo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
 source "$BENCH_DIR/../test/cluster.sh"
@@ -26,16 +28,20 @@ LOAD_CLIENTS=${LOAD_CLIENTS:-2}
 SESSIONS_PER_CLIENT=${SESSIONS_PER_CLIENT:-2500}
 DB=personalisation_load
 
-# The shop's mix: script and weight, one per line.  A capability adds its
-# calls here (ranking, recommendations) with a weight matching how often a
-# shop makes them.
+# The shop's mix: script and weight, one per line, mostly page views and
+# rankings.  A capability adds its calls here with a weight matching how
+# often a shop makes them.
 SHOP_MIX=(
-    "page_view.sql@60"
-    "cart_add.sql@12"
-    "cart_remove.sql@4"
-    "login.sql@5"
-    "consent.sql@4"
-    "session_end.sql@3"
+    "page_view.sql@40"
+    "rank_products.sql@25"
+    "rank_categories.sql@6"
+    "also_bought.sql@4"
+    "recommend_for_cart.sql@3"
+    "cart_add.sql@10"
+    "cart_remove.sql@3"
+    "login.sql@4"
+    "consent.sql@3"
+    "session_end.sql@2"
     "purchase.sql@3"
 )
 
@@ -84,13 +90,13 @@ sender_status=0
 wait "$sender" || sender_status=$?
 elapsed=$(( $(date +%s) - started ))
 
-printf '%-16s %12s %10s\n' kind transactions tps
+printf '%-20s %12s %10s\n' kind transactions tps
 awk '/^SQL script [0-9]+:/ { name = $4; sub(/.*\//, "", name); sub(/\.sql.*/, "", name) }
      /^ - [0-9]+ transactions/ { n = $2; tps = $0; sub(/.*tps = /, "", tps); sub(/\).*/, "", tps);
-                                 printf "%-16s %12s %10.1f\n", name, n, tps }' "$CLUSTER_DIR/load-shop.out"
-awk '/^number of transactions actually processed/ { n = $NF } /^tps = / { printf "%-16s %12s %10.1f\n", "deliver", n, $3 }' \
+                                 printf "%-20s %12s %10.1f\n", name, n, tps }' "$CLUSTER_DIR/load-shop.out"
+awk '/^number of transactions actually processed/ { n = $NF } /^tps = / { printf "%-20s %12s %10.1f\n", "deliver", n, $3 }' \
     "$CLUSTER_DIR/load-sender.out"
-awk '/^tps = / { printf "%-16s %12s %10.1f\n", "shop, all kinds", "", $3 }' "$CLUSTER_DIR/load-shop.out"
+awk '/^tps = / { printf "%-20s %12s %10.1f\n", "shop, all kinds", "", $3 }' "$CLUSTER_DIR/load-shop.out"
 
 # Stop the clock: no worker, no pg_cron job; then catch up and drain the queue.
 sql -d postgres -c "ALTER SYSTEM RESET personalisation.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
@@ -148,7 +154,7 @@ while IFS= read -r line; do
     esac
 done < <(sql -d "$DB" -v deadlocks_before="$deadlocks_before" -f "$BENCH_DIR/load_check.sql")
 
-if [ -n "${LOAD_IN_RUNNING_INSTANCE:-}" ]; then
+if [ -n "${LOAD_IN_RUNNING_INSTANCE:-}" ] && [ -z "${LOAD_KEEP_DATABASE:-}" ]; then
     sql -d postgres -c "DROP DATABASE $DB" -c "DROP ROLE load_shop" -c "DROP ROLE load_sender" >/dev/null
 fi
 echo "load ran ${elapsed}s; $failures check(s) failed"

@@ -114,4 +114,26 @@ SELECT 'product pair counts equal a rebuild from the orders', count(*) = 0, coun
         (SELECT product_id, NULL, orders FROM personalisation.complement_product_orders
          EXCEPT SELECT product_id, NULL, orders FROM load_live_products)) differ;
 
+-- Affinity: the scores kept event by event equal a replay of the event log
+-- (rebuild_affinity), both decayed to one instant (one transaction), within
+-- float4 rounding.  The load database keeps up to 250 entries per row and no
+-- row may reach that cap: an eviction would make the two differ by design
+-- (a fold of two capped histories is not their capped replay).
+BEGIN;
+CREATE TEMP TABLE load_live_affinity AS
+SELECT profile_id, scope, coalesce(session_id, '') AS session_id, dimension, key, score FROM personalisation.affinity_scores;
+SELECT personalisation.rebuild_affinity();
+INSERT INTO load_checks
+SELECT 'affinity equals a replay of the event log (rebuild_affinity)',
+       count(*) = 0 AND (SELECT max(n) < current_setting('personalisation.affinity_max_entries')::int
+                           FROM (SELECT count(*) AS n FROM load_live_affinity GROUP BY profile_id, scope, session_id) rows),
+       count(*) || ' of ' || (SELECT count(*) FROM load_live_affinity) || ' scores differ, at most '
+       || (SELECT max(n) FROM (SELECT count(*) AS n FROM load_live_affinity GROUP BY profile_id, scope, session_id) rows)
+       || ' entries per row'
+  FROM load_live_affinity l
+  FULL JOIN (SELECT profile_id, scope, coalesce(session_id, '') AS session_id, dimension, key, score
+               FROM personalisation.affinity_scores) r USING (profile_id, scope, session_id, dimension, key)
+ WHERE l.score IS NULL OR r.score IS NULL OR abs(l.score - r.score) > 1e-3 * greatest(abs(r.score), 1);
+COMMIT;
+
 SELECT CASE WHEN ok THEN 'ok' ELSE 'not ok' END || ' - ' || name || ' (' || detail || ')' FROM load_checks ORDER BY ok, name;

@@ -17,6 +17,8 @@ SELECT count(personalisation.track_cart_add('ls' || i, 'p' || (1 + (i * 7) % :pr
   FROM generate_series(0, :sessions - 1, 6) i;
 -- carts idle for a minute are abandoned, so that journeys run within the load
 ALTER DATABASE :"db" SET personalisation.abandon_after = '1min';
+-- no affinity entry is evicted, so that affinity can be compared with a replay
+ALTER DATABASE :"db" SET personalisation.affinity_max_entries = 250;
 
 CREATE TABLE public.load_deliveries (
     message_id   bigint NOT NULL,

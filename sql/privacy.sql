@@ -63,3 +63,11 @@ SELECT personalisation.pseudonym(k.key, 'profile:' || p.profile_id) AS person_ke
        p.created_at, p.customer_id IS NOT NULL AS known, p.email IS NOT NULL AS has_email,
        p.email_consent
   FROM personalisation.profiles p CROSS JOIN personalisation.pseudonym_key k;
+
+-- Affinity as analysts see it: affinity_scores with pseudonyms for the
+-- profile and the session.
+CREATE VIEW personalisation.affinity_report WITH (security_barrier) AS
+SELECT personalisation.pseudonym(k.key, 'profile:' || a.profile_id) AS person_key, a.scope,
+       personalisation.pseudonym(k.key, 'session:' || a.session_id) AS session_key,
+       a.dimension, a.key, a.score, a.last_event_at
+  FROM personalisation.affinity_scores a CROSS JOIN personalisation.pseudonym_key k;

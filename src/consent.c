@@ -9,7 +9,6 @@
 #include "personalisation.h"
 
 #include "catalog/pg_type.h"
-#include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
 PG_FUNCTION_INFO_V1(set_consent);
@@ -51,8 +50,7 @@ RequireChannel(FunctionCallInfo fcinfo, int argno)
 	if (strcmp(channel, "push") != 0 && strcmp(channel, "email") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown consent channel \"%.*s\"",
-						pg_mbcliplen(channel, strlen(channel), MAX_IDENTIFIER_BYTES), channel),
+				 errmsg("unknown consent channel \"%s\"", ClipForMessage(channel)),
 				 errhint("Pass 'push' or 'email'.")));
 	return channel;
 }

@@ -51,8 +51,8 @@ static SavedStatement ClaimEventKeyStatement = {
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
 
-static SavedStatement ProductCategoryStatement = {
-	"SELECT category_id FROM personalisation.products WHERE product_id = $1",
+static SavedStatement ProductFacetsStatement = {
+	"SELECT category_id, brand FROM personalisation.products WHERE product_id = $1",
 	1, {TEXTOID}
 };
 
@@ -178,22 +178,30 @@ ClaimEventKey(text *event_id, TimestampTz occurred_at)
 }
 
 /*
- * ProductCategory returns the category the catalogue gives a product (NULL
- * when it has none), refusing a product the catalogue does not know.
+ * ReadProductFacets reads the category and brand the catalogue gives the
+ * event's product into the event (either may be NULL), refusing a product
+ * the catalogue does not know, and returns the category.  Affinity uses the
+ * brand without reading the product again.
  */
 static text *
-ProductCategory(text *product_id)
+ReadProductFacets(TrackedEvent *event)
 {
+	text	   *product_id = event->product_id;
 	Datum		values[1] = {PointerGetDatum(product_id)};
 	bool		isnull;
 	Datum		category;
+	Datum		brand;
 
-	ExecSaved(&ProductCategoryStatement, values, NULL, true, 1);
+	ExecSaved(&ProductFacetsStatement, values, NULL, true, 1);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("product \"%s\" is not in the catalogue", text_to_cstring(product_id)),
 				 errhint("Insert the product into personalisation.products before tracking it.")));
+
+	brand = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+	event->brand = isnull ? NULL : DatumGetTextPP(SPI_datumTransfer(brand, false, -1));
+	event->facets_read = true;
 
 	category = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	if (isnull)
@@ -219,25 +227,30 @@ RequireKnownCategory(text *category_id)
 
 /*
  * ResolveEventCategory checks the event's product and category against the
- * catalogue and returns the category to record: the given one, or the
+ * catalogue and sets the category to record: the given one, or the
  * product's own when none was given.  A product filed under another category
  * than the one given is refused, since affinity would be credited wrongly.
  */
-static text *
-ResolveEventCategory(text *product_id, text *category_id)
+static void
+ResolveEventCategory(TrackedEvent *event)
 {
+	text	   *product_id = event->product_id;
+	text	   *category_id = event->category_id;
 	text	   *product_category;
 
 	if (product_id == NULL)
 	{
 		if (category_id != NULL)
 			RequireKnownCategory(category_id);
-		return category_id;
+		return;
 	}
 
-	product_category = ProductCategory(product_id);
+	product_category = ReadProductFacets(event);
 	if (category_id == NULL)
-		return product_category;
+	{
+		event->category_id = product_category;
+		return;
+	}
 
 	if (product_category != NULL && !TextEqual(product_category, category_id))
 		ereport(ERROR,
@@ -248,7 +261,6 @@ ResolveEventCategory(text *product_id, text *category_id)
 						   text_to_cstring(product_category)),
 				 errhint("Pass the product's own category, or omit category_id.")));
 	RequireKnownCategory(category_id);
-	return category_id;
 }
 
 /*
@@ -363,9 +375,12 @@ track_page_view(PG_FUNCTION_ARGS)
 	event.event_id = OptionalIdentifier(fcinfo, 4, "event_id");
 
 	SPI_connect();
-	event.category_id = ResolveEventCategory(event.product_id, event.category_id);
+	ResolveEventCategory(&event);
 	if (BeginEvent(&event))
+	{
 		InsertEvent(&event);
+		AffinityRecordEvent(&event);
+	}
 	SPI_finish();
 
 	PG_RETURN_VOID();
@@ -387,7 +402,7 @@ track_cart_add(PG_FUNCTION_ARGS)
 	event.event_id = OptionalIdentifier(fcinfo, 4, "event_id");
 
 	SPI_connect();
-	event.category_id = ResolveEventCategory(event.product_id, NULL);
+	ResolveEventCategory(&event);
 	if (BeginEvent(&event))
 	{
 		Datum		values[5] = {Int64GetDatum(event.profile_id), PointerGetDatum(event.product_id),
@@ -404,6 +419,7 @@ track_cart_add(PG_FUNCTION_ARGS)
 							 PG_INT32_MAX)));
 		RefreshCart(&event);
 		InsertEvent(&event);
+		AffinityRecordEvent(&event);
 	}
 	SPI_finish();
 
@@ -429,7 +445,7 @@ track_cart_remove(PG_FUNCTION_ARGS)
 	event.event_id = OptionalIdentifier(fcinfo, 4, "event_id");
 
 	SPI_connect();
-	event.category_id = ResolveEventCategory(event.product_id, NULL);
+	ResolveEventCategory(&event);
 	if (BeginEvent(&event))
 	{
 		Datum		values[4] = {Int64GetDatum(event.profile_id), PointerGetDatum(event.product_id),
@@ -439,6 +455,7 @@ track_cart_remove(PG_FUNCTION_ARGS)
 		ExecSaved(&CartRemoveStatement, values, nulls, false, 0);
 		RefreshCart(&event);
 		InsertEvent(&event);
+		AffinityRecordEvent(&event);
 	}
 	SPI_finish();
 

@@ -78,6 +78,7 @@ static int64 RestoreConsent(const Merge *merge);
  */
 static const MergeStep MergeSteps[] = {
 	{"sessions", MoveSessions, RestoreSessions},
+	{"affinity", AffinityMergeMove, AffinityMergeUndo},
 	{"events", MoveEvents, RestoreEvents},
 	{"cart_lines", MoveCart, RestoreCart},
 	{"orders", MoveOrders, RestoreOrders},

@@ -28,6 +28,10 @@ static const PeriodicJob PeriodicJobs[] = {
 	"SELECT personalisation.maintain_partitions()"},
 	{"personalisation:maintain-complementarity", "*/5 * * * *",
 	"SELECT personalisation.maintain_complementarity()"},
+	{"personalisation:refresh-popularity", "*/10 * * * *",
+	"SELECT personalisation.refresh_popularity()"},
+	{"personalisation:expire-session-affinity", "41 * * * *",
+	"SELECT personalisation.expire_session_affinity()"},
 	{"personalisation:run-due", "* * * * *",
 	"SELECT personalisation.run_due()"},
 };

@@ -29,6 +29,21 @@ int			RetryBackoffSeconds = 60;
 int			CouponValidityMinutes = 48 * 60;
 int			AttributionWindowMinutes = 7 * 24 * 60;
 int			SocialProofWindowMinutes = 7 * 24 * 60;
+bool		AffinityTracking = true;
+double		PageViewWeight = 1.0;
+double		CartAddWeight = 3.0;
+double		CartRemoveWeight = -2.0;
+double		PurchaseWeight = 5.0;
+int			ProfileHalfLifeSeconds = 14 * 24 * 3600;
+int			SessionHalfLifeSeconds = 30 * 60;
+double		AncestorDamping = 0.5;
+int			AffinityMaxEntries = 32;
+double		SessionWeight = 1.0;
+double		BrandWeight = 0.5;
+double		PopularityWeight = 1.0;
+int			PopularityHalfLifeSeconds = 3 * 24 * 3600;
+int			PopularityWindowSeconds = 14 * 24 * 3600;
+double		RankingHoldoutPercent = 10.0;
 
 void		_PG_init(void);
 static void DefineGucs(void);
@@ -47,6 +62,7 @@ _PG_init(void)
 	DefineGucs();
 	PartitionsInit();
 	WorkerInit();
+	CatalogueInit();
 }
 
 /*
@@ -218,6 +234,126 @@ DefineGucs(void)
 							1000, 10, 60 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,
 							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("personalisation.affinity_tracking",
+							 "Whether every tracked event updates the session's and the profile's affinity.",
+							 "Turn off only for a bulk backfill of events, then run rebuild_affinity().",
+							 &AffinityTracking,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.page_view_weight",
+							 "Affinity added by a page view of a product or category.",
+							 NULL,
+							 &PageViewWeight,
+							 1.0, -1000.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.cart_add_weight",
+							 "Affinity added by putting a product in the cart.",
+							 NULL,
+							 &CartAddWeight,
+							 3.0, -1000.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.cart_remove_weight",
+							 "Affinity added by taking a product out of the cart (negative: interest withdrawn).",
+							 NULL,
+							 &CartRemoveWeight,
+							 -2.0, -1000.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.purchase_weight",
+							 "Affinity added by buying a product, per order line.",
+							 NULL,
+							 &PurchaseWeight,
+							 5.0, -1000.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.profile_half_life",
+							"Time in which a profile's affinity halves.",
+							NULL,
+							&ProfileHalfLifeSeconds,
+							14 * 24 * 3600, 60, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.session_half_life",
+							"Time in which a session's affinity halves.",
+							NULL,
+							&SessionHalfLifeSeconds,
+							30 * 60, 60, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.ancestor_damping",
+							 "Share of an event's weight credited to its category's parent, squared for the grandparent, and so on.",
+							 "Ranking reads a category's ancestors with the same damping.",
+							 &AncestorDamping,
+							 0.5, 0.0, 1.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.affinity_max_entries",
+							"Most dimensions one session's or profile's affinity keeps; the weakest are evicted.",
+							NULL,
+							&AffinityMaxEntries,
+							32, 8, 250,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.session_weight",
+							 "Weight of the session's affinity against the profile's (1) in a ranking score.",
+							 NULL,
+							 &SessionWeight,
+							 1.0, 0.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.brand_weight",
+							 "Weight of brand affinity against product and category affinity (1) in a product's score.",
+							 NULL,
+							 &BrandWeight,
+							 0.5, 0.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.popularity_weight",
+							 "Score given to the most popular candidate by the popularity prior; others get their share of it.",
+							 NULL,
+							 &PopularityWeight,
+							 1.0, 0.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.popularity_half_life",
+							"Time in which an event's contribution to popularity halves.",
+							NULL,
+							&PopularityHalfLifeSeconds,
+							3 * 24 * 3600, 60, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.popularity_window",
+							"How far back refresh_popularity() reads events.",
+							NULL,
+							&PopularityWindowSeconds,
+							14 * 24 * 3600, 3600, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.ranking_holdout_percent",
+							 "Share of visitors, in percent, held out of ranking (the control arm gets the shop's order).",
+							 "Assignment is a hash of the session's profile; raising the share keeps every control visitor in control.",
+							 &RankingHoldoutPercent,
+							 10.0, 0.0, 100.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 
 	MarkGUCPrefixReserved("personalisation");
 }

@@ -39,6 +39,23 @@ extern int	SocialProofWindowMinutes;
 extern bool WorkerEnabled;
 extern int	WorkerNaptimeMs;
 
+/* GUCs of the affinity model and ranking (personalisation.c, docs/ranking.md) */
+extern bool AffinityTracking;
+extern double PageViewWeight;
+extern double CartAddWeight;
+extern double CartRemoveWeight;
+extern double PurchaseWeight;
+extern int	ProfileHalfLifeSeconds;
+extern int	SessionHalfLifeSeconds;
+extern double AncestorDamping;
+extern int	AffinityMaxEntries;
+extern double SessionWeight;
+extern double BrandWeight;
+extern double PopularityWeight;
+extern int	PopularityHalfLifeSeconds;
+extern int	PopularityWindowSeconds;
+extern double RankingHoldoutPercent;
+
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
 
@@ -67,6 +84,7 @@ extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls
 					  bool read_only, long count);
 extern Portal OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls);
 extern bool TextEqual(text *left, text *right);
+extern char *ClipForMessage(const char *value);
 extern int	TextCompare(text *left, text *right);
 extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
@@ -89,6 +107,8 @@ typedef struct TrackedEvent
 	int32		quantity;		/* 0 when not applicable */
 	text	   *order_id;		/* purchases only */
 	Datum		value;			/* purchases only: the order total (numeric) */
+	bool		facets_read;	/* the product's catalogue row was read: */
+	text	   *brand;			/* its brand (NULL when it has none) */
 } TrackedEvent;
 
 /* events.c */
@@ -123,6 +143,14 @@ extern void LockSessionForEvent(text *session_id);
 extern void LockSession(text *session_id);
 extern void LockCustomer(text *customer_id);
 extern void LockProfile(int64 profile_id);
+
+/* affinity.c: AffinityRecordEvent runs inside the tracking call's SPI connection */
+extern void AffinityRecordEvent(TrackedEvent *event);
+extern int64 AffinityMergeMove(const Merge *merge);
+extern int64 AffinityMergeUndo(const Merge *merge);
+
+/* catalogue.c */
+extern void CatalogueInit(void);
 
 /* journey_hooks.c: the journeys' merge step */
 extern int64 JourneyMergeProfiles(const Merge *merge);

@@ -331,6 +331,13 @@ track_purchase(PG_FUNCTION_ARGS)
 		ExecSaved(&ClearPurchasedStatement, cart_values, NULL, false, 0);
 		RefreshCart(&event);
 		InsertEvent(&event);
+		for (int i = 0; i < items.count; i++)
+		{
+			TrackedEvent line = event;
+
+			line.product_id = items.lines[i].product_id;
+			AffinityRecordEvent(&line);
+		}
 	}
 	SPI_finish();
 

@@ -70,7 +70,7 @@ SELECT results_eq(
       FROM personalisation.merges WHERE profile_id = $$ || :desk,
   $$VALUES ($$ || :phone || $$::bigint, 'idm-cust'::text, 'idm-phone'::text, 'identify'::text,
             '2026-03-02 10:05+00'::timestamptz,
-            '{"sessions": 1, "events": 5, "cart_lines": 2, "orders": 1, "consent_changes": 0, "journeys": 0}'::jsonb,
+            '{"sessions": 1, "affinity": 2, "events": 5, "cart_lines": 2, "orders": 1, "consent_changes": 0, "journeys": 0}'::jsonb,
             NULL::timestamptz)$$,
   'the ledger records which profiles merged, when, why and what moved');
 SELECT is((SELECT customer_id FROM personalisation.profiles WHERE profile_id = :phone), NULL,

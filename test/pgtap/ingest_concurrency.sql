@@ -52,6 +52,7 @@ DELETE FROM personalisation.events WHERE session_id = 'cc-s';
 DELETE FROM personalisation.event_keys WHERE event_id IN ('cc-e1', 'cc-e2');
 DELETE FROM personalisation.cart_lines WHERE session_id = 'cc-s';
 DELETE FROM personalisation.carts WHERE session_id = 'cc-s';
+DELETE FROM personalisation.affinity WHERE profile_id IN (SELECT profile_id FROM personalisation.sessions WHERE session_id = 'cc-s');
 DELETE FROM personalisation.profiles WHERE profile_id IN (SELECT profile_id FROM personalisation.sessions WHERE session_id = 'cc-s');
 DELETE FROM personalisation.sessions WHERE session_id = 'cc-s';
 SELECT * FROM finish();

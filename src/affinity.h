@@ -1,0 +1,58 @@
+/*
+ * affinity.h
+ *		What the affinity model (affinity.c), ranking (rank.c) and the
+ *		category tree cache (catalogue.c) share: dimension keys, the decoded
+ *		form of a stored affinity, and category paths.
+ */
+#ifndef PERSONALISATION_AFFINITY_H
+#define PERSONALISATION_AFFINITY_H
+
+#include "personalisation.h"
+
+/*
+ * What an affinity is about.  The dimension sits in the top two bits of a
+ * key, so that a key alone says what it is about; key 0 means "none".
+ */
+typedef enum AffinityDimension
+{
+	AFFINITY_CATEGORY = 1,
+	AFFINITY_PRODUCT = 2,
+	AFFINITY_BRAND = 3
+} AffinityDimension;
+
+#define AFFINITY_DIMENSION_SHIFT 62
+#define AffinityKeyDimension(key) ((AffinityDimension) ((key) >> AFFINITY_DIMENSION_SHIFT))
+
+/* One score: a dimension key and its score at the state's decayed_to. */
+typedef struct AffinityEntry
+{
+	uint64		key;
+	float8		score;
+} AffinityEntry;
+
+/*
+ * The affinity of one session or profile: every score valid at decayed_to
+ * (the newest event folded in), entries sorted by key.
+ */
+typedef struct AffinityState
+{
+	TimestampTz decayed_to;
+	int			count;
+	AffinityEntry *entries;
+} AffinityState;
+
+/* Deepest category path followed; deeper ancestors are ignored. */
+#define MAX_CATEGORY_DEPTH 16
+
+/* affinity.c */
+extern uint64 AffinityKey(AffinityDimension dimension, const char *data, int len);
+extern uint64 AffinityTextKey(AffinityDimension dimension, text *value);
+extern const char *AffinityDimensionName(AffinityDimension dimension);
+extern void DecodeAffinity(bytea *entries, TimestampTz decayed_to, AffinityState *state);
+extern float8 AffinityDecay(TimestampTz from, TimestampTz to, bool session_scope);
+extern float8 AffinityScore(AffinityState *state, uint64 key);
+
+/* catalogue.c */
+extern int	CategoryPath(uint64 category_key, uint64 *path);
+
+#endif							/* PERSONALISATION_AFFINITY_H */
