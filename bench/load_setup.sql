@@ -3,12 +3,7 @@
 -- push, a sixth of the visitors with a cart left two minutes ago, the login
 -- roles the workload runs as, and the table the delivery worker logs to.
 CREATE EXTENSION personalisation;
-INSERT INTO personalisation.categories
-SELECT 'c' || i, CASE WHEN i > 10 THEN 'c' || (i % 10 + 1) END, 'Category ' || i
-  FROM generate_series(1, 200) i;
-INSERT INTO personalisation.products (product_id, category_id, name, price, brand)
-SELECT 'p' || i, 'c' || (i % 200 + 1), 'Product ' || i, (i % 97) + 0.99, 'brand' || (i % 50)
-  FROM generate_series(1, :products) i;
+\ir catalogue.sql
 SELECT count(personalisation.track_page_view('ls' || i, NULL, 'p' || (1 + i % :products), now() - interval '3 minutes'))
   FROM generate_series(0, :sessions - 1) i;
 SELECT count(personalisation.set_consent('ls' || i, 'push', true, now() - interval '3 minutes'))
