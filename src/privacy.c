@@ -122,14 +122,17 @@ static SavedStatement PersonTablesStatement = {
 	0, {InvalidOid}
 };
 
-/* $1 customer_id: the customer's profile, then the anonymous profiles merged into it. */
+/*
+ * $1 customer_id: as int8[], the customer's profile and the anonymous
+ * profiles merged into it, in order; NULL for a customer never identified.
+ */
 static SavedStatement CustomerProfilesStatement = {
-	"SELECT p.profile_id FROM personalisation.profiles p WHERE p.customer_id = $1"
-	" UNION ALL"
-	" SELECT m.from_profile_id FROM personalisation.profiles p"
-	"   JOIN personalisation.merges m ON m.profile_id = p.profile_id"
-	"  WHERE p.customer_id = $1 AND m.unmerged_at IS NULL"
-	" ORDER BY 1",
+	"SELECT pg_catalog.array_agg(profile_id ORDER BY profile_id) FROM ("
+	"  SELECT p.profile_id FROM personalisation.profiles p WHERE p.customer_id = $1"
+	"  UNION ALL"
+	"  SELECT m.from_profile_id FROM personalisation.profiles p"
+	"    JOIN personalisation.merges m ON m.profile_id = p.profile_id"
+	"   WHERE p.customer_id = $1 AND m.unmerged_at IS NULL) person",
 	1, {TEXTOID}
 };
 
@@ -302,7 +305,8 @@ ExecPersonStatement(const char *sql, Person *person, bool read_only)
 }
 
 /*
- * FirstColumn returns column col of the last statement's first row.
+ * FirstColumn returns column col of the last statement's first row, a
+ * by-reference value (an array or a document), copied out of SPI's memory.
  */
 static Datum
 FirstColumn(int col)
@@ -454,22 +458,17 @@ static Datum
 CustomerProfiles(text *customer_id)
 {
 	Datum		values[1] = {PointerGetDatum(customer_id)};
-	Datum	   *ids;
 	bool		isnull;
-	int			count;
 
-	ExecSaved(&CustomerProfilesStatement, values, NULL, false, 0);
-	count = (int) SPI_processed;
-	if (count == 0)
+	ExecSaved(&CustomerProfilesStatement, values, NULL, false, 1);
+	(void) SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("customer \"%s\" is not known", text_to_cstring(customer_id)),
 				 errdetail("No profile carries this customer id: it was never identified, or it was forgotten already."),
 				 errhint("Pass the customer id the shop gave identify().")));
-	ids = palloc(sizeof(Datum) * count);
-	for (int i = 0; i < count; i++)
-		ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-	return PointerGetDatum(construct_array(ids, count, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	return FirstColumn(1);
 }
 
 /*
