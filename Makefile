@@ -8,7 +8,7 @@ PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Werror -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
 
 # The install script is the concatenation of the parts below, in dependency order.
-SQL_PARTS    = sql/schema.sql sql/events.sql sql/identity.sql sql/affinity.sql sql/complement.sql sql/subscriptions.sql sql/outbox.sql sql/journeys.sql sql/post_purchase.sql sql/maintenance.sql sql/worker.sql
+SQL_PARTS    = sql/schema.sql sql/events.sql sql/identity.sql sql/affinity.sql sql/complement.sql sql/subscriptions.sql sql/outbox.sql sql/journeys.sql sql/post_purchase.sql sql/maintenance.sql sql/worker.sql sql/privacy.sql sql/security.sql
 DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
 EXTRA_CLEAN  = $(DATA_built)

@@ -1,6 +1,6 @@
 # common.sh: sourced by the benchmarks.  Starts a throw-away instance (via
 # test/cluster.sh) with a database `bench` holding the extension and a
-# catalogue of $BENCH_PRODUCTS products, and offers a pgbench runner.
+# catalogue of $BENCH_PRODUCTS products (catalogue.sql), and offers a pgbench runner.
 source "$(dirname "${BASH_SOURCE[0]}")/../test/cluster.sh"
 
 BENCH_PRODUCTS=${BENCH_PRODUCTS:-20000}
@@ -14,16 +14,8 @@ bench_start() {
     start_cluster "$BENCH_WORK/cluster" 55532 bench
     trap 'stop_cluster; rm -rf "$BENCH_WORK"' EXIT
     createdb bench
-    psql -q -X -d bench -v ON_ERROR_STOP=1 -v products="$BENCH_PRODUCTS" <<'SQL'
-CREATE EXTENSION personalisation;
-INSERT INTO personalisation.categories
-SELECT 'c' || i, CASE WHEN i > 10 THEN 'c' || (i % 10 + 1) END, 'Category ' || i
-  FROM generate_series(1, 200) i;
-INSERT INTO personalisation.products (product_id, category_id, name, price, brand)
-SELECT 'p' || i, 'c' || (i % 200 + 1), 'Product ' || i, (i % 97) + 0.99, 'brand' || (i % 50)
-  FROM generate_series(1, :products) i;
-ANALYZE;
-SQL
+    psql -q -X -d bench -v ON_ERROR_STOP=1 -v products="$BENCH_PRODUCTS" -c "CREATE EXTENSION personalisation" \
+        -f "$(dirname "${BASH_SOURCE[0]}")/catalogue.sql" -c "ANALYZE"
 }
 
 # pgbench_tps SCRIPT SECONDS CLIENTS [PGOPTIONS] prints the transactions per

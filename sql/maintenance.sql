@@ -3,7 +3,8 @@
 
 CREATE FUNCTION personalisation.maintain_partitions(
     now timestamptz DEFAULT pg_catalog.now(),
-    OUT created int, OUT dropped int, OUT expired_keys bigint)
+    OUT created int, OUT dropped int, OUT expired_keys bigint,
+    OUT expired_sessions bigint, OUT forgotten_profiles bigint)
 RETURNS record LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'maintain_partitions';
 

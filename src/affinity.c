@@ -878,6 +878,6 @@ affinity_key(PG_FUNCTION_ARGS)
 
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("unknown affinity dimension \"%s\"", dimension),
+			 errmsg("unknown affinity dimension \"%s\"", ClipForMessage(dimension)),
 			 errhint("Pass 'category', 'product' or 'brand'.")));
 }

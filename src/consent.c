@@ -50,7 +50,7 @@ RequireChannel(FunctionCallInfo fcinfo, int argno)
 	if (strcmp(channel, "push") != 0 && strcmp(channel, "email") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("unknown consent channel \"%s\"", channel),
+				 errmsg("unknown consent channel \"%s\"", ClipForMessage(channel)),
 				 errhint("Pass 'push' or 'email'.")));
 	return channel;
 }

@@ -81,6 +81,7 @@ typedef struct DayInsert
 static DayInsert DayInserts[EVENT_INSERT_DAYS];
 static int	NextDayInsert = 0;
 
+/* Adds to the line; a line that would pass PG_INT32_MAX units is left alone (no row processed). */
 static SavedStatement CartAddStatement = {
 	"INSERT INTO personalisation.cart_lines"
 	" (profile_id, product_id, quantity, session_id, added_at, updated_at)"
@@ -88,7 +89,8 @@ static SavedStatement CartAddStatement = {
 	" ON CONFLICT (profile_id, product_id) DO UPDATE"
 	" SET quantity = personalisation.cart_lines.quantity + excluded.quantity,"
 	"     session_id = excluded.session_id,"
-	"     updated_at = greatest(personalisation.cart_lines.updated_at, excluded.updated_at)",
+	"     updated_at = greatest(personalisation.cart_lines.updated_at, excluded.updated_at)"
+	" WHERE personalisation.cart_lines.quantity <= 2147483647 - excluded.quantity",
 	5, {INT8OID, TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID}
 };
 
@@ -408,6 +410,13 @@ track_cart_add(PG_FUNCTION_ARGS)
 		TimestampTzGetDatum(event.occurred_at)};
 
 		ExecSaved(&CartAddStatement, values, NULL, false, 0);
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("adding %d units of product \"%s\" would put more than %d in the cart",
+							event.quantity, text_to_cstring(event.product_id), PG_INT32_MAX),
+					 errhint("Pass the quantity the visitor added; a cart line holds at most %d units.",
+							 PG_INT32_MAX)));
 		RefreshCart(&event);
 		InsertEvent(&event);
 		AffinityRecordEvent(&event);

@@ -576,10 +576,10 @@ LockSessionForEvent(text *session_id)
 }
 
 /*
- * LockSession keeps the session's events out while a login or an unmerge
- * moves it, and waits for the events being written.
+ * LockSession keeps the session's events out while a login, an unmerge or
+ * an erasure moves or removes it, and waits for the events being written.
  */
-static void
+void
 LockSession(text *session_id)
 {
 	LockKey(SESSION_LOCK_KEY, HashText(session_id), ExclusiveLock);
@@ -601,19 +601,20 @@ LockSessionsFound(void)
 }
 
 /*
- * LockCustomer serialises everything that may create or merge into the
- * customer's profile.
+ * LockCustomer serialises everything that may create, merge into or erase
+ * the customer's profile.
  */
-static void
+void
 LockCustomer(text *customer_id)
 {
 	LockKey(CUSTOMER_LOCK_KEY, HashText(customer_id), ExclusiveLock);
 }
 
 /*
- * LockProfile serialises the merges of one profile's sessions.
+ * LockProfile serialises the merges (and the erasure) of one profile's
+ * sessions.
  */
-static void
+void
 LockProfile(int64 profile_id)
 {
 	LockKey(PROFILE_LOCK_KEY, DatumGetInt32(DirectFunctionCall1(hashint8, Int64GetDatum(profile_id))),

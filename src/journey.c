@@ -52,7 +52,10 @@ PG_FUNCTION_INFO_V1(attribution_window);
  * $1 now, $2 abandon_after, $3 holdout basis points, $4 limit (NULL: all).
  * A cart idle longer than the journey's horizon (the latest any of its steps
  * could still go out: its due time plus its max_lateness) is not declared:
- * every step would be skipped as late.
+ * every step would be skipped as late.  The carts declared are key-share
+ * locked, which cart activity does not conflict with but an erasure
+ * (forget_customer) deleting the cart does: no run is declared for a person
+ * being forgotten.
  */
 static SavedStatement DeclareIdleCartsStatement = {
 	DECLARE_INSERT
@@ -66,6 +69,7 @@ static SavedStatement DeclareIdleCartsStatement = {
 	"                                    WHERE s.journey = j.journey AND s.enabled)"
 	"  WHERE true" DECLARE_ELIGIBLE
 	"  ORDER BY c.last_activity_at LIMIT $4"
+	"    FOR KEY SHARE OF c"
 	" ON CONFLICT DO NOTHING",
 	4, {TIMESTAMPTZOID, INTERVALOID, INT4OID, INT8OID}, KEYED_PLAN
 };

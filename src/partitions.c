@@ -26,6 +26,13 @@ PG_FUNCTION_INFO_V1(maintain_partitions);
 /* Advisory lock key (first half) serialising partition changes. */
 #define PARTITION_LOCK_KEY 0x70657273
 
+/*
+ * The days partitions can be made for: from day 0 (2000-01-01), the origin
+ * of the day numbers, to the end of the last year named with four digits.
+ */
+#define FIRST_PARTITION_DAY 0
+#define LAST_PARTITION_YEAR 9999
+
 static bool CoveredDaysValid = false;
 static Oid	CoveredEventsRelid = InvalidOid;
 static int64 CoveredFirstDay = 0;
@@ -232,9 +239,10 @@ PartitionsInit(void)
 /*
  * maintain_partitions creates the partitions for today and the next
  * personalisation.partition_premake days, drops every partition that lies
- * wholly before now - personalisation.event_retention, and expires the
- * idempotency keys of the same age.  It returns what it did, and is safe to
- * run concurrently and repeatedly.
+ * wholly before now - personalisation.event_retention, expires the
+ * idempotency keys of the same age, and the sessions last seen before then
+ * with the anonymous profiles they leave unreachable (ExpireSessions).  It
+ * returns what it did, and is safe to run concurrently and repeatedly.
  */
 Datum
 maintain_partitions(PG_FUNCTION_ARGS)
@@ -248,9 +256,11 @@ maintain_partitions(PG_FUNCTION_ARGS)
 	int32		created = 0;
 	int32		dropped = 0;
 	int64		expired_keys;
+	int64		expired_sessions;
+	int64		forgotten_profiles;
 	TupleDesc	tupdesc;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
+	Datum		values[5];
+	bool		nulls[5] = {false, false, false, false, false};
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -258,10 +268,13 @@ maintain_partitions(PG_FUNCTION_ARGS)
 				 errmsg("now must not be null"),
 				 errhint("Omit the argument to use now().")));
 	now = PG_GETARG_TIMESTAMPTZ(0);
-	if (TIMESTAMP_NOT_FINITE(now))
+	if (TIMESTAMP_NOT_FINITE(now) || DayOf(now) < FIRST_PARTITION_DAY ||
+		DayOf(now) + PartitionPremakeDays > date2j(LAST_PARTITION_YEAR, 12, 31) - POSTGRES_EPOCH_JDATE)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("now must be a finite timestamp"),
+				 errmsg("now %s is outside the days event partitions cover", timestamptz_to_str(now)),
+				 errdetail("Event partitions cover the days from 2000-01-01 to %d-12-31, "
+						   "personalisation.partition_premake days ahead included.", LAST_PARTITION_YEAR),
 				 errhint("Omit the argument to use now().")));
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
@@ -298,11 +311,14 @@ maintain_partitions(PG_FUNCTION_ARGS)
 		ExecSaved(&ExpireEventKeysStatement, key_values, NULL, false, 0);
 		expired_keys = (int64) SPI_processed;
 	}
+	expired_sessions = ExpireSessions(cutoff, &forgotten_profiles);
 	SPI_finish();
 
 	tupdesc = BlessTupleDesc(tupdesc);
 	values[0] = Int32GetDatum(created);
 	values[1] = Int32GetDatum(dropped);
 	values[2] = Int64GetDatum(expired_keys);
+	values[3] = Int64GetDatum(expired_sessions);
+	values[4] = Int64GetDatum(forgotten_profiles);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

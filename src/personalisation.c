@@ -73,8 +73,9 @@ static void
 DefineGucs(void)
 {
 	DefineCustomIntVariable("personalisation.event_retention",
-							"How long events, sessions' idempotency keys and their partitions are kept.",
-							"maintain_partitions() drops day partitions wholly older than this; "
+							"How long events, their idempotency keys and idle sessions are kept.",
+							"maintain_partitions() drops day partitions wholly older than this, expires "
+							"sessions last seen before it and the anonymous profiles they leave unreachable; "
 							"events older than this are refused.",
 							&EventRetentionMinutes,
 							180 * 24 * 60, 24 * 60, INT_MAX,

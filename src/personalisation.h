@@ -84,6 +84,7 @@ extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls
 					  bool read_only, long count);
 extern Portal OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls);
 extern bool TextEqual(text *left, text *right);
+extern char *ClipForMessage(const char *value);
 extern int	TextCompare(text *left, text *right);
 extern void CheckIdentifierText(text *value, const char *argname);
 extern text *RequireIdentifier(FunctionCallInfo fcinfo, int argno, const char *argname);
@@ -169,6 +170,9 @@ typedef struct Merge
 
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
 extern void LockSessionForEvent(text *session_id);
+extern void LockSession(text *session_id);
+extern void LockCustomer(text *customer_id);
+extern void LockProfile(int64 profile_id);
 
 /* affinity.c: AffinityRecordEvent runs inside the tracking call's SPI connection */
 extern void AffinityRecordEvent(TrackedEvent *event);
@@ -210,6 +214,9 @@ extern void AssignQuietHoursTimezone(const char *newval, void *extra);
 extern int64 EnsureEventPartition(TimestampTz occurred_at);
 extern char *EventPartitionName(int64 day, MemoryContext context);
 extern void PartitionsInit(void);
+
+/* privacy.c */
+extern int64 ExpireSessions(TimestampTz cutoff, int64 *forgotten);
 
 /* worker.c */
 extern void WorkerInit(void);

@@ -103,6 +103,20 @@ CheckIdentifierText(text *value, const char *argname)
 }
 
 /*
+ * ClipForMessage returns value cut to at most MAX_IDENTIFIER_BYTES bytes
+ * (on a character boundary, "..." marking the cut), for quoting a value the
+ * caller passed in an error message: a hostile megabyte is not echoed back.
+ */
+char *
+ClipForMessage(const char *value)
+{
+	int			len = strlen(value);
+	int			kept = pg_mbcliplen(value, len, MAX_IDENTIFIER_BYTES);
+
+	return kept == len ? pstrdup(value) : psprintf("%.*s...", kept, value);
+}
+
+/*
  * TextEqual reports whether two texts hold the same bytes.  Identifiers are
  * compared this way everywhere, whatever the database's collation.
  */

@@ -30,6 +30,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "storage/lwlock.h"
 #include "storage/proc.h"
 #include "storage/shmem.h"
@@ -376,6 +377,25 @@ RecordRun(int actions, const char *error)
 }
 
 /*
+ * LockExtension holds the extension against DROP EXTENSION until the end of
+ * the transaction and reports whether it is (still) installed.  A unit of
+ * work takes it before touching any of the extension's tables, as DROP
+ * EXTENSION locks the extension before its members, so the two never
+ * deadlock: whichever takes the extension first goes first.
+ */
+static bool
+LockExtension(void)
+{
+	Oid			extension = get_extension_oid("personalisation", true);
+
+	if (!OidIsValid(extension))
+		return false;
+	LockDatabaseObject(ExtensionRelationId, extension, 0, AccessShareLock);
+	/* a DROP EXTENSION we waited for has committed by now: look again */
+	return OidIsValid(get_extension_oid("personalisation", true));
+}
+
+/*
  * RunUnitOfWork runs RunDue(now) over at most WORKER_BATCH_RUNS runs in a
  * transaction of its own, and sets *more when work remains.  It returns
  * the messages written, or -1 when the extension is gone from the
@@ -392,7 +412,7 @@ RunUnitOfWork(bool *more)
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "personalisation: run due work");
 
-	installed = OidIsValid(get_extension_oid("personalisation", true));
+	installed = LockExtension();
 	*more = false;
 	if (installed)
 		actions = RunDue(GetCurrentTimestamp(), WORKER_BATCH_RUNS, more);

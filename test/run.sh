@@ -32,7 +32,15 @@ echo "== pgTAP"
 psql -q -X -d "$DB" -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap' \
          -c 'CREATE EXTENSION IF NOT EXISTS dblink' \
          -c 'CREATE EXTENSION IF NOT EXISTS personalisation'
+# security_hostile.sql reads the documented SQLSTATEs from docs/security.md
+export PERSONALISATION_DOCS="$REPO_DIR/docs"
 pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
+
+# SIGKILLed backends in the middle of run_due, claim_messages and a purchase
+bash "$REPO_DIR/test/crash.sh" || status=1
+
+# a 20-second run of the load benchmark in this instance
+LOAD_IN_RUNNING_INSTANCE=1 LOAD_SECONDS=20 CLUSTER_DIR="$CLUSTER_DIR" bash "$REPO_DIR/bench/load.sh" || status=1
 
 if [ $status -ne 0 ]; then
     echo "== server log (last 50 lines)"; tail -n 50 "$CLUSTER_DIR/server.log"
