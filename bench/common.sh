@@ -1,6 +1,7 @@
 # common.sh: sourced by the benchmarks.  Starts a throw-away instance (via
 # test/cluster.sh) with a database `bench` holding the extension and a
-# catalogue of $BENCH_PRODUCTS products (catalogue.sql), and offers a pgbench runner.
+# catalogue of $BENCH_PRODUCTS products (catalogue.sql), and offers a pgbench runner
+# and psql helpers.
 source "$(dirname "${BASH_SOURCE[0]}")/../test/cluster.sh"
 
 BENCH_PRODUCTS=${BENCH_PRODUCTS:-20000}
@@ -24,6 +25,20 @@ pgbench_tps() {
     local script=$1 seconds=$2 clients=$3 options=${4:-}
     PGOPTIONS="$options" "$PG_BINDIR/pgbench" -n -M prepared -c "$clients" -j "$clients" \
         -T "$seconds" -f "$script" bench 2>&1 | awk '/^tps/ { print $3; exit }'
+}
+
+# sql ARGS... runs psql on the bench database quietly, stopping at the first error.
+sql() {
+    psql -q -X -At -v ON_ERROR_STOP=1 -d bench "$@"
+}
+
+# seconds SQL prints how long the statement (or psql meta-command) takes, in seconds.
+seconds() {
+    local start end
+    start=$(date +%s.%N)
+    sql -c "$1" >/dev/null
+    end=$(date +%s.%N)
+    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
 }
 
 # ratio A B prints A / B with two decimals.

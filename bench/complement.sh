@@ -24,20 +24,6 @@ LATENCY_SECONDS=${LATENCY_SECONDS:-15}
 bench_start
 psql -q -X -d bench -c "ALTER SYSTEM SET max_wal_size = '8GB'" -c "SELECT pg_reload_conf()" >/dev/null
 
-# sql ARGS... runs psql on the bench database quietly, stopping at the first error.
-sql() {
-    psql -q -X -At -v ON_ERROR_STOP=1 -d bench "$@"
-}
-
-# seconds SQL prints how long the statement (or psql meta-command) takes, in seconds.
-seconds() {
-    local start end
-    start=$(date +%s.%N)
-    sql -c "$1" >/dev/null
-    end=$(date +%s.%N)
-    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
-}
-
 # history FIRST LAST writes orders FIRST .. LAST straight to the order tables.
 history() {
     sql -v first="$1" -v last="$2" -f "$BENCH_DIR/complement_data.sql"

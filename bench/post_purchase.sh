@@ -21,20 +21,6 @@ RUNS=${RUNS:-10000}
 
 bench_start
 
-# sql ARGS... runs psql on the bench database quietly, stopping at the first error.
-sql() {
-    psql -q -X -At -v ON_ERROR_STOP=1 -d bench "$@"
-}
-
-# seconds SQL prints how long the statement takes, in seconds.
-seconds() {
-    local start end
-    start=$(date +%s.%N)
-    sql -c "$1" >/dev/null
-    end=$(date +%s.%N)
-    awk -v s="$start" -v e="$end" 'BEGIN { printf "%.2f", e - s }'
-}
-
 # journeys on|off switches the post-purchase journeys.
 journeys() {
     sql -c "UPDATE personalisation.journeys SET enabled = $([ "$1" = on ] && echo true || echo false)
