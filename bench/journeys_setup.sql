@@ -17,8 +17,8 @@ CREATE TEMP TABLE shoppers AS
 SELECT nextval('personalisation.profile_id_seq') AS profile_id, i FROM generate_series(1, :carts) i;
 INSERT INTO personalisation.profiles (profile_id, created_at, customer_id, email, email_consent)
 SELECT profile_id, :'t0', 'c-' || i, 'shopper' || i || '@example.test', true FROM shoppers;
-INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at, event_count, push_consent, push_consent_at)
-SELECT 'b-' || i, profile_id, :'t0', :'t0', 4, true, :'t0' FROM shoppers;
+INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at, push_consent, push_consent_at)
+SELECT 'b-' || i, profile_id, :'t0', :'t0', true, :'t0' FROM shoppers;
 INSERT INTO personalisation.cart_lines (profile_id, product_id, quantity, session_id, added_at, updated_at)
 SELECT profile_id, 'b-p' || (i % 1000), 1, 'b-' || i, :'t0'::timestamptz, :'t0'::timestamptz FROM shoppers
 UNION ALL

@@ -355,15 +355,10 @@ static SavedStatement CartStatement = {
 	.argtypes = {TEXTOID},
 };
 
-/*
- * $1 source products: the categories they are in, each with its first
- * source in byte order.
- */
+/* $1 source products: the category of each, in the array's order (one key lookup each). */
 static SavedStatement SourceCategoriesStatement = {
-	.sql = "SELECT p.category_id, pg_catalog.min(p.product_id COLLATE \"C\")"
-	"  FROM personalisation.products p"
-	" WHERE p.product_id = ANY ($1) AND p.category_id IS NOT NULL"
-	" GROUP BY p.category_id",
+	.sql = "SELECT (SELECT p.category_id FROM personalisation.products p WHERE p.product_id = s.product_id)"
+	"  FROM pg_catalog.unnest($1) WITH ORDINALITY AS s(product_id, n) ORDER BY s.n",
 	.nargs = 1,
 	.argtypes = {TEXTARRAYOID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
@@ -1695,33 +1690,39 @@ Taken(Datum product_id, Recommendation *list, int count)
  * categories that are neither in the sorted excluded array nor in the list
  * already, until it holds n: a merge of the categories' popularity lists,
  * most counted orders first, ties by product id.  Each is because_of the
- * first source (byte order) of its category, scored with its orders.
+ * first source of its category (the sources come in byte order), scored
+ * with its orders.
  */
 static void
 PopularInCategories(Datum *sources, int nsources, Datum *excluded, int nexcluded,
 					Recommendation *list, int *count, int n)
 {
 	Datum		values[1] = {TextArray(sources, nsources)};
-	int			ncategories;
-	CategoryPopularity **categories;
-	Datum	   *because;
-	int		   *next;
-	bool		isnull;
+	int			ncategories = 0;
+	CategoryPopularity **categories = palloc(sizeof(CategoryPopularity *) * nsources);
+	Datum	   *because = palloc(sizeof(Datum) * nsources);
+	int		   *next = palloc0(sizeof(int) * nsources);
+	SPITupleTable *rows;
 
 	ExecSaved(&SourceCategoriesStatement, values, NULL, true, 0);
-	ncategories = (int) SPI_processed;
-	categories = palloc(sizeof(CategoryPopularity *) * Max(ncategories, 1));
-	because = palloc(sizeof(Datum) * Max(ncategories, 1));
-	next = palloc0(sizeof(int) * Max(ncategories, 1));
+	rows = SPI_tuptable;
+	for (int i = 0; i < nsources; i++)
 	{
-		SPITupleTable *rows = SPI_tuptable;
+		bool		isnull;
+		Datum		category = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+		CategoryPopularity *popularity;
+		bool		seen = false;
 
+		if (isnull)
+			continue;
+		popularity = PopularityOf(DatumGetTextPP(category));
 		for (int c = 0; c < ncategories; c++)
-		{
-			because[c] = datumCopy(SPI_getbinval(rows->vals[c], rows->tupdesc, 2, &isnull), false, -1);
-			categories[c] = PopularityOf(DatumGetTextPP(SPI_getbinval(rows->vals[c], rows->tupdesc,
-																	  1, &isnull)));
-		}
+			seen = seen || categories[c] == popularity;
+		if (seen)
+			continue;
+		categories[ncategories] = popularity;
+		because[ncategories] = sources[i];
+		ncategories++;
 	}
 
 	while (*count < n)
