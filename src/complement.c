@@ -5,7 +5,9 @@
  *		path that changes them: each purchase and refund in its own
  *		transaction, the window's expiry and the folding of stripes
  *		(maintain_complementarity), pausing, and the bulk rebuild from the
- *		order history; and the readers also_bought and recommend_for_cart.
+ *		order history; and the readers also_bought, recommend_for_cart and
+ *		RecommendForSources (the journey messages' recommendations, with the
+ *		popular-in-category fallback).
  *
  *		An order counts once per product it contains, whatever the quantity.
  *		Refunded orders and orders placed before the window count nowhere.
