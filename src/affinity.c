@@ -31,7 +31,10 @@
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(affinity_fold);
 PG_FUNCTION_INFO_V1(affinity_entries);
@@ -65,20 +68,12 @@ static SavedStatement ProductFacetsStatement = {
 };
 
 /*
- * An event folds into the rows that exist with a plain UPDATE (the common
- * case: no speculative insertion, no separate lock record), and the rows
- * that do not are inserted, folding into one a concurrent call inserted
- * meanwhile.  Both walk the primary key, so the profile's row ('') is
- * always locked before the session's, by every writer.
+ * An event folds into the rows that exist in place (FoldIntoRow), and the
+ * rows that do not are inserted by this statement, folding into one a
+ * concurrent call inserted meanwhile.  Both walk the primary key in order,
+ * so the profile's row ('') is always locked before the session's, by
+ * every writer.
  */
-static SavedStatement FoldEventStatement = {
-	"UPDATE personalisation.affinity"
-	"   SET entries = personalisation.affinity_fold(entries, decayed_to, $4, $3, session_id <> ''),"
-	"       decayed_to = greatest(decayed_to, $3)"
-	" WHERE profile_id = $1 AND session_id IN ('', $2) RETURNING session_id",
-	4, {INT8OID, TEXTOID, TIMESTAMPTZOID, BYTEAOID}
-};
-
 static SavedStatement InsertEventRowsStatement = {
 	"INSERT INTO personalisation.affinity AS a (profile_id, session_id, decayed_to, entries)"
 	" SELECT $1, s, $3, $4 FROM pg_catalog.unnest($2) AS s ORDER BY s"
@@ -480,6 +475,40 @@ EventAffinity(float8 weight, TimestampTz occurred_at, text *category_id, text *p
 }
 
 /*
+ * FoldIntoRow folds an event's affinity into the stored row of scope
+ * (profile_id, scope), locking and rewriting it in place (a HOT update: the
+ * key never changes).  Returns false when there is no such row.
+ */
+static bool
+FoldIntoRow(DirectTable *affinity, Snapshot snapshot, int64 profile_id, text *scope,
+			AffinityState *event)
+{
+	static const RegProcedure eqprocs[2] = {F_INT8EQ, F_TEXTEQ};
+	Datum		keys[2] = {Int64GetDatum(profile_id), PointerGetDatum(scope)};
+	TupleTableSlot *row = affinity->row;
+	int			natts = RelationGetDescr(affinity->rel)->natts;
+	Datum	   *values = palloc(sizeof(Datum) * natts);
+	bool	   *nulls = palloc(sizeof(bool) * natts);
+	AttrNumber	decayed_to = DirectColumn(affinity, "decayed_to");
+	AttrNumber	entries = DirectColumn(affinity, "entries");
+	AffinityState stored;
+	AffinityState folded;
+
+	if (!LockByPrimaryKey(affinity, snapshot, 2, keys, eqprocs))
+		return false;
+
+	DecodeAffinity(DatumGetByteaPP(row->tts_values[entries - 1]),
+				   DatumGetTimestampTz(row->tts_values[decayed_to - 1]), &stored);
+	folded = FoldAffinity(&stored, event, VARSIZE_ANY_EXHDR(scope) > 0);
+	memcpy(values, row->tts_values, sizeof(Datum) * natts);
+	memcpy(nulls, row->tts_isnull, sizeof(bool) * natts);
+	values[decayed_to - 1] = TimestampTzGetDatum(folded.decayed_to);
+	values[entries - 1] = PointerGetDatum(EncodeAffinity(&folded));
+	DirectUpdate(affinity, values, nulls);
+	return true;
+}
+
+/*
  * AffinityRecordEvent folds a tracked event into its session's and its
  * profile's affinity, in the caller's transaction and SPI connection.  A
  * purchase is recorded once per order line, with the line's product.
@@ -493,7 +522,11 @@ AffinityRecordEvent(TrackedEvent *event)
 	text	   *category_id = event->category_id;
 	text	   *brand = NULL;
 	AffinityState state;
-	Datum		values[4];
+	bytea	   *encoded;
+	Snapshot	snapshot;
+	DirectTable affinity;
+	Datum		missing[2];
+	int			count = 0;
 
 	if (!AffinityTracking)
 		return;
@@ -526,31 +559,27 @@ AffinityRecordEvent(TrackedEvent *event)
 	state = EventAffinity(weight, event->occurred_at, category_id, event->product_id, brand);
 	if (state.count == 0)
 		return;
+	/* the event's scores are stored as float4, so they are folded as float4 */
+	encoded = EncodeAffinity(&state);
+	DecodeAffinity(encoded, event->occurred_at, &state);
 
-	values[0] = Int64GetDatum(event->profile_id);
-	values[1] = PointerGetDatum(event->session_id);
-	values[2] = TimestampTzGetDatum(event->occurred_at);
-	values[3] = PointerGetDatum(EncodeAffinity(&state));
-	ExecSaved(&FoldEventStatement, values, NULL, false, 0);
-	if (SPI_processed < 2)
+	snapshot = DirectSnapshot();
+	OpenDirectTable(&affinity, DIRECT_AFFINITY, true);
+	if (!FoldIntoRow(&affinity, snapshot, event->profile_id, cstring_to_text(""), &state))
+		missing[count++] = CStringGetTextDatum("");
+	if (!FoldIntoRow(&affinity, snapshot, event->profile_id, event->session_id, &state))
+		missing[count++] = PointerGetDatum(event->session_id);
+	CloseDirectTable(&affinity);
+	UnregisterSnapshot(snapshot);
+
+	if (count > 0)
 	{
-		bool		profile_row = false;
-		bool		session_row = false;
-		Datum		missing[2];
-		int			count = 0;
+		Datum		values[4];
 
-		for (uint64 i = 0; i < SPI_processed; i++)
-		{
-			char	   *scope = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
-
-			profile_row |= scope[0] == '\0';
-			session_row |= scope[0] != '\0';
-		}
-		if (!profile_row)
-			missing[count++] = CStringGetTextDatum("");
-		if (!session_row)
-			missing[count++] = PointerGetDatum(event->session_id);
+		values[0] = Int64GetDatum(event->profile_id);
 		values[1] = PointerGetDatum(construct_array(missing, count, TEXTOID, -1, false, TYPALIGN_INT));
+		values[2] = TimestampTzGetDatum(event->occurred_at);
+		values[3] = PointerGetDatum(encoded);
 		ExecSaved(&InsertEventRowsStatement, values, NULL, false, 0);
 	}
 }

@@ -7,9 +7,12 @@
  */
 #include "personalisation.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
-#include "utils/memutils.h"
+#include "utils/fmgroids.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(track_page_view);
 PG_FUNCTION_INFO_V1(track_cart_add);
@@ -22,10 +25,9 @@ PG_FUNCTION_INFO_V1(track_cart_remove);
  */
 #define SESSION_TOUCH_INTERVAL_SECONDS 60
 
-static SavedStatement FindSessionStatement = {
-	"SELECT profile_id, last_seen_at FROM personalisation.sessions WHERE session_id = $1",
-	1, {TEXTOID}
-};
+/* Advisory lock space of event ids (the first half of the lock key). */
+#define EVENT_KEY_LOCK_KEY 0x65766e74
+
 
 static SavedStatement TouchSessionStatement = {
 	"UPDATE personalisation.sessions SET last_seen_at = greatest(last_seen_at, $2)"
@@ -44,42 +46,6 @@ static SavedStatement CreateProfileStatement = {
 	"INSERT INTO personalisation.profiles (profile_id, created_at) VALUES ($1, $2)",
 	2, {INT8OID, TIMESTAMPTZOID}
 };
-
-static SavedStatement ClaimEventKeyStatement = {
-	"INSERT INTO personalisation.event_keys (event_id, occurred_at) VALUES ($1, $2)"
-	" ON CONFLICT (event_id) DO NOTHING",
-	2, {TEXTOID, TIMESTAMPTZOID}
-};
-
-static SavedStatement ProductFacetsStatement = {
-	"SELECT category_id, brand FROM personalisation.products WHERE product_id = $1",
-	1, {TEXTOID}
-};
-
-static SavedStatement CategoryExistsStatement = {
-	"SELECT 1 FROM personalisation.categories WHERE category_id = $1",
-	1, {TEXTOID}
-};
-
-/*
- * Events are inserted straight into their day partition, which spares every
- * call the parent's tuple routing.  The insert statements of the last few
- * days seen are kept, one per day.
- */
-#define EVENT_INSERT_DAYS 4
-#define EVENT_INSERT_SQL \
-	"INSERT INTO %s (event_id, kind, occurred_at, profile_id, session_id," \
-	" category_id, product_id, quantity, order_id, value)" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
-
-typedef struct DayInsert
-{
-	int64		day;
-	SavedStatement statement;
-} DayInsert;
-
-static DayInsert DayInserts[EVENT_INSERT_DAYS];
-static int	NextDayInsert = 0;
 
 /* Adds to the line; a line that would pass PG_INT32_MAX units is left alone (no row processed). */
 static SavedStatement CartAddStatement = {
@@ -127,20 +93,27 @@ int64
 TouchSession(text *session_id, TimestampTz occurred_at)
 {
 	Datum		values[2] = {PointerGetDatum(session_id), TimestampTzGetDatum(occurred_at)};
+	RegProcedure eqproc = F_TEXTEQ;
+	DirectTable sessions;
+	Snapshot	snapshot;
 	bool		isnull;
+	bool		fresh = false;
+	int64		profile_id = 0;
 
 	LockSessionForEvent(session_id);
-	ExecSaved(&FindSessionStatement, values, NULL, false, 1);
-	if (SPI_processed == 1)
+	snapshot = DirectSnapshot();
+	OpenDirectTable(&sessions, DIRECT_SESSIONS, false);
+	if (FetchByPrimaryKey(&sessions, snapshot, 1, values, &eqproc))
 	{
-		int64		profile_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-															 SPI_tuptable->tupdesc, 1, &isnull));
-		TimestampTz last_seen_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-																	 SPI_tuptable->tupdesc, 2, &isnull));
+		TimestampTz last_seen_at = DatumGetTimestampTz(DirectRowValue(&sessions, "last_seen_at", &isnull));
 
-		if (occurred_at < last_seen_at + SESSION_TOUCH_INTERVAL_SECONDS * USECS_PER_SEC)
-			return profile_id;
+		profile_id = DatumGetInt64(DirectRowValue(&sessions, "profile_id", &isnull));
+		fresh = occurred_at < last_seen_at + SESSION_TOUCH_INTERVAL_SECONDS * USECS_PER_SEC;
 	}
+	CloseDirectTable(&sessions);
+	UnregisterSnapshot(snapshot);
+	if (fresh)
+		return profile_id;
 
 	for (;;)
 	{
@@ -152,10 +125,12 @@ TouchSession(text *session_id, TimestampTz occurred_at)
 		ExecSaved(&CreateSessionStatement, values, NULL, false, 0);
 		if (SPI_processed == 1)
 		{
-			int64		profile_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-																 SPI_tuptable->tupdesc, 1, &isnull));
-			Datum		profile_values[2] = {Int64GetDatum(profile_id), TimestampTzGetDatum(occurred_at)};
+			Datum		profile_values[2];
 
+			profile_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+													 SPI_tuptable->tupdesc, 1, &isnull));
+			profile_values[0] = Int64GetDatum(profile_id);
+			profile_values[1] = TimestampTzGetDatum(occurred_at);
 			ExecSaved(&CreateProfileStatement, profile_values, NULL, false, 0);
 			return profile_id;
 		}
@@ -164,17 +139,51 @@ TouchSession(text *session_id, TimestampTz occurred_at)
 }
 
 /*
+ * SetColumn sets column `name` of a row being built (by DirectNewRow, every
+ * column NULL) to value.
+ */
+static void
+SetColumn(DirectTable *table, Datum *values, bool *nulls, const char *name, Datum value)
+{
+	AttrNumber	attnum = DirectColumn(table, name);
+
+	values[attnum - 1] = value;
+	nulls[attnum - 1] = false;
+}
+
+/*
  * ClaimEventKey records the shop's event id and reports whether this call is
- * the first with it.  A concurrent call with the same id waits for ours to
- * commit or abort, so exactly one of them records the event.
+ * the first with it.  Calls with the same id queue on an advisory lock on
+ * the id's hash until the holder's transaction ends; the holder then looks
+ * for the id under a dirty snapshot (committed rows, whatever the
+ * isolation level), so exactly one call records the event and the others
+ * change nothing.
  */
 bool
 ClaimEventKey(text *event_id, TimestampTz occurred_at)
 {
-	Datum		values[2] = {PointerGetDatum(event_id), TimestampTzGetDatum(occurred_at)};
+	Datum		key = PointerGetDatum(event_id);
+	RegProcedure eqproc = F_TEXTEQ;
+	DirectTable keys;
+	SnapshotData dirty;
+	bool		first;
 
-	ExecSaved(&ClaimEventKeyStatement, values, NULL, false, 0);
-	return SPI_processed == 1;
+	LockAdvisoryKey(EVENT_KEY_LOCK_KEY, HashText(event_id), ExclusiveLock);
+	InitDirtySnapshot(dirty);
+	OpenDirectTable(&keys, DIRECT_EVENT_KEYS, true);
+	first = !FetchByPrimaryKey(&keys, &dirty, 1, &key, &eqproc);
+	if (first)
+	{
+		Datum	   *values;
+		bool	   *nulls;
+
+		DirectNewRow(&keys, &values, &nulls);
+		SetColumn(&keys, values, nulls, "event_id", key);
+		SetColumn(&keys, values, nulls, "occurred_at", TimestampTzGetDatum(occurred_at));
+		DirectInsert(&keys, values, nulls);
+	}
+	CloseDirectTable(&keys);
+	return first;
 }
 
 /*
@@ -186,27 +195,31 @@ ClaimEventKey(text *event_id, TimestampTz occurred_at)
 static text *
 ReadProductFacets(TrackedEvent *event)
 {
-	text	   *product_id = event->product_id;
-	Datum		values[1] = {PointerGetDatum(product_id)};
+	Datum		key = PointerGetDatum(event->product_id);
+	RegProcedure eqproc = F_TEXTEQ;
+	DirectTable products;
+	Snapshot	snapshot = DirectSnapshot();
+	text	   *category = NULL;
 	bool		isnull;
-	Datum		category;
-	Datum		brand;
+	Datum		value;
 
-	ExecSaved(&ProductFacetsStatement, values, NULL, true, 1);
-	if (SPI_processed == 0)
+	OpenDirectTable(&products, DIRECT_PRODUCTS, false);
+	if (!FetchByPrimaryKey(&products, snapshot, 1, &key, &eqproc))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-				 errmsg("product \"%s\" is not in the catalogue", text_to_cstring(product_id)),
+				 errmsg("product \"%s\" is not in the catalogue", text_to_cstring(event->product_id)),
 				 errhint("Insert the product into personalisation.products before tracking it.")));
 
-	brand = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-	event->brand = isnull ? NULL : DatumGetTextPP(SPI_datumTransfer(brand, false, -1));
+	value = DirectRowValue(&products, "brand", &isnull);
+	event->brand = isnull ? NULL : DatumGetTextPCopy(value);
 	event->facets_read = true;
+	value = DirectRowValue(&products, "category_id", &isnull);
+	if (!isnull)
+		category = DatumGetTextPCopy(value);
 
-	category = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	if (isnull)
-		return NULL;
-	return DatumGetTextPP(SPI_datumTransfer(category, false, -1));
+	CloseDirectTable(&products);
+	UnregisterSnapshot(snapshot);
+	return category;
 }
 
 /*
@@ -215,14 +228,19 @@ ReadProductFacets(TrackedEvent *event)
 static void
 RequireKnownCategory(text *category_id)
 {
-	Datum		values[1] = {PointerGetDatum(category_id)};
+	Datum		key = PointerGetDatum(category_id);
+	RegProcedure eqproc = F_TEXTEQ;
+	DirectTable categories;
+	Snapshot	snapshot = DirectSnapshot();
 
-	ExecSaved(&CategoryExistsStatement, values, NULL, true, 1);
-	if (SPI_processed == 0)
+	OpenDirectTable(&categories, DIRECT_CATEGORIES, false);
+	if (!FetchByPrimaryKey(&categories, snapshot, 1, &key, &eqproc))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("category \"%s\" is not in the catalogue", text_to_cstring(category_id)),
 				 errhint("Insert the category into personalisation.categories before tracking it.")));
+	CloseDirectTable(&categories);
+	UnregisterSnapshot(snapshot);
 }
 
 /*
@@ -264,68 +282,38 @@ ResolveEventCategory(TrackedEvent *event)
 }
 
 /*
- * DayInsertStatement returns the insert statement for the partition of day
- * number `day`, building it when the day is not among those kept; the
- * oldest-built one makes way.
- */
-static SavedStatement *
-DayInsertStatement(int64 day)
-{
-	static const Oid argtypes[10] = {TEXTOID, TEXTOID, TIMESTAMPTZOID, INT8OID, TEXTOID,
-	TEXTOID, TEXTOID, INT4OID, TEXTOID, NUMERICOID};
-	DayInsert  *slot;
-
-	for (int i = 0; i < EVENT_INSERT_DAYS; i++)
-		if (DayInserts[i].statement.sql != NULL && DayInserts[i].day == day)
-			return &DayInserts[i].statement;
-
-	slot = &DayInserts[NextDayInsert];
-	NextDayInsert = (NextDayInsert + 1) % EVENT_INSERT_DAYS;
-	if (slot->statement.plan != NULL)
-		SPI_freeplan(slot->statement.plan);
-	if (slot->statement.sql != NULL)
-		pfree((void *) slot->statement.sql);
-
-	slot->day = day;
-	slot->statement.sql = MemoryContextStrdup(TopMemoryContext,
-											  psprintf(EVENT_INSERT_SQL,
-													   EventPartitionName(day, CurrentMemoryContext)));
-	slot->statement.nargs = lengthof(argtypes);
-	memcpy(slot->statement.argtypes, argtypes, sizeof(argtypes));
-	slot->statement.plan = NULL;
-	return &slot->statement;
-}
-
-/*
- * InsertEvent appends the event to the log, creating its day partition
- * first if it is missing.
+ * InsertEvent appends the event to the log, straight into its day
+ * partition (created first if it is missing), which spares the parent's
+ * tuple routing.
  */
 void
 InsertEvent(TrackedEvent *event)
 {
-	Datum		values[10];
-	char		nulls[10];
-	SavedStatement *insert = DayInsertStatement(EnsureEventPartition(event->occurred_at));
+	DirectTable partition;
+	Datum	   *values;
+	bool	   *nulls;
 
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = PointerGetDatum(event->event_id);
-	nulls[0] = event->event_id ? ' ' : 'n';
-	values[1] = CStringGetTextDatum(event->kind);
-	values[2] = TimestampTzGetDatum(event->occurred_at);
-	values[3] = Int64GetDatum(event->profile_id);
-	values[4] = PointerGetDatum(event->session_id);
-	values[5] = PointerGetDatum(event->category_id);
-	nulls[5] = event->category_id ? ' ' : 'n';
-	values[6] = PointerGetDatum(event->product_id);
-	nulls[6] = event->product_id ? ' ' : 'n';
-	values[7] = Int32GetDatum(event->quantity);
-	nulls[7] = event->quantity > 0 ? ' ' : 'n';
-	values[8] = PointerGetDatum(event->order_id);
-	nulls[8] = event->order_id ? ' ' : 'n';
-	values[9] = event->value;
-	nulls[9] = event->order_id ? ' ' : 'n';
-
-	ExecSaved(insert, values, nulls, false, 0);
+	OpenEventPartition(&partition, EnsureEventPartition(event->occurred_at));
+	DirectNewRow(&partition, &values, &nulls);
+	if (event->event_id != NULL)
+		SetColumn(&partition, values, nulls, "event_id", PointerGetDatum(event->event_id));
+	SetColumn(&partition, values, nulls, "kind", CStringGetTextDatum(event->kind));
+	SetColumn(&partition, values, nulls, "occurred_at", TimestampTzGetDatum(event->occurred_at));
+	SetColumn(&partition, values, nulls, "profile_id", Int64GetDatum(event->profile_id));
+	SetColumn(&partition, values, nulls, "session_id", PointerGetDatum(event->session_id));
+	if (event->category_id != NULL)
+		SetColumn(&partition, values, nulls, "category_id", PointerGetDatum(event->category_id));
+	if (event->product_id != NULL)
+		SetColumn(&partition, values, nulls, "product_id", PointerGetDatum(event->product_id));
+	if (event->quantity > 0)
+		SetColumn(&partition, values, nulls, "quantity", Int32GetDatum(event->quantity));
+	if (event->order_id != NULL)
+	{
+		SetColumn(&partition, values, nulls, "order_id", PointerGetDatum(event->order_id));
+		SetColumn(&partition, values, nulls, "value", event->value);
+	}
+	DirectInsert(&partition, values, nulls);
+	CloseDirectTable(&partition);
 }
 
 /*

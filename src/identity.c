@@ -540,29 +540,6 @@ RestoreConsent(const Merge *merge)
 }
 
 /*
- * LockKey takes a transaction-level advisory lock on (space, key) in mode
- * ExclusiveLock or ShareLock: the lock pg_advisory_xact_lock(space, key) or
- * pg_advisory_xact_lock_shared(space, key) takes, so pg_locks shows it.
- */
-static void
-LockKey(int32 space, int32 key, LOCKMODE mode)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) space, (uint32) key, 2);
-	(void) LockAcquire(&tag, mode, false, false);
-}
-
-/*
- * HashText returns a text value's hash, the second half of its lock key.
- */
-static int32
-HashText(text *value)
-{
-	return DatumGetInt32(DirectFunctionCall1Coll(hashtext, C_COLLATION_OID, PointerGetDatum(value)));
-}
-
-/*
  * LockSessionForEvent holds the session, until the end of the transaction,
  * against a login or unmerge that would move it to another profile, and
  * waits for one in progress.  Every tracking call takes it before reading
@@ -572,7 +549,7 @@ HashText(text *value)
 void
 LockSessionForEvent(text *session_id)
 {
-	LockKey(SESSION_LOCK_KEY, HashText(session_id), ShareLock);
+	LockAdvisoryKey(SESSION_LOCK_KEY, HashText(session_id), ShareLock);
 }
 
 /*
@@ -582,7 +559,7 @@ LockSessionForEvent(text *session_id)
 void
 LockSession(text *session_id)
 {
-	LockKey(SESSION_LOCK_KEY, HashText(session_id), ExclusiveLock);
+	LockAdvisoryKey(SESSION_LOCK_KEY, HashText(session_id), ExclusiveLock);
 }
 
 /*
@@ -607,7 +584,7 @@ LockSessionsFound(void)
 void
 LockCustomer(text *customer_id)
 {
-	LockKey(CUSTOMER_LOCK_KEY, HashText(customer_id), ExclusiveLock);
+	LockAdvisoryKey(CUSTOMER_LOCK_KEY, HashText(customer_id), ExclusiveLock);
 }
 
 /*
@@ -617,7 +594,7 @@ LockCustomer(text *customer_id)
 void
 LockProfile(int64 profile_id)
 {
-	LockKey(PROFILE_LOCK_KEY, DatumGetInt32(DirectFunctionCall1(hashint8, Int64GetDatum(profile_id))),
+	LockAdvisoryKey(PROFILE_LOCK_KEY, DatumGetInt32(DirectFunctionCall1(hashint8, Int64GetDatum(profile_id))),
 			ExclusiveLock);
 }
 

@@ -61,6 +61,7 @@ _PG_init(void)
 	PersonalisationPreloaded = process_shared_preload_libraries_in_progress;
 	DefineGucs();
 	PartitionsInit();
+	DirectInit();
 	WorkerInit();
 	CatalogueInit();
 }

@@ -11,6 +11,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "storage/lockdefs.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
 
@@ -93,6 +94,8 @@ extern TimestampTz RequireEventTime(FunctionCallInfo fcinfo, int argno);
 extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern int32 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno);
 extern TimestampTz EventRetentionCutoff(TimestampTz now);
+extern void LockAdvisoryKey(int32 space, int32 key, LOCKMODE mode);
+extern int32 HashText(text *value);
 
 /* One event as it is written to personalisation.events. */
 typedef struct TrackedEvent
@@ -209,6 +212,42 @@ extern bool CheckQuietHours(char **newval, void **extra, GucSource source);
 extern void AssignQuietHours(const char *newval, void *extra);
 extern bool CheckQuietHoursTimezone(char **newval, void **extra, GucSource source);
 extern void AssignQuietHoursTimezone(const char *newval, void *extra);
+
+/* direct.c: direct table access for the tracking hot path */
+typedef enum DirectTableId
+{
+	DIRECT_SESSIONS,
+	DIRECT_PRODUCTS,
+	DIRECT_CATEGORIES,
+	DIRECT_EVENT_KEYS,
+	DIRECT_AFFINITY,
+	DIRECT_TABLE_COUNT
+} DirectTableId;
+
+/* A table opened by OpenDirectTable: the row read (or locked) and a scratch slot. */
+typedef struct DirectTable
+{
+	Relation	rel;
+	struct EState *estate;
+	struct ResultRelInfo *result;	/* with the indexes open; NULL when read-only */
+	TupleTableSlot *row;		/* the row FetchByPrimaryKey found, all attributes deformed */
+	TupleTableSlot *slot;		/* the row being written */
+} DirectTable;
+
+extern void OpenDirectTable(DirectTable *table, DirectTableId which, bool for_write);
+extern void OpenEventPartition(DirectTable *table, int64 day);
+extern void CloseDirectTable(DirectTable *table);
+extern Snapshot DirectSnapshot(void);
+extern bool FetchByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
+							  const RegProcedure *eqprocs);
+extern bool LockByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
+							 const RegProcedure *eqprocs);
+extern AttrNumber DirectColumn(DirectTable *table, const char *name);
+extern Datum DirectRowValue(DirectTable *table, const char *name, bool *isnull);
+extern void DirectNewRow(DirectTable *table, Datum **values, bool **nulls);
+extern void DirectInsert(DirectTable *table, const Datum *values, const bool *nulls);
+extern void DirectUpdate(DirectTable *table, const Datum *values, const bool *nulls);
+extern void DirectInit(void);
 
 /* partitions.c */
 extern int64 EnsureEventPartition(TimestampTz occurred_at);

@@ -1,12 +1,16 @@
 /*
  * util.c
  *		What every SQL-callable function needs: statements prepared once per
- *		backend, and argument checks that refuse bad input with one clear
- *		error before anything is written.
+ *		backend, argument checks that refuse bad input with one clear error
+ *		before anything is written, and the advisory locks that serialise
+ *		work on one key.
  */
 #include "personalisation.h"
 
+#include "catalog/pg_collation.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "storage/lock.h"
 #include "utils/builtins.h"
 
 /*
@@ -282,4 +286,28 @@ RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno)
 				 errmsg("quantity %d is not positive", quantity),
 				 errhint("Pass a quantity of 1 or more.")));
 	return quantity;
+}
+
+/*
+ * LockAdvisoryKey takes a transaction-level advisory lock on (space, key)
+ * in mode ExclusiveLock or ShareLock: the lock pg_advisory_xact_lock(space,
+ * key) or pg_advisory_xact_lock_shared(space, key) takes, so pg_locks shows
+ * it.
+ */
+void
+LockAdvisoryKey(int32 space, int32 key, LOCKMODE mode)
+{
+	LOCKTAG		tag;
+
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) space, (uint32) key, 2);
+	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * HashText returns a text value's hash, the second half of a lock key.
+ */
+int32
+HashText(text *value)
+{
+	return DatumGetInt32(DirectFunctionCall1Coll(hashtext, C_COLLATION_OID, PointerGetDatum(value)));
 }

@@ -1,0 +1,378 @@
+/*
+ * direct.c
+ *		Direct table access for the tracking hot path.  A page view reads its
+ *		session and its product, claims its event id, appends the event and
+ *		folds it into two affinity rows.  Through SPI every one of those
+ *		statements pays for plan revalidation and executor start-up, many
+ *		times what touching the row costs; here they go straight to the table
+ *		and its indexes, with the locks, snapshots, index maintenance and
+ *		concurrent-update rules the executor applies.  What is rare (a new
+ *		session, a missing affinity row, a cart change) stays SQL.
+ *
+ *		Owns: the backend's cache of the extension's table OIDs, primary-key
+ *		lookups, and inserts and in-place updates that maintain every index
+ *		of the table (a shop's own indexes included).  Triggers on these
+ *		tables do not fire for the tracking functions' writes (DESIGN.md: no
+ *		correctness may depend on triggers over per-person tables).
+ */
+#include "personalisation.h"
+
+#include "access/genam.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "storage/lmgr.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+/* The names of the DirectTableId tables, in the extension's schema. */
+static const char *const DirectTableNames[DIRECT_TABLE_COUNT] = {
+	[DIRECT_SESSIONS] = "sessions",
+	[DIRECT_PRODUCTS] = "products",
+	[DIRECT_CATEGORIES] = "categories",
+	[DIRECT_EVENT_KEYS] = "event_keys",
+	[DIRECT_AFFINITY] = "affinity",
+};
+
+/* Their OIDs, looked up on first use; InvalidOid until then. */
+static Oid	DirectTableOids[DIRECT_TABLE_COUNT];
+
+/* The event partitions opened lately: day number and OID. */
+#define KNOWN_PARTITIONS 4
+
+typedef struct KnownPartition
+{
+	int64		day;
+	Oid			relid;			/* InvalidOid: slot free */
+} KnownPartition;
+
+static KnownPartition KnownPartitions[KNOWN_PARTITIONS];
+static int	NextKnownPartition = 0;
+
+/*
+ * ForgetTableOids drops the cached OIDs when one of those relations (or,
+ * for InvalidOid, any relation) is invalidated: a dropped and re-created
+ * extension has new tables.
+ */
+static void
+ForgetTableOids(Datum arg, Oid relid)
+{
+	for (int i = 0; i < DIRECT_TABLE_COUNT; i++)
+		if (relid == InvalidOid || DirectTableOids[i] == relid)
+			DirectTableOids[i] = InvalidOid;
+	for (int i = 0; i < KNOWN_PARTITIONS; i++)
+		if (relid == InvalidOid || KnownPartitions[i].relid == relid)
+			KnownPartitions[i].relid = InvalidOid;
+}
+
+/*
+ * ExtensionSchemaRelid returns the OID of relation `name` in the
+ * extension's schema, or InvalidOid when there is none.
+ */
+static Oid
+ExtensionSchemaRelid(const char *name)
+{
+	return get_relname_relid(name, get_namespace_oid("personalisation", false));
+}
+
+/*
+ * DirectTableOid returns the OID of one of the extension's tables.
+ */
+static Oid
+DirectTableOid(DirectTableId table)
+{
+	if (!OidIsValid(DirectTableOids[table]))
+	{
+		Oid			relid = ExtensionSchemaRelid(DirectTableNames[table]);
+
+		if (!OidIsValid(relid))
+			elog(ERROR, "table personalisation.%s is missing", DirectTableNames[table]);
+		DirectTableOids[table] = relid;
+	}
+	return DirectTableOids[table];
+}
+
+/*
+ * EventPartitionOid returns the OID of the event partition of day number
+ * `day` (which EnsureEventPartition has made sure exists).
+ */
+static Oid
+EventPartitionOid(int64 day)
+{
+	KnownPartition *slot;
+	const char *qualified;
+
+	for (int i = 0; i < KNOWN_PARTITIONS; i++)
+		if (OidIsValid(KnownPartitions[i].relid) && KnownPartitions[i].day == day)
+			return KnownPartitions[i].relid;
+
+	qualified = EventPartitionName(day, CurrentMemoryContext);
+	slot = &KnownPartitions[NextKnownPartition];
+	NextKnownPartition = (NextKnownPartition + 1) % KNOWN_PARTITIONS;
+	slot->day = day;
+	slot->relid = ExtensionSchemaRelid(strchr(qualified, '.') + 1);
+	if (!OidIsValid(slot->relid))
+		elog(ERROR, "event partition %s is missing", qualified);
+	return slot->relid;
+}
+
+/*
+ * OpenDirect opens a table for direct access: reading only, or also
+ * writing, with its indexes open for maintenance.
+ */
+static void
+OpenDirect(DirectTable *table, Oid relid, bool for_write)
+{
+	table->estate = CreateExecutorState();
+	table->rel = table_open(relid, for_write ? RowExclusiveLock : AccessShareLock);
+	table->slot = ExecInitExtraTupleSlot(table->estate, RelationGetDescr(table->rel),
+										 table_slot_callbacks(table->rel));
+	table->row = ExecInitExtraTupleSlot(table->estate, RelationGetDescr(table->rel),
+										table_slot_callbacks(table->rel));
+	table->result = NULL;
+	if (for_write)
+	{
+		if (XactReadOnly)
+			ereport(ERROR,
+					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+					 errmsg("cannot track events in a read-only transaction"),
+					 errhint("Call the tracking functions on the primary, outside a READ ONLY transaction.")));
+		/*
+		 * No range table: index maintenance then treats every column as
+		 * unchanged by an update, the truth for the keys updated here.
+		 */
+		table->result = makeNode(ResultRelInfo);
+		InitResultRelInfo(table->result, table->rel, 0, NULL, 0);
+		ExecOpenIndices(table->result, false);
+	}
+}
+
+/*
+ * OpenDirectTable opens one of the extension's tables for direct access.
+ */
+void
+OpenDirectTable(DirectTable *table, DirectTableId which, bool for_write)
+{
+	OpenDirect(table, DirectTableOid(which), for_write);
+}
+
+/*
+ * OpenEventPartition opens the event partition of day number `day` for
+ * appending.
+ */
+void
+OpenEventPartition(DirectTable *table, int64 day)
+{
+	OpenDirect(table, EventPartitionOid(day), true);
+}
+
+/*
+ * CloseDirectTable releases what OpenDirectTable took but the lock, which
+ * is held to the end of the transaction as for any statement.
+ */
+void
+CloseDirectTable(DirectTable *table)
+{
+	if (table->result != NULL)
+		ExecCloseIndices(table->result);
+	ExecResetTupleTable(table->estate->es_tupleTable, false);
+	FreeExecutorState(table->estate);
+	table_close(table->rel, NoLock);
+}
+
+/*
+ * DirectSnapshot makes what this transaction wrote so far visible and
+ * returns a registered snapshot to read with: a new one per call under READ
+ * COMMITTED (so a row committed while we waited for a lock is seen), the
+ * transaction's under REPEATABLE READ and SERIALIZABLE, as SPI would use.
+ */
+Snapshot
+DirectSnapshot(void)
+{
+	CommandCounterIncrement();
+	return RegisterSnapshot(GetTransactionSnapshot());
+}
+
+/*
+ * FetchByPrimaryKey reads the row whose primary key columns equal keys
+ * (compared with eqprocs, under the index's collations) into table->row,
+ * as `snapshot` sees it.  Returns whether there is one.
+ */
+bool
+FetchByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
+				  const RegProcedure *eqprocs)
+{
+	Relation	index = index_open(RelationGetPrimaryKeyIndex(table->rel), AccessShareLock);
+	ScanKeyData scankeys[INDEX_MAX_KEYS];
+	IndexScanDesc scan;
+	bool		found;
+
+	for (int i = 0; i < nkeys; i++)
+		ScanKeyEntryInitialize(&scankeys[i], 0, i + 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[i], eqprocs[i], keys[i]);
+	scan = index_beginscan(table->rel, index, snapshot, nkeys, 0);
+	index_rescan(scan, scankeys, nkeys, NULL, 0);
+	found = index_getnext_slot(scan, ForwardScanDirection, table->row);
+	index_endscan(scan);
+	index_close(index, NoLock);
+	if (found)
+		slot_getallattrs(table->row);
+	return found;
+}
+
+/*
+ * LockByPrimaryKey reads the row with primary key keys into table->row and
+ * locks it for update, as UPDATE ... WHERE key = ... would: under READ
+ * COMMITTED a row updated meanwhile is followed to its newest version;
+ * under REPEATABLE READ or SERIALIZABLE that is a serialization failure.
+ * Returns false when there is no such row (or it was deleted meanwhile).
+ */
+bool
+LockByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
+				 const RegProcedure *eqprocs)
+{
+	ItemPointerData tid;
+	TM_FailureData failure;
+	TM_Result	result;
+
+	if (!FetchByPrimaryKey(table, snapshot, nkeys, keys, eqprocs))
+		return false;
+
+	/* the lock fetches the version it locks into the slot, which must be empty */
+	tid = table->row->tts_tid;
+	ExecClearTuple(table->row);
+	result = table_tuple_lock(table->rel, &tid, snapshot, table->row, GetCurrentCommandId(true),
+							  LockTupleNoKeyExclusive, LockWaitBlock,
+							  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
+							  &failure);
+	switch (result)
+	{
+		case TM_Ok:
+			slot_getallattrs(table->row);
+			return true;
+		case TM_Updated:
+		case TM_Deleted:
+			if (IsolationUsesXactSnapshot())
+				ereport(ERROR,
+						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+						 errmsg("could not serialize access due to concurrent update")));
+			return false;
+		default:
+			elog(ERROR, "unexpected result %d locking a row of \"%s\"",
+				 (int) result, RelationGetRelationName(table->rel));
+	}
+}
+
+/*
+ * DirectColumn returns the attribute number of the table's column `name`,
+ * so that a column added by an upgrade, or one dropped, shifts nothing.
+ */
+AttrNumber
+DirectColumn(DirectTable *table, const char *name)
+{
+	TupleDesc	desc = RelationGetDescr(table->rel);
+
+	for (int i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute attribute = TupleDescAttr(desc, i);
+
+		if (!attribute->attisdropped && strcmp(NameStr(attribute->attname), name) == 0)
+			return attribute->attnum;
+	}
+	elog(ERROR, "column \"%s\" of \"%s\" is missing", name, RelationGetRelationName(table->rel));
+}
+
+/*
+ * DirectRowValue returns column `name` of the row read into table->row,
+ * setting *isnull.
+ */
+Datum
+DirectRowValue(DirectTable *table, const char *name, bool *isnull)
+{
+	return slot_getattr(table->row, DirectColumn(table, name), isnull);
+}
+
+/*
+ * DirectNewRow returns arrays of values and nulls for a row of the table,
+ * every column NULL, for the caller to fill through DirectColumn.
+ */
+void
+DirectNewRow(DirectTable *table, Datum **values, bool **nulls)
+{
+	int			natts = RelationGetDescr(table->rel)->natts;
+
+	*values = palloc0(sizeof(Datum) * natts);
+	*nulls = palloc(sizeof(bool) * natts);
+	memset(*nulls, true, sizeof(bool) * natts);
+}
+
+/*
+ * StoreValues puts a row's values into table->slot.
+ */
+static TupleTableSlot *
+StoreValues(DirectTable *table, const Datum *values, const bool *nulls)
+{
+	TupleTableSlot *slot = table->slot;
+	int			natts = RelationGetDescr(table->rel)->natts;
+
+	ExecClearTuple(slot);
+	memcpy(slot->tts_values, values, natts * sizeof(Datum));
+	memcpy(slot->tts_isnull, nulls, natts * sizeof(bool));
+	return ExecStoreVirtualTuple(slot);
+}
+
+/*
+ * DirectInsert appends a row (one value per column) and its entries in
+ * every index of the table; a unique index refuses a duplicate as an
+ * INSERT would.
+ */
+void
+DirectInsert(DirectTable *table, const Datum *values, const bool *nulls)
+{
+	TupleTableSlot *slot = StoreValues(table, values, nulls);
+
+	table_tuple_insert(table->rel, slot, GetCurrentCommandId(true), 0, NULL);
+	ExecInsertIndexTuples(table->result, slot, table->estate, false, false, NULL, NIL);
+	ResetPerTupleExprContext(table->estate);
+}
+
+/*
+ * DirectUpdate replaces the row LockByPrimaryKey locked into table->row
+ * with new values.  The update is HOT when no indexed column changes;
+ * otherwise every index gets the new version's entry.
+ */
+void
+DirectUpdate(DirectTable *table, const Datum *values, const bool *nulls)
+{
+	ItemPointerData tid = table->row->tts_tid;
+	TupleTableSlot *slot = StoreValues(table, values, nulls);
+	TM_FailureData failure;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	TM_Result	result;
+
+	result = table_tuple_update(table->rel, &tid, slot, GetCurrentCommandId(true),
+								InvalidSnapshot, InvalidSnapshot, true,
+								&failure, &lockmode, &update_indexes);
+	if (result != TM_Ok)
+		elog(ERROR, "unexpected result %d updating a locked row of \"%s\"",
+			 (int) result, RelationGetRelationName(table->rel));
+	if (update_indexes)
+		ExecInsertIndexTuples(table->result, slot, table->estate, true, false, NULL, NIL);
+	ResetPerTupleExprContext(table->estate);
+}
+
+/*
+ * DirectInit registers the callback that keeps the OID cache honest.
+ */
+void
+DirectInit(void)
+{
+	CacheRegisterRelcacheCallback(ForgetTableOids, (Datum) 0);
+}
