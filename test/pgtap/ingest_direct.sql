@@ -1,0 +1,110 @@
+-- The tracking functions write events, event ids and affinity straight to
+-- the tables (src/direct.c), not through INSERT and UPDATE statements.  What
+-- the executor would guarantee still holds: every index (a shop's own
+-- ones too) has every row, a read-only transaction is refused, a rollback
+-- leaves nothing, and REPEATABLE READ sees no lost update.  Commits, then
+-- cleans up.
+SELECT plan(14);
+CREATE EXTENSION IF NOT EXISTS amcheck;
+
+CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
+  SELECT dblink_connect(name, format('dbname=%s host=%s port=%s', current_database(),
+         current_setting('unix_socket_directories'), current_setting('port')))
+$$;
+-- every btree index of the tables the tracking functions write, checked to hold every row
+CREATE FUNCTION pg_temp.check_index(index oid) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM bt_index_check(index, heapallindexed => true);
+  RETURN true;
+END $$;
+CREATE FUNCTION pg_temp.indexes_hold_every_row() RETURNS boolean LANGUAGE sql AS $$
+  SELECT bool_and(pg_temp.check_index(i.indexrelid))
+    FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
+   WHERE c.relnamespace = 'personalisation'::regnamespace AND c.relkind = 'r'
+     AND (c.relname IN ('event_keys', 'affinity', 'sessions') OR c.relname LIKE 'events_p%')
+$$;
+
+INSERT INTO personalisation.categories VALUES ('di-cat', NULL, 'Direct');
+INSERT INTO personalisation.products (product_id, category_id, brand) VALUES
+  ('di-p1', 'di-cat', 'di-brand'), ('di-p2', 'di-cat', 'di-brand');
+
+-- a shop's own indexes on the event log: plain, on an expression, partial
+CREATE INDEX di_events_product ON personalisation.events (product_id);
+CREATE INDEX di_events_lower_session ON personalisation.events (lower(session_id));
+CREATE INDEX di_events_views ON personalisation.events (occurred_at) WHERE kind = 'page_view';
+SELECT personalisation.track_page_view('di-s1', NULL, 'di-p1', now() - interval '3 minutes', 'di-e1');
+SELECT personalisation.track_page_view('di-s1', 'di-cat', NULL, now() - interval '2 minutes', 'di-e2');
+SELECT personalisation.track_page_view('di-s1', NULL, 'di-p2', now() - interval '1 minute', 'di-e3');
+SELECT ok(pg_temp.indexes_hold_every_row(),
+          'every index of events, event_keys, affinity and sessions holds every row (amcheck heapallindexed)');
+SET enable_seqscan = off;
+SELECT is((SELECT count(*) FROM personalisation.events WHERE lower(session_id) = 'di-s1'), 3::bigint,
+          'a shop''s expression index finds the events');
+SELECT is((SELECT count(*) FROM personalisation.events WHERE kind = 'page_view' AND session_id = 'di-s1'
+             AND occurred_at > now() - interval '1 hour'), 3::bigint,
+          'a shop''s partial index finds the page views');
+RESET enable_seqscan;
+
+-- many updates of the same affinity rows: the rows stay one per scope, the index whole
+SELECT personalisation.track_page_view('di-s1', NULL, 'di-p' || (1 + i % 2), now() - interval '1 minute' + i * interval '1 ms')
+  FROM generate_series(1, 300) i;
+SELECT is((SELECT count(*) FROM personalisation.affinity a JOIN personalisation.sessions s USING (profile_id)
+            WHERE s.session_id = 'di-s1'), 2::bigint, 'one affinity row for the profile, one for the session');
+SELECT ok(pg_temp.indexes_hold_every_row(), 'the indexes still hold every row after 300 updates');
+
+-- a read-only transaction is refused and nothing is written
+SELECT count(*) AS events_before FROM personalisation.events \gset
+BEGIN READ ONLY;
+SELECT throws_ok($$SELECT personalisation.track_page_view('di-s1', NULL, 'di-p1', event_id => 'di-ro')$$,
+                 '25006', NULL, 'tracking in a read-only transaction is refused');
+ROLLBACK;
+SELECT is((SELECT count(*) FROM personalisation.events), :events_before::bigint, 'and writes nothing');
+
+-- a rollback takes the event, its id and its affinity with it
+SELECT entries AS entries_before FROM personalisation.affinity a JOIN personalisation.sessions s USING (profile_id)
+ WHERE s.session_id = 'di-s1' AND a.session_id = '' \gset
+BEGIN;
+SELECT personalisation.track_page_view('di-s1', NULL, 'di-p1', event_id => 'di-rolled-back');
+ROLLBACK;
+SELECT is((SELECT count(*) FROM personalisation.event_keys WHERE event_id = 'di-rolled-back'), 0::bigint,
+          'a rolled-back event leaves no event id');
+SELECT is((SELECT entries FROM personalisation.affinity a JOIN personalisation.sessions s USING (profile_id)
+            WHERE s.session_id = 'di-s1' AND a.session_id = ''), :'entries_before'::bytea,
+          'nor any affinity');
+SELECT personalisation.track_page_view('di-s1', NULL, 'di-p1', event_id => 'di-rolled-back');
+SELECT is((SELECT count(*) FROM personalisation.events WHERE event_id = 'di-rolled-back'), 1::bigint,
+          'and the same event id can then be recorded');
+
+-- REPEATABLE READ: a's snapshot predates b's event of the same profile;
+-- a's own event must not overwrite b's affinity, so it fails to serialize
+SELECT pg_temp.connect('a'), pg_temp.connect('b');
+SELECT dblink_exec('a', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+SELECT * FROM dblink('a', 'SELECT count(*) FROM personalisation.affinity') AS r(n bigint);
+SELECT * FROM dblink('b', $$SELECT personalisation.track_page_view('di-s1', NULL, 'di-p2', event_id => 'di-rr-b')$$) AS r(v text);
+SELECT throws_ok($$SELECT * FROM dblink('a', 'SELECT personalisation.track_page_view(''di-s1'', NULL, ''di-p1'', event_id => ''di-rr-a'')') AS r(v text)$$,
+                 '40001', NULL, 'under REPEATABLE READ a concurrent update of the affinity is a serialization failure');
+SELECT dblink_exec('a', 'ROLLBACK');
+
+-- REPEATABLE READ: an event id committed after a's snapshot is seen as recorded
+SELECT dblink_exec('a', 'BEGIN ISOLATION LEVEL REPEATABLE READ');
+SELECT * FROM dblink('a', 'SELECT count(*) FROM personalisation.event_keys') AS r(n bigint);
+SELECT * FROM dblink('b', $$SELECT personalisation.track_page_view('di-s2', NULL, 'di-p2', event_id => 'di-rr-dup')$$) AS r(v text);
+SELECT lives_ok($$SELECT * FROM dblink('a', 'SELECT personalisation.track_page_view(''di-s3'', NULL, ''di-p2'', event_id => ''di-rr-dup'')') AS r(v text)$$,
+                'a retry whose id was committed after the snapshot is not an error');
+SELECT dblink_exec('a', 'COMMIT');
+SELECT is((SELECT count(*) FROM personalisation.events WHERE event_id = 'di-rr-dup'), 1::bigint,
+          'and the event is recorded once');
+SELECT is((SELECT count(*) FROM personalisation.sessions WHERE session_id = 'di-s3'), 0::bigint,
+          'the retry touched nothing');
+SELECT dblink_disconnect('a'), dblink_disconnect('b');
+
+-- clean up what was committed
+DROP INDEX personalisation.di_events_product, personalisation.di_events_lower_session, personalisation.di_events_views;
+DELETE FROM personalisation.events WHERE session_id LIKE 'di-%';
+DELETE FROM personalisation.event_keys WHERE event_id LIKE 'di-%';
+DELETE FROM personalisation.affinity WHERE profile_id IN (SELECT profile_id FROM personalisation.sessions WHERE session_id LIKE 'di-%');
+DELETE FROM personalisation.profiles WHERE profile_id IN (SELECT profile_id FROM personalisation.sessions WHERE session_id LIKE 'di-%');
+DELETE FROM personalisation.sessions WHERE session_id LIKE 'di-%';
+DELETE FROM personalisation.products WHERE product_id LIKE 'di-%';
+DELETE FROM personalisation.categories WHERE category_id LIKE 'di-%';
+SELECT * FROM finish();
