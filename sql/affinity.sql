@@ -111,17 +111,24 @@ CREATE FUNCTION personalisation.holdout_arm(session_id text, customer_profile_id
 RETURNS text LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'holdout_arm_of';
 
--- The category tree is cached by every backend: a change makes them re-read it.
-CREATE FUNCTION personalisation.category_tree_changed()
+-- The category tree and the facets of products tracked lately are cached by
+-- every backend: a change makes them re-read it.
+CREATE FUNCTION personalisation.catalogue_changed()
 RETURNS trigger LANGUAGE c
-AS 'MODULE_PATHNAME', 'category_tree_changed';
+AS 'MODULE_PATHNAME', 'catalogue_changed';
 
 CREATE TRIGGER category_tree_changed
     AFTER INSERT OR UPDATE OR DELETE ON personalisation.categories
-    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.category_tree_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
 CREATE TRIGGER category_tree_truncated
     AFTER TRUNCATE ON personalisation.categories
-    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.category_tree_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+CREATE TRIGGER product_facets_changed
+    AFTER INSERT OR UPDATE OR DELETE ON personalisation.products
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+CREATE TRIGGER product_facets_truncated
+    AFTER TRUNCATE ON personalisation.products
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
 
 -- Every category, product and brand with the key its affinity is stored under.
 CREATE VIEW personalisation.affinity_dimensions AS
@@ -193,4 +200,4 @@ REVOKE ALL ON FUNCTION personalisation.rank_categories(text, text[], boolean, ti
 REVOKE ALL ON FUNCTION personalisation.rank_modules(text, jsonb, boolean, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.holdout_arm(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.holdout_arm(text, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION personalisation.category_tree_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.catalogue_changed() FROM PUBLIC;

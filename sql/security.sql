@@ -106,7 +106,7 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('rebuild_affinity',     'owner_only',              'owner'),
     ('expire_session_affinity', 'owner_only',           'owner'),
     ('refresh_popularity',   'owner_only',              'owner'),
-    ('category_tree_changed', 'owner_only',             'owner'),
+    ('catalogue_changed',    'owner_only',              'owner'),
     ('affinity_fold',        'owner_only',              'caller'),
     ('affinity_scores',      'owner_only',              'owner'),
     ('affinity_dimensions',  'owner_only',              'owner'),

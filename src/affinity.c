@@ -475,9 +475,30 @@ EventAffinity(float8 weight, TimestampTz occurred_at, text *category_id, text *p
 }
 
 /*
+ * FoldEventIntoValues is FoldIntoRow's RowRewriter: the stored affinity
+ * (table->row) plus the event's (arg), valid at the later of the two.
+ */
+static void
+FoldEventIntoValues(DirectTable *affinity, void *arg, Datum *values, bool *nulls)
+{
+	AffinityState *event = (AffinityState *) arg;
+	AttrNumber	session_id = DirectColumn(affinity, "session_id");
+	AttrNumber	decayed_to = DirectColumn(affinity, "decayed_to");
+	AttrNumber	entries = DirectColumn(affinity, "entries");
+	AffinityState stored;
+	AffinityState folded;
+
+	DecodeAffinity(DatumGetByteaPP(values[entries - 1]),
+				   DatumGetTimestampTz(values[decayed_to - 1]), &stored);
+	folded = FoldAffinity(&stored, event, VARSIZE_ANY_EXHDR(DatumGetTextPP(values[session_id - 1])) > 0);
+	values[decayed_to - 1] = TimestampTzGetDatum(folded.decayed_to);
+	values[entries - 1] = PointerGetDatum(EncodeAffinity(&folded));
+}
+
+/*
  * FoldIntoRow folds an event's affinity into the stored row of scope
- * (profile_id, scope), locking and rewriting it in place (a HOT update: the
- * key never changes).  Returns false when there is no such row.
+ * (profile_id, scope) in place (a HOT update: the key never changes).
+ * Returns false when there is no such row.
  */
 static bool
 FoldIntoRow(DirectTable *affinity, Snapshot snapshot, int64 profile_id, text *scope,
@@ -485,27 +506,8 @@ FoldIntoRow(DirectTable *affinity, Snapshot snapshot, int64 profile_id, text *sc
 {
 	static const RegProcedure eqprocs[2] = {F_INT8EQ, F_TEXTEQ};
 	Datum		keys[2] = {Int64GetDatum(profile_id), PointerGetDatum(scope)};
-	TupleTableSlot *row = affinity->row;
-	int			natts = RelationGetDescr(affinity->rel)->natts;
-	Datum	   *values = palloc(sizeof(Datum) * natts);
-	bool	   *nulls = palloc(sizeof(bool) * natts);
-	AttrNumber	decayed_to = DirectColumn(affinity, "decayed_to");
-	AttrNumber	entries = DirectColumn(affinity, "entries");
-	AffinityState stored;
-	AffinityState folded;
 
-	if (!LockByPrimaryKey(affinity, snapshot, 2, keys, eqprocs))
-		return false;
-
-	DecodeAffinity(DatumGetByteaPP(row->tts_values[entries - 1]),
-				   DatumGetTimestampTz(row->tts_values[decayed_to - 1]), &stored);
-	folded = FoldAffinity(&stored, event, VARSIZE_ANY_EXHDR(scope) > 0);
-	memcpy(values, row->tts_values, sizeof(Datum) * natts);
-	memcpy(nulls, row->tts_isnull, sizeof(bool) * natts);
-	values[decayed_to - 1] = TimestampTzGetDatum(folded.decayed_to);
-	values[entries - 1] = PointerGetDatum(EncodeAffinity(&folded));
-	DirectUpdate(affinity, values, nulls);
-	return true;
+	return UpdateByPrimaryKey(affinity, snapshot, 2, keys, eqprocs, FoldEventIntoValues, event);
 }
 
 /*

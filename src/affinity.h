@@ -54,5 +54,6 @@ extern float8 AffinityScore(AffinityState *state, uint64 key);
 
 /* catalogue.c */
 extern int	CategoryPath(uint64 category_key, uint64 *path);
+extern bool ProductFacets(text *product_id, text **category_id, text **brand);
 
 #endif							/* PERSONALISATION_AFFINITY_H */

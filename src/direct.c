@@ -227,49 +227,6 @@ FetchByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum 
 }
 
 /*
- * LockByPrimaryKey reads the row with primary key keys into table->row and
- * locks it for update, as UPDATE ... WHERE key = ... would: under READ
- * COMMITTED a row updated meanwhile is followed to its newest version;
- * under REPEATABLE READ or SERIALIZABLE that is a serialization failure.
- * Returns false when there is no such row (or it was deleted meanwhile).
- */
-bool
-LockByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
-				 const RegProcedure *eqprocs)
-{
-	ItemPointerData tid;
-	TM_FailureData failure;
-	TM_Result	result;
-
-	if (!FetchByPrimaryKey(table, snapshot, nkeys, keys, eqprocs))
-		return false;
-
-	/* the lock fetches the version it locks into the slot, which must be empty */
-	tid = table->row->tts_tid;
-	ExecClearTuple(table->row);
-	result = table_tuple_lock(table->rel, &tid, snapshot, table->row, GetCurrentCommandId(true),
-							  LockTupleNoKeyExclusive, LockWaitBlock,
-							  IsolationUsesXactSnapshot() ? 0 : TUPLE_LOCK_FLAG_FIND_LAST_VERSION,
-							  &failure);
-	switch (result)
-	{
-		case TM_Ok:
-			slot_getallattrs(table->row);
-			return true;
-		case TM_Updated:
-		case TM_Deleted:
-			if (IsolationUsesXactSnapshot())
-				ereport(ERROR,
-						(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
-						 errmsg("could not serialize access due to concurrent update")));
-			return false;
-		default:
-			elog(ERROR, "unexpected result %d locking a row of \"%s\"",
-				 (int) result, RelationGetRelationName(table->rel));
-	}
-}
-
-/*
  * DirectColumn returns the attribute number of the table's column `name`,
  * so that a column added by an upgrade, or one dropped, shifts nothing.
  */
@@ -343,29 +300,98 @@ DirectInsert(DirectTable *table, const Datum *values, const bool *nulls)
 }
 
 /*
- * DirectUpdate replaces the row LockByPrimaryKey locked into table->row
- * with new values.  The update is HOT when no indexed column changes;
- * otherwise every index gets the new version's entry.
+ * DirectInsertIfUnique is DirectInsert for a row whose unique keys may
+ * already be taken: when a unique index holds a live row (or one of this
+ * transaction's) with the same key, the new row is deleted again and the
+ * result is false.  A key being inserted by a concurrent transaction counts
+ * as taken too, so callers serialise on the key first.  One index descent
+ * per index, where a lookup then an insert would take two.
  */
-void
-DirectUpdate(DirectTable *table, const Datum *values, const bool *nulls)
+bool
+DirectInsertIfUnique(DirectTable *table, const Datum *values, const bool *nulls)
 {
-	ItemPointerData tid = table->row->tts_tid;
 	TupleTableSlot *slot = StoreValues(table, values, nulls);
-	TM_FailureData failure;
-	LockTupleMode lockmode;
-	bool		update_indexes;
-	TM_Result	result;
+	bool		conflict = false;
+	List	   *conflicting;
 
-	result = table_tuple_update(table->rel, &tid, slot, GetCurrentCommandId(true),
-								InvalidSnapshot, InvalidSnapshot, true,
-								&failure, &lockmode, &update_indexes);
-	if (result != TM_Ok)
-		elog(ERROR, "unexpected result %d updating a locked row of \"%s\"",
-			 (int) result, RelationGetRelationName(table->rel));
-	if (update_indexes)
-		ExecInsertIndexTuples(table->result, slot, table->estate, true, false, NULL, NIL);
+	table_tuple_insert(table->rel, slot, GetCurrentCommandId(true), 0, NULL);
+	conflicting = ExecInsertIndexTuples(table->result, slot, table->estate, false, true,
+										&conflict, NIL);
 	ResetPerTupleExprContext(table->estate);
+	if (conflicting == NIL)
+		return true;
+
+	/* a row is deletable by the commands after the one that inserted it */
+	CommandCounterIncrement();
+	simple_table_tuple_delete(table->rel, &slot->tts_tid, InvalidSnapshot);
+	return false;
+}
+
+/*
+ * UpdateByPrimaryKey rewrites the row with primary key keys in place, as
+ * UPDATE ... WHERE key = ... would: rewrite() turns a copy of the row's
+ * values (table->row holds the row) into the new ones.  The update is HOT
+ * when no indexed column changes; otherwise every index gets the new
+ * version's entry.  A row updated by a concurrent transaction meanwhile is,
+ * under READ COMMITTED, locked in its newest version and rewritten again;
+ * under REPEATABLE READ or SERIALIZABLE that is a serialization failure.
+ * Returns false when there is no such row (or it was deleted meanwhile).
+ */
+bool
+UpdateByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
+				   const RegProcedure *eqprocs, RowRewriter rewrite, void *arg)
+{
+	int			natts = RelationGetDescr(table->rel)->natts;
+	Datum	   *values = palloc(sizeof(Datum) * natts);
+	bool	   *nulls = palloc(sizeof(bool) * natts);
+	CommandId	command = GetCurrentCommandId(true);
+
+	if (!FetchByPrimaryKey(table, snapshot, nkeys, keys, eqprocs))
+		return false;
+
+	for (;;)
+	{
+		ItemPointerData tid = table->row->tts_tid;
+		TupleTableSlot *slot;
+		TM_FailureData failure;
+		LockTupleMode lockmode;
+		bool		update_indexes;
+		TM_Result	result;
+
+		memcpy(values, table->row->tts_values, sizeof(Datum) * natts);
+		memcpy(nulls, table->row->tts_isnull, sizeof(bool) * natts);
+		rewrite(table, arg, values, nulls);
+		slot = StoreValues(table, values, nulls);
+		result = table_tuple_update(table->rel, &tid, slot, command, snapshot, InvalidSnapshot,
+									true, &failure, &lockmode, &update_indexes);
+		if (result == TM_Ok)
+		{
+			if (update_indexes)
+				ExecInsertIndexTuples(table->result, slot, table->estate, true, false, NULL, NIL);
+			ResetPerTupleExprContext(table->estate);
+			return true;
+		}
+		if (result != TM_Updated && result != TM_Deleted)
+			elog(ERROR, "unexpected result %d updating a row of \"%s\"",
+				 (int) result, RelationGetRelationName(table->rel));
+		if (IsolationUsesXactSnapshot())
+			ereport(ERROR,
+					(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+					 errmsg("could not serialize access due to concurrent update")));
+		if (result == TM_Deleted)
+			return false;
+
+		/* updated meanwhile: lock the newest version (the lock fetches it into the empty slot) */
+		ExecClearTuple(table->row);
+		result = table_tuple_lock(table->rel, &tid, snapshot, table->row, command, lockmode,
+								  LockWaitBlock, TUPLE_LOCK_FLAG_FIND_LAST_VERSION, &failure);
+		if (result == TM_Deleted)
+			return false;
+		if (result != TM_Ok)
+			elog(ERROR, "unexpected result %d locking a row of \"%s\"",
+				 (int) result, RelationGetRelationName(table->rel));
+		slot_getallattrs(table->row);
+	}
 }
 
 /*

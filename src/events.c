@@ -5,7 +5,7 @@
  *		anonymous profile are created on first sight), the idempotency keys,
  *		the current cart, and the append-only event log.
  */
-#include "personalisation.h"
+#include "affinity.h"
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
@@ -154,34 +154,24 @@ SetColumn(DirectTable *table, Datum *values, bool *nulls, const char *name, Datu
 /*
  * ClaimEventKey records the shop's event id and reports whether this call is
  * the first with it.  Calls with the same id queue on an advisory lock on
- * the id's hash until the holder's transaction ends; the holder then looks
- * for the id under a dirty snapshot (committed rows, whatever the
- * isolation level), so exactly one call records the event and the others
- * change nothing.
+ * the id's hash until the holder's transaction ends; the holder's insert
+ * then finds any committed row with the id (whatever the isolation level),
+ * so exactly one call records the event and the others change nothing.
  */
 bool
 ClaimEventKey(text *event_id, TimestampTz occurred_at)
 {
-	Datum		key = PointerGetDatum(event_id);
-	RegProcedure eqproc = F_TEXTEQ;
 	DirectTable keys;
-	SnapshotData dirty;
+	Datum	   *values;
+	bool	   *nulls;
 	bool		first;
 
 	LockAdvisoryKey(EVENT_KEY_LOCK_KEY, HashText(event_id), ExclusiveLock);
-	InitDirtySnapshot(dirty);
 	OpenDirectTable(&keys, DIRECT_EVENT_KEYS, true);
-	first = !FetchByPrimaryKey(&keys, &dirty, 1, &key, &eqproc);
-	if (first)
-	{
-		Datum	   *values;
-		bool	   *nulls;
-
-		DirectNewRow(&keys, &values, &nulls);
-		SetColumn(&keys, values, nulls, "event_id", key);
-		SetColumn(&keys, values, nulls, "occurred_at", TimestampTzGetDatum(occurred_at));
-		DirectInsert(&keys, values, nulls);
-	}
+	DirectNewRow(&keys, &values, &nulls);
+	SetColumn(&keys, values, nulls, "event_id", PointerGetDatum(event_id));
+	SetColumn(&keys, values, nulls, "occurred_at", TimestampTzGetDatum(occurred_at));
+	first = DirectInsertIfUnique(&keys, values, nulls);
 	CloseDirectTable(&keys);
 	return first;
 }
@@ -195,31 +185,15 @@ ClaimEventKey(text *event_id, TimestampTz occurred_at)
 static text *
 ReadProductFacets(TrackedEvent *event)
 {
-	Datum		key = PointerGetDatum(event->product_id);
-	RegProcedure eqproc = F_TEXTEQ;
-	DirectTable products;
-	Snapshot	snapshot = DirectSnapshot();
-	text	   *category = NULL;
-	bool		isnull;
-	Datum		value;
+	text	   *category_id;
 
-	OpenDirectTable(&products, DIRECT_PRODUCTS, false);
-	if (!FetchByPrimaryKey(&products, snapshot, 1, &key, &eqproc))
+	if (!ProductFacets(event->product_id, &category_id, &event->brand))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("product \"%s\" is not in the catalogue", text_to_cstring(event->product_id)),
 				 errhint("Insert the product into personalisation.products before tracking it.")));
-
-	value = DirectRowValue(&products, "brand", &isnull);
-	event->brand = isnull ? NULL : DatumGetTextPCopy(value);
 	event->facets_read = true;
-	value = DirectRowValue(&products, "category_id", &isnull);
-	if (!isnull)
-		category = DatumGetTextPCopy(value);
-
-	CloseDirectTable(&products);
-	UnregisterSnapshot(snapshot);
-	return category;
+	return category_id;
 }
 
 /*

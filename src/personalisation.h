@@ -240,13 +240,15 @@ extern void CloseDirectTable(DirectTable *table);
 extern Snapshot DirectSnapshot(void);
 extern bool FetchByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
 							  const RegProcedure *eqprocs);
-extern bool LockByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
-							 const RegProcedure *eqprocs);
 extern AttrNumber DirectColumn(DirectTable *table, const char *name);
 extern Datum DirectRowValue(DirectTable *table, const char *name, bool *isnull);
 extern void DirectNewRow(DirectTable *table, Datum **values, bool **nulls);
 extern void DirectInsert(DirectTable *table, const Datum *values, const bool *nulls);
-extern void DirectUpdate(DirectTable *table, const Datum *values, const bool *nulls);
+extern bool DirectInsertIfUnique(DirectTable *table, const Datum *values, const bool *nulls);
+/* Turns a copy of table->row's values into the row's new values. */
+typedef void (*RowRewriter) (DirectTable *table, void *arg, Datum *values, bool *nulls);
+extern bool UpdateByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
+							   const RegProcedure *eqprocs, RowRewriter rewrite, void *arg);
 extern void DirectInit(void);
 
 /* partitions.c */

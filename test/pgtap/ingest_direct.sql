@@ -4,7 +4,7 @@
 -- ones too) has every row, a read-only transaction is refused, a rollback
 -- leaves nothing, and REPEATABLE READ sees no lost update.  Commits, then
 -- cleans up.
-SELECT plan(14);
+SELECT plan(18);
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
 CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
@@ -96,6 +96,29 @@ SELECT is((SELECT count(*) FROM personalisation.events WHERE event_id = 'di-rr-d
           'and the event is recorded once');
 SELECT is((SELECT count(*) FROM personalisation.sessions WHERE session_id = 'di-s3'), 0::bigint,
           'the retry touched nothing');
+
+-- the facets of tracked products are cached per backend: a catalogue change
+-- committed by another connection is seen by the next call
+INSERT INTO personalisation.categories VALUES ('di-cat2', NULL, 'Direct 2');
+SELECT * FROM dblink('a', $$SELECT personalisation.track_page_view('di-s4', NULL, 'di-p1', event_id => 'di-c1')$$) AS r(v text);
+UPDATE personalisation.products SET category_id = 'di-cat2', brand = 'di-brand2' WHERE product_id = 'di-p1';
+SELECT * FROM dblink('a', $$SELECT personalisation.track_page_view('di-s4', NULL, 'di-p1', event_id => 'di-c2')$$) AS r(v text);
+SELECT is((SELECT category_id FROM personalisation.events WHERE event_id = 'di-c2'), 'di-cat2',
+          'a product moved to another category is tracked under it at once, by a backend that had cached it');
+SELECT is((SELECT array_agg(s.key ORDER BY s.key) FROM personalisation.affinity_scores s
+            JOIN personalisation.sessions d ON d.profile_id = s.profile_id
+            WHERE d.session_id = 'di-s4' AND s.scope = 'session' AND s.dimension = 'brand'),
+          ARRAY['di-brand', 'di-brand2'], 'and its new brand is credited');
+-- a product inserted in a transaction that rolls back is forgotten with it
+BEGIN;
+INSERT INTO personalisation.products (product_id, category_id) VALUES ('di-p9', 'di-cat');
+SELECT personalisation.track_page_view('di-s4', NULL, 'di-p9');
+ROLLBACK;
+SELECT throws_ok($$SELECT personalisation.track_page_view('di-s4', NULL, 'di-p9')$$, '23503', NULL,
+                 'a product whose insert rolled back is not in the catalogue');
+DELETE FROM personalisation.products WHERE product_id = 'di-p2';
+SELECT throws_ok($$SELECT * FROM dblink('a', 'SELECT personalisation.track_page_view(''di-s4'', NULL, ''di-p2'')') AS r(v text)$$,
+                 '23503', NULL, 'a product deleted by another connection is refused at once');
 SELECT dblink_disconnect('a'), dblink_disconnect('b');
 
 -- clean up what was committed
@@ -105,6 +128,7 @@ DELETE FROM personalisation.event_keys WHERE event_id LIKE 'di-%';
 DELETE FROM personalisation.affinity WHERE profile_id IN (SELECT profile_id FROM personalisation.sessions WHERE session_id LIKE 'di-%');
 DELETE FROM personalisation.profiles WHERE profile_id IN (SELECT profile_id FROM personalisation.sessions WHERE session_id LIKE 'di-%');
 DELETE FROM personalisation.sessions WHERE session_id LIKE 'di-%';
+DELETE FROM personalisation.products WHERE product_id LIKE 'di-%';
 DELETE FROM personalisation.products WHERE product_id LIKE 'di-%';
 DELETE FROM personalisation.categories WHERE category_id LIKE 'di-%';
 SELECT * FROM finish();
