@@ -30,9 +30,6 @@ run() {
     psql -qXAt -d bench -c "SELECT '$tps ' || round(pg_wal_lsn_diff(pg_current_wal_lsn(), '$before') / ($tps * $SECONDS_PER_RUN))"
 }
 
-# median of the numbers on stdin
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
-
 echo "track_page_view with and without affinity vs plain INSERT, $CLIENTS clients, $ROUNDS rounds of ${SECONDS_PER_RUN}s, median tps"
 for sync in on off; do
     declare -A tps=() wal=()

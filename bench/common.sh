@@ -6,13 +6,14 @@ source "$(dirname "${BASH_SOURCE[0]}")/../test/cluster.sh"
 
 BENCH_PRODUCTS=${BENCH_PRODUCTS:-20000}
 
-# bench_start brings up the instance and the catalogue.
+# bench_start brings up the instance, on port $BENCH_PORT (default 55532), and
+# the catalogue.
 bench_start() {
     install_dependencies
     build_and_install
     BENCH_WORK=$(mktemp -d /tmp/personalisation-bench.XXXXXX)
     chmod 755 "$BENCH_WORK"
-    start_cluster "$BENCH_WORK/cluster" 55532 bench
+    start_cluster "$BENCH_WORK/cluster" "${BENCH_PORT:-55532}" bench
     trap 'stop_cluster; rm -rf "$BENCH_WORK"' EXIT
     createdb bench
     psql -q -X -d bench -v ON_ERROR_STOP=1 -v products="$BENCH_PRODUCTS" -c "CREATE EXTENSION personalisation" \
@@ -44,4 +45,9 @@ seconds() {
 # ratio A B prints A / B with two decimals.
 ratio() {
     awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'
+}
+
+# median prints the median of the numbers on stdin.
+median() {
+    tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'
 }

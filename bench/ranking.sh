@@ -68,7 +68,6 @@ for round in $(seq "$ROUNDS"); do
         means[$workload]+="$mean "
     done
 done
-median() { tr ' ' '\n' | grep . | sort -g | awk '{v[NR] = $1} END {print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2}'; }
 ours=$(echo ${p99s[rank_products]} | median)
 theirs=$(echo ${p99s[hand_written_sql]} | median)
 printf 'median p99: rank_products %.3f ms (target <= 2 ms), hand-written SQL %.3f ms: %sx its latency\n' \

@@ -119,6 +119,23 @@ static SavedStatement DueRunsStatement = {
 	5, {TIMESTAMPTZOID, TIMESTAMPTZOID, INT8OID, INT8OID, INT4OID}, KEYED_PLAN
 };
 
+/*
+ * $1 now, $2 abandon_after: the first instant after now at which a cart
+ * passes the threshold, a run whose cart was active again goes idle again,
+ * or a run falls due.  One probe of carts_idle_idx, journey_runs_idle and
+ * journey_runs_due each.
+ */
+static SavedStatement NextDueStatement = {
+	"SELECT least("
+	"  (SELECT min(c.last_activity_at) FROM personalisation.carts c"
+	"    WHERE c.line_count > 0 AND c.last_activity_at > $1 - $2) + $2,"
+	"  (SELECT min(r.anchor_at) FROM personalisation.journey_runs r"
+	"    WHERE r.status = 'active' AND r.declared_at IS NULL AND r.anchor_at > $1 - $2) + $2,"
+	"  (SELECT min(r.next_due_at) FROM personalisation.journey_runs r"
+	"    WHERE r.status = 'active' AND r.next_due_at > $1))",
+	2, {TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
+};
+
 static SavedStatement SessionProfileStatement = {
 	"SELECT profile_id FROM personalisation.sessions WHERE session_id = $1",
 	1, {TEXTOID}, KEYED_PLAN
@@ -226,6 +243,35 @@ RunDue(TimestampTz now, int max_runs, bool *more)
 	if (more != NULL)
 		*more = !visited_all || (max_runs > 0 && declared >= (uint64) max_runs);
 	return messages;
+}
+
+/*
+ * NextDueAt returns the first instant after now at which RunDue(now) would
+ * have work again if nothing else changed: a cart passing
+ * personalisation.abandon_after, a run's cart going idle again, or a run
+ * falling due; DT_NOEND when there is none.  The background worker sleeps
+ * until then when that is sooner than its naptime.  Runs in the caller's
+ * transaction.
+ */
+TimestampTz
+NextDueAt(TimestampTz now)
+{
+	Datum		values[2] = {TimestampTzGetDatum(now),
+	IntervalFromUsecs((int64) AbandonAfterMinutes * USECS_PER_MINUTE)};
+	TimestampTz next = DT_NOEND;
+	bool		isnull;
+
+	SPI_connect();
+	ExecSaved(&NextDueStatement, values, NULL, false, 1);
+	if (SPI_processed == 1)
+	{
+		Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		if (!isnull)
+			next = DatumGetTimestampTz(value);
+	}
+	SPI_finish();
+	return next;
 }
 
 /*

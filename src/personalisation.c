@@ -229,8 +229,8 @@ DefineGucs(void)
 							 NULL, NULL, NULL);
 
 	DefineCustomIntVariable("personalisation.worker_naptime",
-							"How long the background worker sleeps between runs when nothing wakes it.",
-							NULL,
+							"The longest the background worker sleeps between runs.",
+							"It wakes sooner at a committed cart change, and when the next cart passes abandon_after or the next journey step falls due.",
 							&WorkerNaptimeMs,
 							1000, 10, 60 * 1000,
 							PGC_SIGHUP, GUC_UNIT_MS,

@@ -194,6 +194,7 @@ extern int64 JourneyMergeProfiles(const Merge *merge);
 extern int64 JourneyUnmergeProfiles(const Merge *merge);
 /* journey.c: the sequence clock, shared by run_due() and the background worker */
 extern int	RunDue(TimestampTz now, int max_runs, bool *more);
+extern TimestampTz NextDueAt(TimestampTz now);
 
 /* journey_hooks.c: exit rules fired by tracked events, and profile merges */
 extern void JourneyCartChanged(int64 profile_id);

@@ -10,10 +10,11 @@
  *		database without a worker registers one, connected as the
  *		extension's owner.  Afterwards such transactions wake it at commit
  *		by setting its latch through shared memory (NOTIFY would take a
- *		global lock at commit).  Between wake-ups it runs every
- *		personalisation.worker_naptime.  A worker whose extension was dropped
- *		exits quietly and is not restarted; one that is terminated or crashes
- *		is restarted by the postmaster.
+ *		global lock at commit).  Between wake-ups it sleeps until the next
+ *		cart passes the abandonment threshold or the next step falls due,
+ *		but no longer than personalisation.worker_naptime.  A worker whose
+ *		extension was dropped exits quietly and is not restarted; one that
+ *		is terminated or crashes is restarted by the postmaster.
  */
 #include "personalisation.h"
 
@@ -397,15 +398,18 @@ LockExtension(void)
 
 /*
  * RunUnitOfWork runs RunDue(now) over at most WORKER_BATCH_RUNS runs in a
- * transaction of its own, and sets *more when work remains.  It returns
- * the messages written, or -1 when the extension is gone from the
- * database, which ends the worker.
+ * transaction of its own, and sets *more when work remains; when none
+ * does, it sets *next_due_at to the next instant work falls due
+ * (NextDueAt), DT_NOEND when nothing is scheduled.  It returns the messages
+ * written, or -1 when the extension is gone from the database, which ends
+ * the worker.
  */
 static int
-RunUnitOfWork(bool *more)
+RunUnitOfWork(bool *more, TimestampTz *next_due_at)
 {
 	int			actions = 0;
 	bool		installed;
+	TimestampTz now;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -414,8 +418,14 @@ RunUnitOfWork(bool *more)
 
 	installed = LockExtension();
 	*more = false;
+	*next_due_at = DT_NOEND;
 	if (installed)
-		actions = RunDue(GetCurrentTimestamp(), WORKER_BATCH_RUNS, more);
+	{
+		now = GetCurrentTimestamp();
+		actions = RunDue(now, WORKER_BATCH_RUNS, more);
+		if (!*more)
+			*next_due_at = NextDueAt(now);
+	}
 
 	PopActiveSnapshot();
 	CommitTransactionCommand();
@@ -425,10 +435,27 @@ RunUnitOfWork(bool *more)
 }
 
 /*
+ * SleepMs returns how long the worker sleeps after a run with nothing left
+ * to do: until next_due_at, when work falls due then, but at most
+ * personalisation.worker_naptime.
+ */
+static long
+SleepMs(TimestampTz next_due_at)
+{
+	if (next_due_at == DT_NOEND)
+		return WorkerNaptimeMs;
+	/* rounded up, so that the next run's now is at or past next_due_at */
+	return Min(TimestampDifferenceMilliseconds(GetCurrentTimestamp(), next_due_at),
+			   (long) WorkerNaptimeMs);
+}
+
+/*
  * PersonalisationWorkerMain is the worker's entry point: connect, then
- * loop until told to stop, running one unit of work per wake-up or
- * naptime.  Errors are logged and retried after a pause that doubles with
- * each consecutive failure, so a persistent fault never crash-loops.
+ * loop until told to stop, running one unit of work per wake-up, when the
+ * next cart passes the abandonment threshold or the next step falls due,
+ * or after the naptime, whichever comes first.  Errors are logged and
+ * retried after a pause that doubles with each consecutive failure, so a
+ * persistent fault never crash-loops.
  */
 void
 PersonalisationWorkerMain(Datum main_arg)
@@ -464,6 +491,8 @@ PersonalisationWorkerMain(Datum main_arg)
 	{
 		int			actions = 0;
 		bool		more = false;
+		TimestampTz next_due_at = DT_NOEND;
+		long		sleep_ms;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -477,7 +506,7 @@ PersonalisationWorkerMain(Datum main_arg)
 		MemoryContextSwitchTo(loop_context);
 		PG_TRY();
 		{
-			actions = RunUnitOfWork(&more);
+			actions = RunUnitOfWork(&more, &next_due_at);
 			backoff_ms = 0;
 		}
 		PG_CATCH();
@@ -506,9 +535,11 @@ PersonalisationWorkerMain(Datum main_arg)
 		if (more && backoff_ms == 0)
 			continue;
 
+		sleep_ms = backoff_ms > 0 ? backoff_ms : SleepMs(next_due_at);
+		if (sleep_ms <= 0)
+			continue;
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 backoff_ms > 0 ? backoff_ms : WorkerNaptimeMs,
-						 PG_WAIT_EXTENSION);
+						 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
 	}
 }

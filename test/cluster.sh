@@ -67,9 +67,12 @@ as_server() {
     if [ "$(id -u)" -eq 0 ]; then runuser -u "$SERVER_USER" -- "$@"; else "$@"; fi
 }
 
-# free_port prints a TCP port number no local socket is using, from $1 upward.
+# free_port prints a port number no local socket is using, from $1 upward: no
+# TCP listener, and no PostgreSQL Unix socket for it in any directory (the
+# throw-away instances keep theirs in their own directories).
 free_port() {
     local port=$1
-    while [ -e "/tmp/.s.PGSQL.$port" ] || (ss -ltn 2>/dev/null | grep -q ":$port "); do port=$((port + 1)); done
+    while [ -e "/tmp/.s.PGSQL.$port" ] || (ss -ltn 2>/dev/null | grep -q ":$port ") \
+        || (ss -lxn 2>/dev/null | grep -q "/\.s\.PGSQL\.$port "); do port=$((port + 1)); done
     echo "$port"
 }

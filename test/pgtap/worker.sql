@@ -2,7 +2,7 @@
 -- through its latch, restarted after being terminated, gone when the
 -- extension is dropped or the worker is disabled.  Polling is bounded; no
 -- test sleeps for a fixed time.
-SELECT plan(12);
+SELECT plan(13);
 
 -- wait_until(query, seconds): polls a boolean query until it holds or time runs out.
 CREATE FUNCTION pg_temp.wait_until(query text, seconds float8 DEFAULT 10) RETURNS boolean
@@ -58,6 +58,17 @@ SELECT ok(pg_temp.wait_until($$SELECT EXISTS (
               JOIN personalisation.sessions s USING (profile_id)
              WHERE s.session_id = 'wk-idle' AND rs.step = 1 AND rs.outcome IN ('sent', 'held'))$$, 5),
           'the worker picks up an abandoned cart and does its push step without any run_due call');
+
+-- still with a 60 s naptime: a cart whose threshold passes in a few seconds
+-- is picked up then, as the worker sleeps only until the next threshold
+SELECT personalisation.set_consent('wk-soon', 'push', true, now() - interval '40 minutes');
+SELECT personalisation.track_cart_add('wk-soon', 'wk-p', 1,
+       clock_timestamp() - current_setting('personalisation.abandon_after')::interval + interval '3 seconds');
+SELECT ok(pg_temp.wait_until($$SELECT EXISTS (
+            SELECT FROM personalisation.journey_run_steps rs
+              JOIN personalisation.sessions s USING (profile_id)
+             WHERE s.session_id = 'wk-soon' AND rs.step = 1 AND rs.outcome IN ('sent', 'held'))$$, 15),
+          'the worker wakes when the next cart passes the abandonment threshold, not only after the naptime');
 
 -- back to the default naptime: a dropped extension is noticed within one naptime
 ALTER SYSTEM RESET personalisation.worker_naptime;
