@@ -111,8 +111,9 @@ CREATE FUNCTION personalisation.holdout_arm(session_id text, customer_profile_id
 RETURNS text LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'holdout_arm_of';
 
--- The category tree and the facets of products tracked lately are cached by
--- every backend: a change makes them re-read it.
+-- The category tree and the facts of products tracked or ranked lately
+-- (category, brand, stock, popularity) are cached by every backend: a change
+-- makes them read again.
 CREATE FUNCTION personalisation.catalogue_changed()
 RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'catalogue_changed';
@@ -128,6 +129,12 @@ CREATE TRIGGER product_facets_changed
     FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
 CREATE TRIGGER product_facets_truncated
     AFTER TRUNCATE ON personalisation.products
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+CREATE TRIGGER product_popularity_changed
+    AFTER INSERT OR UPDATE OR DELETE ON personalisation.product_popularity
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+CREATE TRIGGER product_popularity_truncated
+    AFTER TRUNCATE ON personalisation.product_popularity
     FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
 
 -- Every category, product and brand with the key its affinity is stored under.

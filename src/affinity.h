@@ -54,6 +54,16 @@ extern float8 AffinityScore(AffinityState *state, uint64 key);
 
 /* catalogue.c */
 extern int	CategoryPath(uint64 category_key, uint64 *path);
-extern bool ProductFacets(text *product_id, text **category_id, text **brand);
+/* What tracking and ranking need of a product. */
+typedef struct ProductFacts
+{
+	text	   *category_id;	/* NULL when the product has none */
+	text	   *brand;			/* NULL when the product has none */
+	bool		in_stock;
+	bool		has_popularity; /* in product_popularity */
+	float8		popularity;		/* its score there (0 to 1) */
+} ProductFacts;
+
+extern bool LookupProduct(text *product_id, ProductFacts *facts);
 
 #endif							/* PERSONALISATION_AFFINITY_H */

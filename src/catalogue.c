@@ -6,14 +6,17 @@
  *		  path to the root (the category, its parent, its grandparent, ...).
  *		  Every tracked event and every ranked candidate needs a path, so
  *		  the tree is read once and kept;
- *		- product facets: the category and brand of the products tracked
- *		  lately, which every tracked product event needs.
+ *		- product facts: the category, brand, stock and popularity of the
+ *		  products tracked or ranked lately, which every tracked product
+ *		  event and every ranked candidate needs.
  *
- *		Statement-level triggers on personalisation.categories and
- *		personalisation.products (catalogue_changed) invalidate the table's
+ *		Statement-level triggers on personalisation.categories, products
+ *		and product_popularity (catalogue_changed) invalidate the table's
  *		relcache entry at commit (and in the changing backend at once, and
  *		again if it rolls back); every backend's relcache callback then marks
- *		its copy stale, and the next lookup reads again.
+ *		its copy stale, and the next lookup reads again.  Like PostgreSQL's
+ *		own catalog caches, the copies hold the latest committed rows, not
+ *		those of the caller's snapshot.
  */
 #include "affinity.h"
 
@@ -28,9 +31,6 @@
 #include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(catalogue_changed);
-
-/* Products whose facets a backend keeps; past this the cache starts afresh. */
-#define PRODUCT_CACHE_ENTRIES 65536
 
 /* One category: its key, its parent's key and, once asked for, its path. */
 typedef struct CategoryNode
@@ -49,18 +49,18 @@ static Oid	CategoriesRelid = InvalidOid;
 static uint64 CategoryInvalidations = 0;
 static uint64 CategoryTreeReadAt = 0;
 
-/* One product's facets, keyed by its affinity key and checked against its id. */
+/* One product's facts, keyed by its affinity key and checked against its id. */
 typedef struct ProductEntry
 {
 	uint64		key;			/* hash key: the product's affinity key */
 	char	   *product_id;
-	text	   *category_id;	/* NULL when the product has none */
-	text	   *brand;			/* NULL when the product has none */
+	ProductFacts facts;			/* texts allocated in ProductContext */
 } ProductEntry;
 
 static MemoryContext ProductContext = NULL;
 static HTAB *ProductCache = NULL;
 static Oid	ProductsRelid = InvalidOid;
+static Oid	PopularityRelid = InvalidOid;
 
 /* The product cache is current while no invalidation arrived since it was started. */
 static uint64 ProductInvalidations = 0;
@@ -73,8 +73,8 @@ static SavedStatement ReadCategoriesStatement = {
 
 /*
  * ForgetCatalogue is the relcache callback: an invalidation of the
- * categories or products table (or of every relation) makes the cached
- * tree or product facets stale.  It only counts, since a callback may run
+ * categories, products or product_popularity table (or of every relation)
+ * makes the cached tree or product facts stale.  It only counts, since a callback may run
  * in the middle of a lookup.
  */
 static void
@@ -82,7 +82,7 @@ ForgetCatalogue(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == CategoriesRelid)
 		CategoryInvalidations++;
-	if (relid == InvalidOid || relid == ProductsRelid)
+	if (relid == InvalidOid || relid == ProductsRelid || relid == PopularityRelid)
 		ProductInvalidations++;
 }
 
@@ -194,18 +194,20 @@ CategoryPath(uint64 category_key, uint64 *path)
 static void
 StartProductCache(void)
 {
+	Oid			namespace = get_namespace_oid("personalisation", false);
 	HASHCTL		ctl;
 
 	if (ProductContext != NULL)
 		MemoryContextDelete(ProductContext);
-	ProductContext = AllocSetContextCreate(CacheMemoryContext, "personalisation product facets",
+	ProductContext = AllocSetContextCreate(CacheMemoryContext, "personalisation product facts",
 										   ALLOCSET_DEFAULT_SIZES);
 	ctl.keysize = sizeof(uint64);
 	ctl.entrysize = sizeof(ProductEntry);
 	ctl.hcxt = ProductContext;
-	ProductCache = hash_create("personalisation product facets", 1024, &ctl,
+	ProductCache = hash_create("personalisation product facts", 1024, &ctl,
 							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
-	ProductsRelid = get_relname_relid("products", get_namespace_oid("personalisation", false));
+	ProductsRelid = get_relname_relid("products", namespace);
+	PopularityRelid = get_relname_relid("product_popularity", namespace);
 	ProductCacheStartedAt = ProductInvalidations;
 }
 
@@ -225,80 +227,107 @@ CopyText(text *value, MemoryContext context)
 }
 
 /*
- * ReadProductRow reads a product's category and brand from the catalogue
- * table, as of now; returns false when the catalogue has no such product.
+ * CopyFacts copies facts into to, its texts into context.
+ */
+static void
+CopyFacts(const ProductFacts *from, ProductFacts *to, MemoryContext context)
+{
+	*to = *from;
+	to->category_id = CopyText(from->category_id, context);
+	to->brand = CopyText(from->brand, context);
+}
+
+/*
+ * ReadProductRows reads a product's facts from the products and
+ * product_popularity tables as of the latest commit; returns false when the
+ * catalogue has no such product.
  */
 static bool
-ReadProductRow(text *product_id, text **category_id, text **brand)
+ReadProductRows(text *product_id, ProductFacts *facts)
 {
 	Datum		key = PointerGetDatum(product_id);
 	RegProcedure eqproc = F_TEXTEQ;
-	DirectTable products;
-	Snapshot	snapshot = DirectSnapshot();
+	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
+	DirectTable table;
 	bool		found;
+	bool		isnull;
+	Datum		value;
 
-	OpenDirectTable(&products, DIRECT_PRODUCTS, false);
-	found = FetchByPrimaryKey(&products, snapshot, 1, &key, &eqproc);
+	memset(facts, 0, sizeof(ProductFacts));
+	OpenDirectTable(&table, DIRECT_PRODUCTS, false);
+	found = FetchByPrimaryKey(&table, snapshot, 1, &key, &eqproc);
 	if (found)
 	{
-		bool		isnull;
-		Datum		value;
-
-		value = DirectRowValue(&products, "category_id", &isnull);
-		*category_id = isnull ? NULL : DatumGetTextPCopy(value);
-		value = DirectRowValue(&products, "brand", &isnull);
-		*brand = isnull ? NULL : DatumGetTextPCopy(value);
+		value = DirectRowValue(&table, "category_id", &isnull);
+		facts->category_id = isnull ? NULL : DatumGetTextPCopy(value);
+		value = DirectRowValue(&table, "brand", &isnull);
+		facts->brand = isnull ? NULL : DatumGetTextPCopy(value);
+		value = DirectRowValue(&table, "in_stock", &isnull);
+		facts->in_stock = !isnull && DatumGetBool(value);
 	}
-	CloseDirectTable(&products);
+	CloseDirectTable(&table);
+
+	if (found)
+	{
+		OpenDirectTable(&table, DIRECT_PRODUCT_POPULARITY, false);
+		if (FetchByPrimaryKey(&table, snapshot, 1, &key, &eqproc))
+		{
+			value = DirectRowValue(&table, "score", &isnull);
+			facts->has_popularity = !isnull;
+			facts->popularity = isnull ? 0.0 : DatumGetFloat8(value);
+		}
+		CloseDirectTable(&table);
+	}
 	UnregisterSnapshot(snapshot);
 	return found;
 }
 
 /*
- * ProductFacets sets *category_id and *brand (either may be NULL) to copies
- * of the product's category and brand, from the cache or else the
- * catalogue, and returns false when the catalogue has no such product.
- * Changes to the catalogue committed by others are seen from the next
- * call on, as a new statement would see them.
+ * LookupProduct fills in the product's facts (texts copied into the
+ * caller's memory context), from the cache or else the catalogue, and
+ * returns false when the catalogue has no such product.  Changes to the
+ * catalogue committed by others are seen from the next call on.  A backend
+ * keeps the facts of at most personalisation.product_cache_size products
+ * and starts afresh past that.
  */
 bool
-ProductFacets(text *product_id, text **category_id, text **brand)
+LookupProduct(text *product_id, ProductFacts *facts)
 {
 	uint64		key = AffinityTextKey(AFFINITY_PRODUCT, product_id);
 	int			len = VARSIZE_ANY_EXHDR(product_id);
 	ProductEntry *entry;
+	ProductFacts read;
 
 	AcceptInvalidationMessages();
 	if (ProductCache == NULL || ProductCacheStartedAt != ProductInvalidations ||
-		hash_get_num_entries(ProductCache) >= PRODUCT_CACHE_ENTRIES)
+		hash_get_num_entries(ProductCache) >= ProductCacheSize)
 		StartProductCache();
 
 	entry = hash_search(ProductCache, &key, HASH_FIND, NULL);
 	if (entry != NULL && strlen(entry->product_id) == len &&
 		memcmp(entry->product_id, VARDATA_ANY(product_id), len) == 0)
 	{
-		*category_id = CopyText(entry->category_id, CurrentMemoryContext);
-		*brand = CopyText(entry->brand, CurrentMemoryContext);
+		CopyFacts(&entry->facts, facts, CurrentMemoryContext);
 		return true;
 	}
 
-	if (!ReadProductRow(product_id, category_id, brand))
+	if (!ReadProductRows(product_id, &read))
 		return false;
+	*facts = read;
 
 	/* keep what was read unless the catalogue changed while reading it */
-	if (ProductCacheStartedAt == ProductInvalidations)
+	if (ProductCacheStartedAt == ProductInvalidations && ProductCacheSize > 0)
 	{
 		entry = hash_search(ProductCache, &key, HASH_ENTER, NULL);
 		entry->product_id = MemoryContextStrdup(ProductContext, text_to_cstring(product_id));
-		entry->category_id = CopyText(*category_id, ProductContext);
-		entry->brand = CopyText(*brand, ProductContext);
+		CopyFacts(&read, &entry->facts, ProductContext);
 	}
 	return true;
 }
 
 /*
- * catalogue_changed is the statement-level trigger on the categories and
- * products tables: it has every backend's cached copy re-read once the
+ * catalogue_changed is the statement-level trigger on the categories,
+ * products and product_popularity tables: it has every backend's cached copy re-read once the
  * change commits (and this backend's at its next command).
  */
 Datum
@@ -310,7 +339,7 @@ catalogue_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("catalogue_changed must be called as a trigger"),
-				 errhint("It is attached to personalisation.categories and personalisation.products by the extension.")));
+				 errhint("It is attached to the catalogue tables by the extension.")));
 
 	CacheInvalidateRelcache(trigger->tg_relation);
 	return PointerGetDatum(NULL);

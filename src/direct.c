@@ -35,6 +35,7 @@
 static const char *const DirectTableNames[DIRECT_TABLE_COUNT] = {
 	[DIRECT_SESSIONS] = "sessions",
 	[DIRECT_PRODUCTS] = "products",
+	[DIRECT_PRODUCT_POPULARITY] = "product_popularity",
 	[DIRECT_CATEGORIES] = "categories",
 	[DIRECT_EVENT_KEYS] = "event_keys",
 	[DIRECT_AFFINITY] = "affinity",

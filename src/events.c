@@ -185,15 +185,16 @@ ClaimEventKey(text *event_id, TimestampTz occurred_at)
 static text *
 ReadProductFacets(TrackedEvent *event)
 {
-	text	   *category_id;
+	ProductFacts facts;
 
-	if (!ProductFacets(event->product_id, &category_id, &event->brand))
+	if (!LookupProduct(event->product_id, &facts))
 		ereport(ERROR,
 				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
 				 errmsg("product \"%s\" is not in the catalogue", text_to_cstring(event->product_id)),
 				 errhint("Insert the product into personalisation.products before tracking it.")));
+	event->brand = facts.brand;
 	event->facets_read = true;
-	return category_id;
+	return facts.category_id;
 }
 
 /*

@@ -38,6 +38,7 @@ int			ProfileHalfLifeSeconds = 14 * 24 * 3600;
 int			SessionHalfLifeSeconds = 30 * 60;
 double		AncestorDamping = 0.5;
 int			AffinityMaxEntries = 32;
+int			ProductCacheSize = 65536;
 double		SessionWeight = 1.0;
 double		BrandWeight = 0.5;
 double		PopularityWeight = 1.0;
@@ -305,6 +306,14 @@ DefineGucs(void)
 							NULL,
 							&AffinityMaxEntries,
 							32, 8, 250,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.product_cache_size",
+							"Most products whose category, brand, stock and popularity a backend keeps in memory.",
+							"Tracking and ranking read a product from the catalogue once, then from this cache until the catalogue changes; past this many products the cache starts afresh. 0 turns it off.",
+							&ProductCacheSize,
+							65536, 0, 16 * 1024 * 1024,
 							PGC_SUSET, 0,
 							NULL, NULL, NULL);
 

@@ -50,6 +50,7 @@ extern int	ProfileHalfLifeSeconds;
 extern int	SessionHalfLifeSeconds;
 extern double AncestorDamping;
 extern int	AffinityMaxEntries;
+extern int	ProductCacheSize;
 extern double SessionWeight;
 extern double BrandWeight;
 extern double PopularityWeight;
@@ -219,6 +220,7 @@ typedef enum DirectTableId
 {
 	DIRECT_SESSIONS,
 	DIRECT_PRODUCTS,
+	DIRECT_PRODUCT_POPULARITY,
 	DIRECT_CATEGORIES,
 	DIRECT_EVENT_KEYS,
 	DIRECT_AFFINITY,

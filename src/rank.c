@@ -116,14 +116,6 @@ static SavedStatement CustomerOfSessionStatement = {
 	1, {TEXTOID}
 };
 
-static SavedStatement CandidateProductsStatement = {
-	"SELECT p.product_id, p.category_id, p.brand, p.in_stock, pop.score"
-	"  FROM personalisation.products p"
-	"  LEFT JOIN personalisation.product_popularity pop ON pop.product_id = p.product_id"
-	" WHERE p.product_id = ANY ($1)",
-	1, {TEXTARRAYOID}, NULL, CURSOR_OPT_GENERIC_PLAN
-};
-
 static SavedStatement CategoryPopularityStatement = {
 	"SELECT category_id, score FROM personalisation.category_popularity"
 	" WHERE category_id = ANY ($1)",
@@ -396,17 +388,6 @@ FindPosition(CandidateIndex *index, text *id)
 }
 
 /*
- * FindCandidate returns the first item with the given id, or NULL.
- */
-static RankItem *
-FindCandidate(CandidateIndex *index, text *id)
-{
-	int			position = FindPosition(index, id);
-
-	return position < 0 ? NULL : index->sorted[position];
-}
-
-/*
  * DistinctIds returns the distinct ids of the indexed items as a text[].
  */
 static Datum
@@ -607,47 +588,31 @@ EmitRanking(FunctionCallInfo fcinfo, RankItem *items, int count, bool control, b
 }
 
 /*
- * ScoreProducts reads the candidates' catalogue rows and popularity and
- * fills in each one's tier and signals.
+ * ScoreProducts looks up each candidate's catalogue facts and popularity
+ * (catalogue.c's cache, so a warm backend reads no table) and fills in its
+ * tier and signals.  A candidate the catalogue does not hold stays unknown.
  */
 static void
-ScoreProducts(Visitor *visitor, RankItem *items, int count, CandidateIndex *index)
+ScoreProducts(Visitor *visitor, RankItem *items, int count)
 {
-	Datum		values[1] = {DistinctIds(index)};
-	SPITupleTable *rows;
-	uint64		found;
-
 	for (int i = 0; i < count; i++)
-		items[i].tier = TIER_UNKNOWN;
-
-	ExecSaved(&CandidateProductsStatement, values, NULL, true, 0);
-	rows = SPI_tuptable;
-	found = SPI_processed;
-	for (uint64 r = 0; r < found; r++)
 	{
-		HeapTuple	row = rows->vals[r];
-		bool		isnull;
-		text	   *product_id = DatumGetTextPP(SPI_getbinval(row, rows->tupdesc, 1, &isnull));
-		Datum		category = SPI_getbinval(row, rows->tupdesc, 2, &isnull);
-		text	   *category_id = isnull ? NULL : DatumGetTextPP(category);
-		Datum		brand = SPI_getbinval(row, rows->tupdesc, 3, &isnull);
-		text	   *brand_name = isnull ? NULL : DatumGetTextPP(brand);
-		bool		in_stock = DatumGetBool(SPI_getbinval(row, rows->tupdesc, 4, &isnull));
-		Datum		popularity = SPI_getbinval(row, rows->tupdesc, 5, &isnull);
-		RankItem   *item = FindCandidate(index, product_id);
+		RankItem   *item = &items[i];
+		ProductFacts facts;
 
-		if (item == NULL)
+		item->tier = TIER_UNKNOWN;
+		if (item->duplicate || !LookupProduct(item->id, &facts))
 			continue;
-		item->tier = in_stock ? TIER_RANKED : TIER_OUT_OF_STOCK;
-		if (!isnull)
-			item->signals[SIGNAL_POPULARITY] = PopularityWeight * DatumGetFloat8(popularity);
-		ScoreKey(visitor, AffinityTextKey(AFFINITY_PRODUCT, product_id), 1.0,
+		item->tier = facts.in_stock ? TIER_RANKED : TIER_OUT_OF_STOCK;
+		if (facts.has_popularity)
+			item->signals[SIGNAL_POPULARITY] = PopularityWeight * facts.popularity;
+		ScoreKey(visitor, AffinityTextKey(AFFINITY_PRODUCT, item->id), 1.0,
 				 &item->signals[SIGNAL_SESSION_PRODUCT]);
-		if (brand_name != NULL)
-			ScoreKey(visitor, AffinityTextKey(AFFINITY_BRAND, brand_name), BrandWeight,
+		if (facts.brand != NULL)
+			ScoreKey(visitor, AffinityTextKey(AFFINITY_BRAND, facts.brand), BrandWeight,
 					 &item->signals[SIGNAL_SESSION_BRAND]);
-		if (category_id != NULL)
-			ScoreCategoryPath(visitor, category_id, item);
+		if (facts.category_id != NULL)
+			ScoreCategoryPath(visitor, facts.category_id, item);
 	}
 }
 
@@ -814,15 +779,14 @@ Rank(FunctionCallInfo fcinfo, RankKind kind)
 		: ReadCandidates(fcinfo, 1, &count);
 	bool		explain = RequireExplain(fcinfo, 2);
 	TimestampTz at = RequireInstant(fcinfo, 3, "at");
-	CandidateIndex index;
 	Visitor		visitor;
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	LoadVisitor(session_id, at, &visitor);
-	index = IndexCandidates(items, count);
+	(void) IndexCandidates(items, count);	/* marks the repeats */
 	if (!visitor.control && kind == RANK_PRODUCTS)
-		ScoreProducts(&visitor, items, count, &index);
+		ScoreProducts(&visitor, items, count);
 	else if (!visitor.control)
 		ScoreCategories(&visitor, items, count, kind == RANK_MODULES);
 	EmitRanking(fcinfo, items, count, visitor.control, explain, kind == RANK_MODULES);

@@ -4,7 +4,7 @@
 -- ones too) has every row, a read-only transaction is refused, a rollback
 -- leaves nothing, and REPEATABLE READ sees no lost update.  Commits, then
 -- cleans up.
-SELECT plan(18);
+SELECT plan(20);
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
 CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
@@ -26,7 +26,8 @@ $$;
 
 INSERT INTO personalisation.categories VALUES ('di-cat', NULL, 'Direct');
 INSERT INTO personalisation.products (product_id, category_id, brand) VALUES
-  ('di-p1', 'di-cat', 'di-brand'), ('di-p2', 'di-cat', 'di-brand');
+  ('di-p1', 'di-cat', 'di-brand'), ('di-p2', 'di-cat', 'di-brand'),
+  ('di-p3', 'di-cat', NULL), ('di-p4', 'di-cat', NULL);
 
 -- a shop's own indexes on the event log: plain, on an expression, partial
 CREATE INDEX di_events_product ON personalisation.events (product_id);
@@ -119,6 +120,17 @@ SELECT throws_ok($$SELECT personalisation.track_page_view('di-s4', NULL, 'di-p9'
 DELETE FROM personalisation.products WHERE product_id = 'di-p2';
 SELECT throws_ok($$SELECT * FROM dblink('a', 'SELECT personalisation.track_page_view(''di-s4'', NULL, ''di-p2'')') AS r(v text)$$,
                  '23503', NULL, 'a product deleted by another connection is refused at once');
+-- ranking reads stock and popularity through the same cache
+SELECT dblink_exec('a', 'SET personalisation.ranking_holdout_percent = 0');
+SELECT * FROM dblink('a', $$SELECT product_id FROM personalisation.rank_products('di-s5', '{di-p3,di-p4}') ORDER BY position$$) AS r(p text);
+UPDATE personalisation.products SET in_stock = false WHERE product_id = 'di-p3';
+SELECT is(array(SELECT p FROM dblink('a', $$SELECT product_id FROM personalisation.rank_products('di-s5', '{di-p3,di-p4}') ORDER BY position$$) AS r(p text)),
+          ARRAY['di-p4', 'di-p3'], 'a product out of stock ranks last at once, in a backend that had cached it');
+UPDATE personalisation.products SET in_stock = true WHERE product_id = 'di-p3';
+INSERT INTO personalisation.product_popularity VALUES ('di-p4', 1, 1, now());
+SELECT is(array(SELECT p FROM dblink('a', $$SELECT product_id FROM personalisation.rank_products('di-s5', '{di-p3,di-p4}') ORDER BY position$$) AS r(p text)),
+          ARRAY['di-p4', 'di-p3'], 'and new popularity counts at once');
+DELETE FROM personalisation.product_popularity WHERE product_id = 'di-p4';
 SELECT dblink_disconnect('a'), dblink_disconnect('b');
 
 -- clean up what was committed
