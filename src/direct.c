@@ -1,13 +1,14 @@
 /*
  * direct.c
- *		Direct table access for the tracking hot path.  A page view reads its
- *		session and its product, claims its event id, appends the event and
- *		folds it into two affinity rows.  Through SPI every one of those
- *		statements pays for plan revalidation and executor start-up, many
- *		times what touching the row costs; here they go straight to the table
- *		and its indexes, with the locks, snapshots, index maintenance and
- *		concurrent-update rules the executor applies.  What is rare (a new
- *		session, a missing affinity row, a cart change) stays SQL.
+ *		Direct table access for the hot paths.  A page view reads its session
+ *		and its product, claims its event id, appends the event and folds it
+ *		into two affinity rows; a ranking reads the session, its profile and
+ *		two affinity rows.  Through SPI every one of those statements pays
+ *		for plan revalidation and executor start-up, many times what touching
+ *		the row costs; here they go straight to the table and its indexes,
+ *		with the locks, snapshots, index maintenance and concurrent-update
+ *		rules the executor applies.  What is rare (a new session, a missing
+ *		affinity row, a cart change) stays SQL.
  *
  *		Owns: the backend's cache of the extension's table OIDs, primary-key
  *		lookups, and inserts and in-place updates that maintain every index
@@ -34,6 +35,7 @@
 /* The names of the DirectTableId tables, in the extension's schema. */
 static const char *const DirectTableNames[DIRECT_TABLE_COUNT] = {
 	[DIRECT_SESSIONS] = "sessions",
+	[DIRECT_PROFILES] = "profiles",
 	[DIRECT_PRODUCTS] = "products",
 	[DIRECT_PRODUCT_POPULARITY] = "product_popularity",
 	[DIRECT_CATEGORIES] = "categories",

@@ -219,6 +219,7 @@ extern void AssignQuietHoursTimezone(const char *newval, void *extra);
 typedef enum DirectTableId
 {
 	DIRECT_SESSIONS,
+	DIRECT_PROFILES,
 	DIRECT_PRODUCTS,
 	DIRECT_PRODUCT_POPULARITY,
 	DIRECT_CATEGORIES,

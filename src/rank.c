@@ -25,8 +25,10 @@
 #include "nodes/parsenodes.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
+#include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(rank_products);
 PG_FUNCTION_INFO_V1(rank_categories);
@@ -98,17 +100,6 @@ typedef struct Visitor
  * concrete array of ids would hash-join whole tables for the first calls of
  * every backend, before the plan cache settles on index lookups.
  */
-static SavedStatement VisitorStatement = {
-	"SELECT CASE WHEN p.customer_id IS NOT NULL THEN s.profile_id END,"
-	"       a.session_id = '', a.decayed_to, a.entries"
-	"  FROM personalisation.sessions s"
-	"  LEFT JOIN personalisation.profiles p ON p.profile_id = s.profile_id"
-	"  LEFT JOIN personalisation.affinity a"
-	"    ON a.profile_id = s.profile_id AND a.session_id IN ('', s.session_id)"
-	" WHERE s.session_id = $1",
-	1, {TEXTOID}, NULL, CURSOR_OPT_GENERIC_PLAN
-};
-
 static SavedStatement CustomerOfSessionStatement = {
 	"SELECT p.profile_id FROM personalisation.sessions s"
 	"  JOIN personalisation.profiles p ON p.profile_id = s.profile_id"
@@ -226,49 +217,67 @@ ArmName(bool control)
 
 /*
  * LoadVisitor reads the session's profile (is it a customer's?) and the two
- * affinity rows ranking blends, decides the holdout arm, and computes the
- * decay of each row to the read time.  An unknown session has no affinity:
- * only the popularity prior ranks for it.
+ * affinity rows ranking blends, as the calling statement's snapshot sees
+ * them, straight from the tables' primary keys; decides the holdout arm;
+ * and computes the decay of each row to the read time.  An unknown session
+ * has no affinity: only the popularity prior ranks for it.
  */
 static void
 LoadVisitor(text *session_id, TimestampTz at, Visitor *visitor)
 {
-	Datum		values[1] = {PointerGetDatum(session_id)};
-	SPITupleTable *rows;
-	uint64		count;
+	static const RegProcedure text_eq[1] = {F_TEXTEQ};
+	static const RegProcedure int8_eq[1] = {F_INT8EQ};
+	static const RegProcedure affinity_eq[2] = {F_INT8EQ, F_TEXTEQ};
+	Snapshot	snapshot = GetActiveSnapshot();
+	Datum		key = PointerGetDatum(session_id);
+	DirectTable table;
+	bool		isnull;
+	Datum		profile_id;
+	bool		customer = false;
 
 	memset(visitor, 0, sizeof(Visitor));
 	visitor->session_factor = visitor->profile_factor = 1.0;
-
-	ExecSaved(&VisitorStatement, values, NULL, true, 0);
-	rows = SPI_tuptable;
-	count = SPI_processed;
 	visitor->control = ArmIsControl(session_id, false, 0);
-	for (uint64 i = 0; i < count; i++)
-	{
-		bool		anonymous;
-		bool		isnull;
-		Datum		customer_profile = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &anonymous);
-		Datum		profile_scope = SPI_getbinval(rows->vals[i], rows->tupdesc, 2, &isnull);
-		Datum		decayed_to;
-		Datum		entries;
 
-		visitor->control = ArmIsControl(session_id, !anonymous, DatumGetInt64(customer_profile));
-		if (isnull)
-			continue;			/* no affinity row yet */
-		decayed_to = SPI_getbinval(rows->vals[i], rows->tupdesc, 3, &isnull);
-		entries = SPI_getbinval(rows->vals[i], rows->tupdesc, 4, &isnull);
-		if (DatumGetBool(profile_scope))
-		{
-			DecodeAffinity(DatumGetByteaPP(entries), DatumGetTimestampTz(decayed_to), &visitor->profile);
-			visitor->profile_factor = AffinityDecay(visitor->profile.decayed_to, at, false);
-		}
-		else
-		{
-			DecodeAffinity(DatumGetByteaPP(entries), DatumGetTimestampTz(decayed_to), &visitor->session);
-			visitor->session_factor = AffinityDecay(visitor->session.decayed_to, at, true);
-		}
+	OpenDirectTable(&table, DIRECT_SESSIONS, false);
+	if (!FetchByPrimaryKey(&table, snapshot, 1, &key, text_eq))
+	{
+		CloseDirectTable(&table);
+		return;
 	}
+	profile_id = DirectRowValue(&table, "profile_id", &isnull);
+	CloseDirectTable(&table);
+
+	OpenDirectTable(&table, DIRECT_PROFILES, false);
+	if (FetchByPrimaryKey(&table, snapshot, 1, &profile_id, int8_eq))
+	{
+		(void) DirectRowValue(&table, "customer_id", &isnull);
+		customer = !isnull;
+	}
+	CloseDirectTable(&table);
+	if (customer)
+		visitor->control = ArmIsControl(session_id, true, DatumGetInt64(profile_id));
+
+	OpenDirectTable(&table, DIRECT_AFFINITY, false);
+	for (int scope = 0; scope < 2; scope++)
+	{
+		bool		profile_scope = scope == 0;
+		Datum		keys[2] = {profile_id, profile_scope ? CStringGetTextDatum("") : key};
+		AffinityState *state = profile_scope ? &visitor->profile : &visitor->session;
+		Datum		entries;
+		Datum		decayed_to;
+
+		if (!FetchByPrimaryKey(&table, snapshot, 2, keys, affinity_eq))
+			continue;			/* no affinity row yet */
+		entries = DirectRowValue(&table, "entries", &isnull);
+		decayed_to = DirectRowValue(&table, "decayed_to", &isnull);
+		DecodeAffinity(DatumGetByteaPP(entries), DatumGetTimestampTz(decayed_to), state);
+		if (profile_scope)
+			visitor->profile_factor = AffinityDecay(state->decayed_to, at, false);
+		else
+			visitor->session_factor = AffinityDecay(state->decayed_to, at, true);
+	}
+	CloseDirectTable(&table);
 }
 
 /*
