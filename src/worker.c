@@ -55,6 +55,13 @@ PG_FUNCTION_INFO_V1(start_worker);
 /* Most journey runs one unit of work advances, to keep transactions short. */
 #define WORKER_BATCH_RUNS 500
 
+/*
+ * Shortest time between the starts of two runs when commits wake the
+ * worker: a burst of cart changes is handled by one run every this many
+ * milliseconds rather than one run per commit.
+ */
+#define WORKER_MIN_WAKE_INTERVAL_MS 50
+
 /* Longest pause after repeated errors. */
 #define WORKER_MAX_BACKOFF_MS (60 * 1000)
 
@@ -450,6 +457,23 @@ SleepMs(TimestampTz next_due_at)
 }
 
 /*
+ * AwaitWakeInterval lets a worker woken by a commit start its next run no
+ * sooner than WORKER_MIN_WAKE_INTERVAL_MS after the last one started, so
+ * that the commits arriving meanwhile share that run.  A termination
+ * request is acted on when the wait is over.
+ */
+static void
+AwaitWakeInterval(TimestampTz run_started_at)
+{
+	long		remaining_ms = WORKER_MIN_WAKE_INTERVAL_MS -
+		TimestampDifferenceMilliseconds(run_started_at, GetCurrentTimestamp());
+
+	CHECK_FOR_INTERRUPTS();
+	if (remaining_ms > 0)
+		(void) WaitLatch(NULL, WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, remaining_ms, PG_WAIT_EXTENSION);
+}
+
+/*
  * PersonalisationWorkerMain is the worker's entry point: connect, then
  * loop until told to stop, running one unit of work per wake-up, when the
  * next cart passes the abandonment threshold or the next step falls due,
@@ -492,7 +516,9 @@ PersonalisationWorkerMain(Datum main_arg)
 		int			actions = 0;
 		bool		more = false;
 		TimestampTz next_due_at = DT_NOEND;
+		TimestampTz run_started_at;
 		long		sleep_ms;
+		int			woken_by;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -504,6 +530,7 @@ PersonalisationWorkerMain(Datum main_arg)
 			proc_exit(0);
 
 		MemoryContextSwitchTo(loop_context);
+		run_started_at = GetCurrentTimestamp();
 		PG_TRY();
 		{
 			actions = RunUnitOfWork(&more, &next_due_at);
@@ -538,9 +565,11 @@ PersonalisationWorkerMain(Datum main_arg)
 		sleep_ms = backoff_ms > 0 ? backoff_ms : SleepMs(next_due_at);
 		if (sleep_ms <= 0)
 			continue;
-		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-						 sleep_ms, PG_WAIT_EXTENSION);
+		woken_by = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 sleep_ms, PG_WAIT_EXTENSION);
 		ResetLatch(MyLatch);
+		if (woken_by & WL_LATCH_SET)
+			AwaitWakeInterval(run_started_at);
 	}
 }
 
