@@ -136,6 +136,15 @@ CREATE TRIGGER product_popularity_changed
 CREATE TRIGGER product_popularity_truncated
     AFTER TRUNCATE ON personalisation.product_popularity
     FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+-- They fire for replicated changes too (session_replication_role = replica, as
+-- in a logical replication apply worker): a catalogue fed from elsewhere
+-- must not leave stale copies behind.
+ALTER TABLE personalisation.categories
+    ENABLE ALWAYS TRIGGER category_tree_changed, ENABLE ALWAYS TRIGGER category_tree_truncated;
+ALTER TABLE personalisation.products
+    ENABLE ALWAYS TRIGGER product_facets_changed, ENABLE ALWAYS TRIGGER product_facets_truncated;
+ALTER TABLE personalisation.product_popularity
+    ENABLE ALWAYS TRIGGER product_popularity_changed, ENABLE ALWAYS TRIGGER product_popularity_truncated;
 
 -- Every category, product and brand with the key its affinity is stored under.
 CREATE VIEW personalisation.affinity_dimensions AS

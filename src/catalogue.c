@@ -20,6 +20,7 @@
  */
 #include "affinity.h"
 
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "utils/builtins.h"
@@ -239,15 +240,14 @@ CopyFacts(const ProductFacts *from, ProductFacts *to, MemoryContext context)
 
 /*
  * ReadProductRows reads a product's facts from the products and
- * product_popularity tables as of the latest commit; returns false when the
+ * product_popularity tables as snapshot sees them; returns false when the
  * catalogue has no such product.
  */
 static bool
-ReadProductRows(text *product_id, ProductFacts *facts)
+ReadProductRows(text *product_id, Snapshot snapshot, ProductFacts *facts)
 {
 	Datum		key = PointerGetDatum(product_id);
 	RegProcedure eqproc = F_TEXTEQ;
-	Snapshot	snapshot = RegisterSnapshot(GetLatestSnapshot());
 	DirectTable table;
 	bool		found;
 	bool		isnull;
@@ -278,7 +278,6 @@ ReadProductRows(text *product_id, ProductFacts *facts)
 		}
 		CloseDirectTable(&table);
 	}
-	UnregisterSnapshot(snapshot);
 	return found;
 }
 
@@ -297,6 +296,9 @@ LookupProduct(text *product_id, ProductFacts *facts)
 	int			len = VARSIZE_ANY_EXHDR(product_id);
 	ProductEntry *entry;
 	ProductFacts read;
+	Snapshot	snapshot;
+	bool		cacheable;
+	bool		found;
 
 	AcceptInvalidationMessages();
 	if (ProductCache == NULL || ProductCacheStartedAt != ProductInvalidations ||
@@ -311,12 +313,21 @@ LookupProduct(text *product_id, ProductFacts *facts)
 		return true;
 	}
 
-	if (!ReadProductRows(product_id, &read))
+	/*
+	 * What is kept must be the latest committed rows.  In parallel mode (a
+	 * query with a Gather) no new snapshot may be taken: the statement's is
+	 * read, and not kept.
+	 */
+	cacheable = !IsInParallelMode() && ProductCacheSize > 0;
+	snapshot = RegisterSnapshot(cacheable ? GetLatestSnapshot() : GetActiveSnapshot());
+	found = ReadProductRows(product_id, snapshot, &read);
+	UnregisterSnapshot(snapshot);
+	if (!found)
 		return false;
 	*facts = read;
 
 	/* keep what was read unless the catalogue changed while reading it */
-	if (ProductCacheStartedAt == ProductInvalidations && ProductCacheSize > 0)
+	if (cacheable && ProductCacheStartedAt == ProductInvalidations)
 	{
 		entry = hash_search(ProductCache, &key, HASH_ENTER, NULL);
 		entry->product_id = MemoryContextStrdup(ProductContext, text_to_cstring(product_id));

@@ -11,10 +11,12 @@
  *		affinity row, a cart change) stays SQL.
  *
  *		Owns: the backend's cache of the extension's table OIDs, primary-key
- *		lookups, and inserts and in-place updates that maintain every index
- *		of the table (a shop's own indexes included).  Triggers on these
- *		tables do not fire for the tracking functions' writes (DESIGN.md: no
- *		correctness may depend on triggers over per-person tables).
+ *		lookups, and inserts and in-place updates that check NOT NULL and
+ *		CHECK constraints and maintain every index of the table (a shop's own
+ *		indexes included).  Triggers (so also foreign keys) on these tables
+ *		do not fire for these writes, and column defaults are not applied:
+ *		DESIGN.md has no correctness depend on triggers over per-person
+ *		tables, and the tracking functions set every column they know.
  */
 #include "personalisation.h"
 
@@ -127,10 +129,11 @@ EventPartitionOid(int64 day)
 
 /*
  * OpenDirect opens a table for direct access: reading only, or also
- * writing, with its indexes open for maintenance.
+ * writing, with its indexes open for maintenance (and, for_unique_insert,
+ * ready for DirectInsertIfUnique's conflict checks).
  */
 static void
-OpenDirect(DirectTable *table, Oid relid, bool for_write)
+OpenDirect(DirectTable *table, Oid relid, bool for_write, bool for_unique_insert)
 {
 	table->estate = CreateExecutorState();
 	table->rel = table_open(relid, for_write ? RowExclusiveLock : AccessShareLock);
@@ -152,7 +155,7 @@ OpenDirect(DirectTable *table, Oid relid, bool for_write)
 		 */
 		table->result = makeNode(ResultRelInfo);
 		InitResultRelInfo(table->result, table->rel, 0, NULL, 0);
-		ExecOpenIndices(table->result, false);
+		ExecOpenIndices(table->result, for_unique_insert);
 	}
 }
 
@@ -162,7 +165,17 @@ OpenDirect(DirectTable *table, Oid relid, bool for_write)
 void
 OpenDirectTable(DirectTable *table, DirectTableId which, bool for_write)
 {
-	OpenDirect(table, DirectTableOid(which), for_write);
+	OpenDirect(table, DirectTableOid(which), for_write, false);
+}
+
+/*
+ * OpenDirectTableForUniqueInsert opens one of the extension's tables for
+ * DirectInsertIfUnique.
+ */
+void
+OpenDirectTableForUniqueInsert(DirectTable *table, DirectTableId which)
+{
+	OpenDirect(table, DirectTableOid(which), true, true);
 }
 
 /*
@@ -172,7 +185,7 @@ OpenDirectTable(DirectTable *table, DirectTableId which, bool for_write)
 void
 OpenEventPartition(DirectTable *table, int64 day)
 {
-	OpenDirect(table, EventPartitionOid(day), true);
+	OpenDirect(table, EventPartitionOid(day), true, false);
 }
 
 /*
@@ -273,7 +286,8 @@ DirectNewRow(DirectTable *table, Datum **values, bool **nulls)
 }
 
 /*
- * StoreValues puts a row's values into table->slot.
+ * StoreValues puts a row's values into table->slot and checks them against
+ * the table's NOT NULL and CHECK constraints, as INSERT and UPDATE do.
  */
 static TupleTableSlot *
 StoreValues(DirectTable *table, const Datum *values, const bool *nulls)
@@ -284,7 +298,10 @@ StoreValues(DirectTable *table, const Datum *values, const bool *nulls)
 	ExecClearTuple(slot);
 	memcpy(slot->tts_values, values, natts * sizeof(Datum));
 	memcpy(slot->tts_isnull, nulls, natts * sizeof(bool));
-	return ExecStoreVirtualTuple(slot);
+	ExecStoreVirtualTuple(slot);
+	if (RelationGetDescr(table->rel)->constr != NULL)
+		ExecConstraints(table->result, slot, table->estate);
+	return slot;
 }
 
 /*
@@ -304,30 +321,45 @@ DirectInsert(DirectTable *table, const Datum *values, const bool *nulls)
 
 /*
  * DirectInsertIfUnique is DirectInsert for a row whose unique keys may
- * already be taken: when a unique index holds a live row (or one of this
- * transaction's) with the same key, the new row is deleted again and the
- * result is false.  A key being inserted by a concurrent transaction counts
- * as taken too, so callers serialise on the key first.  One index descent
- * per index, where a lookup then an insert would take two.
+ * already be taken, done as INSERT ... ON CONFLICT DO NOTHING does it: a
+ * committed row with the same key means false; one a concurrent
+ * transaction is inserting is waited for; otherwise the row goes in
+ * speculatively, and if a concurrent insert of the same key slipped in
+ * meanwhile it is taken back (invisible to everyone at once, so nobody
+ * waits on it) and the check starts again.  No lock outlives the call.
+ * Whatever the isolation level, a key committed after the caller's snapshot
+ * counts as taken.  The table must have been opened for_unique_insert.
  */
 bool
 DirectInsertIfUnique(DirectTable *table, const Datum *values, const bool *nulls)
 {
-	TupleTableSlot *slot = StoreValues(table, values, nulls);
-	bool		conflict = false;
-	List	   *conflicting;
+	TransactionId xid = GetCurrentTransactionId();
 
-	table_tuple_insert(table->rel, slot, GetCurrentCommandId(true), 0, NULL);
-	conflicting = ExecInsertIndexTuples(table->result, slot, table->estate, false, true,
-										&conflict, NIL);
-	ResetPerTupleExprContext(table->estate);
-	if (conflicting == NIL)
-		return true;
+	for (;;)
+	{
+		TupleTableSlot *slot = StoreValues(table, values, nulls);
+		ItemPointerData conflict_tid;
+		bool		conflict = false;
+		uint32		token;
+		List	   *conflicting;
 
-	/* a row is deletable by the commands after the one that inserted it */
-	CommandCounterIncrement();
-	simple_table_tuple_delete(table->rel, &slot->tts_tid, InvalidSnapshot);
-	return false;
+		if (!ExecCheckIndexConstraints(table->result, slot, table->estate, &conflict_tid, NIL))
+		{
+			ResetPerTupleExprContext(table->estate);
+			return false;
+		}
+
+		token = SpeculativeInsertionLockAcquire(xid);
+		table_tuple_insert_speculative(table->rel, slot, GetCurrentCommandId(true), 0, NULL, token);
+		conflicting = ExecInsertIndexTuples(table->result, slot, table->estate, false, true,
+											&conflict, NIL);
+		table_tuple_complete_speculative(table->rel, slot, token, !conflict);
+		SpeculativeInsertionLockRelease(xid);
+		ResetPerTupleExprContext(table->estate);
+		list_free(conflicting);
+		if (!conflict)
+			return true;
+	}
 }
 
 /*

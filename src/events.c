@@ -25,9 +25,6 @@ PG_FUNCTION_INFO_V1(track_cart_remove);
  */
 #define SESSION_TOUCH_INTERVAL_SECONDS 60
 
-/* Advisory lock space of event ids (the first half of the lock key). */
-#define EVENT_KEY_LOCK_KEY 0x65766e74
-
 
 static SavedStatement TouchSessionStatement = {
 	"UPDATE personalisation.sessions SET last_seen_at = greatest(last_seen_at, $2)"
@@ -153,10 +150,12 @@ SetColumn(DirectTable *table, Datum *values, bool *nulls, const char *name, Datu
 
 /*
  * ClaimEventKey records the shop's event id and reports whether this call is
- * the first with it.  Calls with the same id queue on an advisory lock on
- * the id's hash until the holder's transaction ends; the holder's insert
- * then finds any committed row with the id (whatever the isolation level),
- * so exactly one call records the event and the others change nothing.
+ * the first with it, as INSERT ... ON CONFLICT DO NOTHING would: a call
+ * whose id another transaction is recording waits for it, so exactly one
+ * call records the event and the others change nothing.  An id committed
+ * after the caller's snapshot counts as recorded at every isolation level
+ * (where ON CONFLICT DO NOTHING would fail to serialize), since a retry is
+ * what it is.
  */
 bool
 ClaimEventKey(text *event_id, TimestampTz occurred_at)
@@ -166,8 +165,7 @@ ClaimEventKey(text *event_id, TimestampTz occurred_at)
 	bool	   *nulls;
 	bool		first;
 
-	LockAdvisoryKey(EVENT_KEY_LOCK_KEY, HashText(event_id), ExclusiveLock);
-	OpenDirectTable(&keys, DIRECT_EVENT_KEYS, true);
+	OpenDirectTableForUniqueInsert(&keys, DIRECT_EVENT_KEYS);
 	DirectNewRow(&keys, &values, &nulls);
 	SetColumn(&keys, values, nulls, "event_id", PointerGetDatum(event_id));
 	SetColumn(&keys, values, nulls, "occurred_at", TimestampTzGetDatum(occurred_at));

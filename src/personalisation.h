@@ -239,6 +239,7 @@ typedef struct DirectTable
 } DirectTable;
 
 extern void OpenDirectTable(DirectTable *table, DirectTableId which, bool for_write);
+extern void OpenDirectTableForUniqueInsert(DirectTable *table, DirectTableId which);
 extern void OpenEventPartition(DirectTable *table, int64 day);
 extern void CloseDirectTable(DirectTable *table);
 extern Snapshot DirectSnapshot(void);

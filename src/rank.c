@@ -245,7 +245,8 @@ LoadVisitor(text *session_id, TimestampTz at, Visitor *visitor)
 		CloseDirectTable(&table);
 		return;
 	}
-	profile_id = DirectRowValue(&table, "profile_id", &isnull);
+	/* copied out of the row before the table (and its buffer) is let go */
+	profile_id = Int64GetDatum(DatumGetInt64(DirectRowValue(&table, "profile_id", &isnull)));
 	CloseDirectTable(&table);
 
 	OpenDirectTable(&table, DIRECT_PROFILES, false);

@@ -4,7 +4,7 @@
 -- ones too) has every row, a read-only transaction is refused, a rollback
 -- leaves nothing, and REPEATABLE READ sees no lost update.  Commits, then
 -- cleans up.
-SELECT plan(20);
+SELECT plan(23);
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
 CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
@@ -52,6 +52,24 @@ SELECT personalisation.track_page_view('di-s1', NULL, 'di-p' || (1 + i % 2), now
 SELECT is((SELECT count(*) FROM personalisation.affinity a JOIN personalisation.sessions s USING (profile_id)
             WHERE s.session_id = 'di-s1'), 2::bigint, 'one affinity row for the profile, one for the session');
 SELECT ok(pg_temp.indexes_hold_every_row(), 'the indexes still hold every row after 300 updates');
+
+-- a backfill of many event ids in one transaction holds no lock per id
+BEGIN;
+SELECT count(*) FROM (SELECT personalisation.track_page_view('di-s6', NULL, 'di-p1', now() - interval '1 hour', 'di-bulk-' || i)
+                        FROM generate_series(1, 2000) i) t;
+SELECT cmp_ok((SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() AND locktype = 'advisory'), '<=', 1::bigint,
+              '2,000 event ids tracked in one transaction hold at most the session''s advisory lock');
+ROLLBACK;
+
+-- the table's NOT NULL and CHECK constraints hold for the direct writes, a shop's own included
+ALTER TABLE personalisation.events ADD CONSTRAINT di_no_p4 CHECK (product_id IS DISTINCT FROM 'di-p4');
+SELECT throws_ok($$SELECT personalisation.track_page_view('di-s1', NULL, 'di-p4')$$, '23514', NULL,
+                 'a shop''s CHECK constraint on the event log refuses an event');
+ALTER TABLE personalisation.events DROP CONSTRAINT di_no_p4;
+ALTER TABLE personalisation.events ADD COLUMN di_source text NOT NULL DEFAULT 'web';
+SELECT throws_ok($$SELECT personalisation.track_page_view('di-s1', NULL, 'di-p4')$$, '23502', NULL,
+                 'a shop''s NOT NULL column the tracking functions do not fill is refused loudly, not left NULL');
+ALTER TABLE personalisation.events DROP COLUMN di_source;
 
 -- a read-only transaction is refused and nothing is written
 SELECT count(*) AS events_before FROM personalisation.events \gset
