@@ -321,14 +321,15 @@ DirectInsert(DirectTable *table, const Datum *values, const bool *nulls)
 
 /*
  * DirectInsertIfUnique is DirectInsert for a row whose unique keys may
- * already be taken, done as INSERT ... ON CONFLICT DO NOTHING does it: a
- * committed row with the same key means false; one a concurrent
- * transaction is inserting is waited for; otherwise the row goes in
- * speculatively, and if a concurrent insert of the same key slipped in
- * meanwhile it is taken back (invisible to everyone at once, so nobody
- * waits on it) and the check starts again.  No lock outlives the call.
- * Whatever the isolation level, a key committed after the caller's snapshot
- * counts as taken.  The table must have been opened for_unique_insert.
+ * already be taken, with the guarantees of INSERT ... ON CONFLICT DO
+ * NOTHING but optimistic, since a taken key is the rare case here: the row
+ * goes in speculatively; if a unique index already holds its key, the row
+ * is taken back (invisible to everyone at once, so nobody waits on it) and
+ * the key is checked properly, waiting for a transaction still inserting
+ * it.  A committed key means false; a key whose inserter aborted means
+ * another try.  No lock outlives the call.  Whatever the isolation level, a
+ * key committed after the caller's snapshot counts as taken.  The table
+ * must have been opened by OpenDirectTableForUniqueInsert.
  */
 bool
 DirectInsertIfUnique(DirectTable *table, const Datum *values, const bool *nulls)
@@ -340,25 +341,25 @@ DirectInsertIfUnique(DirectTable *table, const Datum *values, const bool *nulls)
 		TupleTableSlot *slot = StoreValues(table, values, nulls);
 		ItemPointerData conflict_tid;
 		bool		conflict = false;
+		bool		free_now;
 		uint32		token;
-		List	   *conflicting;
-
-		if (!ExecCheckIndexConstraints(table->result, slot, table->estate, &conflict_tid, NIL))
-		{
-			ResetPerTupleExprContext(table->estate);
-			return false;
-		}
 
 		token = SpeculativeInsertionLockAcquire(xid);
 		table_tuple_insert_speculative(table->rel, slot, GetCurrentCommandId(true), 0, NULL, token);
-		conflicting = ExecInsertIndexTuples(table->result, slot, table->estate, false, true,
-											&conflict, NIL);
+		list_free(ExecInsertIndexTuples(table->result, slot, table->estate, false, true,
+										&conflict, NIL));
 		table_tuple_complete_speculative(table->rel, slot, token, !conflict);
 		SpeculativeInsertionLockRelease(xid);
-		ResetPerTupleExprContext(table->estate);
-		list_free(conflicting);
 		if (!conflict)
+		{
+			ResetPerTupleExprContext(table->estate);
 			return true;
+		}
+
+		free_now = ExecCheckIndexConstraints(table->result, slot, table->estate, &conflict_tid, NIL);
+		ResetPerTupleExprContext(table->estate);
+		if (!free_now)
+			return false;
 	}
 }
 

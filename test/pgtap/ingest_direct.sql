@@ -4,7 +4,7 @@
 -- ones too) has every row, a read-only transaction is refused, a rollback
 -- leaves nothing, and REPEATABLE READ sees no lost update.  Commits, then
 -- cleans up.
-SELECT plan(23);
+SELECT plan(26);
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
 CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
@@ -138,6 +138,25 @@ SELECT throws_ok($$SELECT personalisation.track_page_view('di-s4', NULL, 'di-p9'
 DELETE FROM personalisation.products WHERE product_id = 'di-p2';
 SELECT throws_ok($$SELECT * FROM dblink('a', 'SELECT personalisation.track_page_view(''di-s4'', NULL, ''di-p2'')') AS r(v text)$$,
                  '23503', NULL, 'a product deleted by another connection is refused at once');
+-- the same 300 event ids from two connections at once, one transaction each:
+-- every id recorded once, no error, no deadlock
+SELECT dblink_send_query('a', $q$DO $do$ BEGIN
+  FOR i IN 1..300 LOOP
+    PERFORM personalisation.track_page_view('di-s7', NULL, 'di-p1', event_id => 'di-race-' || i);
+    COMMIT;
+  END LOOP; END $do$$q$);
+SELECT dblink_send_query('b', $q$DO $do$ BEGIN
+  FOR i IN 1..300 LOOP
+    PERFORM personalisation.track_page_view('di-s7', NULL, 'di-p1', event_id => 'di-race-' || i);
+    COMMIT;
+  END LOOP; END $do$$q$);
+SELECT is(status, 'DO', 'connection a tracked its 300 events') FROM dblink_get_result('a') AS r(status text);
+SELECT is(status, 'DO', 'connection b tracked the same 300') FROM dblink_get_result('b') AS r(status text);
+SELECT * FROM dblink_get_result('a') AS r(status text);
+SELECT * FROM dblink_get_result('b') AS r(status text);
+SELECT is((SELECT count(*) FROM personalisation.events WHERE event_id LIKE 'di-race-%'), 300::bigint,
+          'each event id raced from two connections is recorded once');
+
 -- ranking reads stock and popularity through the same cache
 SELECT dblink_exec('a', 'SET personalisation.ranking_holdout_percent = 0');
 SELECT * FROM dblink('a', $$SELECT product_id FROM personalisation.rank_products('di-s5', '{di-p3,di-p4}') ORDER BY position$$) AS r(p text);
