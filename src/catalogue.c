@@ -88,6 +88,21 @@ ForgetCatalogue(Datum arg, Oid relid)
 }
 
 /*
+ * CreateKeyedTable creates a hash table in context whose entries, of
+ * entrysize bytes, start with their uint64 key.
+ */
+static HTAB *
+CreateKeyedTable(const char *name, Size entrysize, MemoryContext context)
+{
+	HASHCTL		ctl;
+
+	ctl.keysize = sizeof(uint64);
+	ctl.entrysize = entrysize;
+	ctl.hcxt = context;
+	return hash_create(name, 1024, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+}
+
+/*
  * ReadCategoryTree reads every category and its parent into a new hash
  * table, replacing the old one only once the read has succeeded.  Needs an
  * SPI connection.
@@ -98,17 +113,12 @@ ReadCategoryTree(void)
 	uint64		invalidations = CategoryInvalidations;
 	MemoryContext context;
 	HTAB	   *tree;
-	HASHCTL		ctl;
 	SPITupleTable *rows;
 	uint64		count;
 
 	context = AllocSetContextCreate(CurrentMemoryContext, "personalisation category tree",
 									ALLOCSET_DEFAULT_SIZES);
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(CategoryNode);
-	ctl.hcxt = context;
-	tree = hash_create("personalisation category tree", 1024, &ctl,
-					   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	tree = CreateKeyedTable("personalisation category tree", sizeof(CategoryNode), context);
 
 	CategoriesRelid = get_relname_relid("categories", get_namespace_oid("personalisation", false));
 	ExecSaved(&ReadCategoriesStatement, NULL, NULL, true, 0);
@@ -196,17 +206,13 @@ static void
 StartProductCache(void)
 {
 	Oid			namespace = get_namespace_oid("personalisation", false);
-	HASHCTL		ctl;
 
 	if (ProductContext != NULL)
 		MemoryContextDelete(ProductContext);
 	ProductContext = AllocSetContextCreate(CacheMemoryContext, "personalisation product facts",
 										   ALLOCSET_DEFAULT_SIZES);
-	ctl.keysize = sizeof(uint64);
-	ctl.entrysize = sizeof(ProductEntry);
-	ctl.hcxt = ProductContext;
-	ProductCache = hash_create("personalisation product facts", 1024, &ctl,
-							   HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ProductCache = CreateKeyedTable("personalisation product facts", sizeof(ProductEntry),
+									ProductContext);
 	ProductsRelid = get_relname_relid("products", namespace);
 	PopularityRelid = get_relname_relid("product_popularity", namespace);
 	ProductCacheStartedAt = ProductInvalidations;
