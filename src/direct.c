@@ -364,6 +364,29 @@ DirectInsertIfUnique(DirectTable *table, const Datum *values, const bool *nulls)
 }
 
 /*
+ * RowHasKey reports whether table->row's primary key columns still equal
+ * keys: a row followed to its newest version may have been given another
+ * key meanwhile, and then is no longer the row asked for.
+ */
+static bool
+RowHasKey(DirectTable *table, int nkeys, const Datum *keys, const RegProcedure *eqprocs)
+{
+	Relation	index = index_open(RelationGetPrimaryKeyIndex(table->rel), AccessShareLock);
+	bool		same = true;
+
+	for (int i = 0; i < nkeys && same; i++)
+	{
+		bool		isnull;
+		Datum		value = slot_getattr(table->row, index->rd_index->indkey.values[i], &isnull);
+
+		same = !isnull && DatumGetBool(OidFunctionCall2Coll(eqprocs[i], index->rd_indcollation[i],
+															value, keys[i]));
+	}
+	index_close(index, NoLock);
+	return same;
+}
+
+/*
  * UpdateByPrimaryKey rewrites the row with primary key keys in place, as
  * UPDATE ... WHERE key = ... would: rewrite() turns a copy of the row's
  * values (table->row holds the row) into the new ones.  The update is HOT
@@ -371,7 +394,8 @@ DirectInsertIfUnique(DirectTable *table, const Datum *values, const bool *nulls)
  * version's entry.  A row updated by a concurrent transaction meanwhile is,
  * under READ COMMITTED, locked in its newest version and rewritten again;
  * under REPEATABLE READ or SERIALIZABLE that is a serialization failure.
- * Returns false when there is no such row (or it was deleted meanwhile).
+ * Returns false when there is no such row (or it was deleted, or given
+ * another key, meanwhile).
  */
 bool
 UpdateByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
@@ -427,6 +451,8 @@ UpdateByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum
 			elog(ERROR, "unexpected result %d locking a row of \"%s\"",
 				 (int) result, RelationGetRelationName(table->rel));
 		slot_getallattrs(table->row);
+		if (!RowHasKey(table, nkeys, keys, eqprocs))
+			return false;
 	}
 }
 
