@@ -7,11 +7,9 @@
  */
 #include "affinity.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
-#include "utils/rel.h"
 #include "utils/snapmgr.h"
 
 PG_FUNCTION_INFO_V1(track_page_view);
@@ -24,7 +22,6 @@ PG_FUNCTION_INFO_V1(track_cart_remove);
  * activity needs no finer clock (cart activity has its own, exact one).
  */
 #define SESSION_TOUCH_INTERVAL_SECONDS 60
-
 
 static SavedStatement TouchSessionStatement = {
 	"UPDATE personalisation.sessions SET last_seen_at = greatest(last_seen_at, $2)"
@@ -84,7 +81,9 @@ static SavedStatement RefreshCartStatement = {
  * anonymous profile.  Two first events of one session at once end with one
  * session and one profile: the loser of the insert race re-reads.  The
  * session is held against a login moving it (LockSessionForEvent), so the
- * profile returned stays the session's until the caller's transaction ends.
+ * profile returned stays the session's until the caller's transaction ends;
+ * it is read, under a snapshot taken once that lock is held, straight from
+ * the table, and only rewritten (through SQL) once a minute.
  */
 int64
 TouchSession(text *session_id, TimestampTz occurred_at)
