@@ -61,11 +61,6 @@ PG_FUNCTION_INFO_V1(expire_session_affinity);
 
 static const char *const DimensionNames[] = {NULL, "category", "product", "brand"};
 
-static SavedStatement ProductFacetsStatement = {
-	"SELECT category_id, brand FROM personalisation.products WHERE product_id = $1",
-	1, {TEXTOID}
-};
-
 /*
  * An event folds into the rows that exist in place (FoldIntoRow), and the
  * rows that do not are inserted by this statement, folding into one a
@@ -539,21 +534,13 @@ AffinityRecordEvent(TrackedEvent *event)
 		brand = event->brand;
 	else if (event->product_id != NULL)
 	{
-		Datum		product_values[1] = {PointerGetDatum(event->product_id)};
-		SPITupleTable *rows;
-		bool		isnull;
-		Datum		value;
+		ProductFacts facts;
 
-		ExecSaved(&ProductFacetsStatement, product_values, NULL, true, 1);
-		rows = SPI_tuptable;
-		if (SPI_processed == 1)
+		if (LookupProduct(event->product_id, &facts))
 		{
-			value = SPI_getbinval(rows->vals[0], rows->tupdesc, 1, &isnull);
-			if (category_id == NULL && !isnull)
-				category_id = DatumGetTextPP(value);
-			value = SPI_getbinval(rows->vals[0], rows->tupdesc, 2, &isnull);
-			if (!isnull)
-				brand = DatumGetTextPP(value);
+			if (category_id == NULL)
+				category_id = facts.category_id;
+			brand = facts.brand;
 		}
 	}
 

@@ -75,8 +75,8 @@ static SavedStatement ReadCategoriesStatement = {
 /*
  * ForgetCatalogue is the relcache callback: an invalidation of the
  * categories, products or product_popularity table (or of every relation)
- * makes the cached tree or product facts stale.  It only counts, since a callback may run
- * in the middle of a lookup.
+ * makes the cached tree or product facts stale.  It only counts, since a
+ * callback may run in the middle of a lookup.
  */
 static void
 ForgetCatalogue(Datum arg, Oid relid)
@@ -301,51 +301,51 @@ LookupProduct(text *product_id, ProductFacts *facts)
 	uint64		key = AffinityTextKey(AFFINITY_PRODUCT, product_id);
 	int			len = VARSIZE_ANY_EXHDR(product_id);
 	ProductEntry *entry;
-	ProductFacts read;
 	Snapshot	snapshot;
 	bool		cacheable;
 	bool		found;
-
-	AcceptInvalidationMessages();
-	if (ProductCache == NULL || ProductCacheStartedAt != ProductInvalidations ||
-		hash_get_num_entries(ProductCache) >= ProductCacheSize)
-		StartProductCache();
-
-	entry = hash_search(ProductCache, &key, HASH_FIND, NULL);
-	if (entry != NULL && strlen(entry->product_id) == len &&
-		memcmp(entry->product_id, VARDATA_ANY(product_id), len) == 0)
-	{
-		CopyFacts(&entry->facts, facts, CurrentMemoryContext);
-		return true;
-	}
 
 	/*
 	 * What is kept must be the latest committed rows.  In parallel mode (a
 	 * query with a Gather) no new snapshot may be taken: the statement's is
 	 * read, and not kept.
 	 */
-	cacheable = !IsInParallelMode() && ProductCacheSize > 0;
+	cacheable = ProductCacheSize > 0 && !IsInParallelMode();
+	if (cacheable)
+	{
+		AcceptInvalidationMessages();
+		if (ProductCache == NULL || ProductCacheStartedAt != ProductInvalidations ||
+			hash_get_num_entries(ProductCache) >= ProductCacheSize)
+			StartProductCache();
+
+		entry = hash_search(ProductCache, &key, HASH_FIND, NULL);
+		if (entry != NULL && strlen(entry->product_id) == len &&
+			memcmp(entry->product_id, VARDATA_ANY(product_id), len) == 0)
+		{
+			CopyFacts(&entry->facts, facts, CurrentMemoryContext);
+			return true;
+		}
+	}
+
 	snapshot = RegisterSnapshot(cacheable ? GetLatestSnapshot() : GetActiveSnapshot());
-	found = ReadProductRows(product_id, snapshot, &read);
+	found = ReadProductRows(product_id, snapshot, facts);
 	UnregisterSnapshot(snapshot);
-	if (!found)
-		return false;
-	*facts = read;
 
 	/* keep what was read unless the catalogue changed while reading it */
-	if (cacheable && ProductCacheStartedAt == ProductInvalidations)
+	if (found && cacheable && ProductCacheStartedAt == ProductInvalidations)
 	{
 		entry = hash_search(ProductCache, &key, HASH_ENTER, NULL);
 		entry->product_id = MemoryContextStrdup(ProductContext, text_to_cstring(product_id));
-		CopyFacts(&read, &entry->facts, ProductContext);
+		CopyFacts(facts, &entry->facts, ProductContext);
 	}
-	return true;
+	return found;
 }
 
 /*
  * catalogue_changed is the statement-level trigger on the categories,
- * products and product_popularity tables: it has every backend's cached copy re-read once the
- * change commits (and this backend's at its next command).
+ * products and product_popularity tables: it has every backend's cached
+ * copy read again once the change commits (and this backend's at its next
+ * command).
  */
 Datum
 catalogue_changed(PG_FUNCTION_ARGS)

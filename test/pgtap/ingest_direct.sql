@@ -4,7 +4,7 @@
 -- ones too) has every row, a read-only transaction is refused, a rollback
 -- leaves nothing, and REPEATABLE READ sees no lost update.  Commits, then
 -- cleans up.
-SELECT plan(26);
+SELECT plan(27);
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
 CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
@@ -128,6 +128,13 @@ SELECT is((SELECT array_agg(s.key ORDER BY s.key) FROM personalisation.affinity_
             JOIN personalisation.sessions d ON d.profile_id = s.profile_id
             WHERE d.session_id = 'di-s4' AND s.scope = 'session' AND s.dimension = 'brand'),
           ARRAY['di-brand', 'di-brand2'], 'and its new brand is credited');
+-- with the cache off every call reads the catalogue
+SET personalisation.product_cache_size = 0;
+UPDATE personalisation.products SET category_id = 'di-cat' WHERE product_id = 'di-p1';
+SELECT personalisation.track_page_view('di-s4', NULL, 'di-p1', event_id => 'di-c3');
+SELECT is((SELECT category_id FROM personalisation.events WHERE event_id = 'di-c3'), 'di-cat',
+          'with product_cache_size 0, tracking reads the product''s category from the catalogue');
+RESET personalisation.product_cache_size;
 -- a product inserted in a transaction that rolls back is forgotten with it
 BEGIN;
 INSERT INTO personalisation.products (product_id, category_id) VALUES ('di-p9', 'di-cat');

@@ -2,7 +2,7 @@
 -- through its latch, restarted after being terminated, gone when the
 -- extension is dropped or the worker is disabled.  Polling is bounded; no
 -- test sleeps for a fixed time.
-SELECT plan(13);
+SELECT plan(14);
 
 -- wait_until(query, seconds): polls a boolean query until it holds or time runs out.
 CREATE FUNCTION pg_temp.wait_until(query text, seconds float8 DEFAULT 10) RETURNS boolean
@@ -48,6 +48,22 @@ SELECT personalisation.track_cart_add('wk-s', 'wk-p');
 SELECT ok(pg_temp.wait_until($$SELECT s.runs > b.runs FROM personalisation.worker_status() s, runs_before b
                                 WHERE s.database_id = (SELECT oid FROM pg_database WHERE datname = current_database())$$, 5),
           'a committed cart change wakes the worker at once');
+
+-- a burst of committed cart changes shares runs: runs started by wake-ups
+-- are at least 50 ms apart, where one run per commit would follow each
+CREATE TEMP TABLE burst_before AS
+  SELECT runs, clock_timestamp() AS started_at FROM personalisation.worker_status()
+   WHERE database_id = (SELECT oid FROM pg_database WHERE datname = current_database());
+DO $$ BEGIN
+  FOR i IN 1..100 LOOP
+    PERFORM personalisation.track_cart_add('wk-s', 'wk-p');
+    COMMIT;
+  END LOOP; END $$;
+SELECT cmp_ok((SELECT s.runs - b.runs FROM personalisation.worker_status() s, burst_before b
+                WHERE s.database_id = (SELECT oid FROM pg_database WHERE datname = current_database())),
+              '<=', (SELECT floor(extract(epoch FROM clock_timestamp() - started_at) * 1000 / 50)::bigint + 3
+                       FROM burst_before),
+              '100 cart changes committed in a burst start at most one run per 50 ms');
 
 -- a cart idle past personalisation.abandon_after is declared and its first step
 -- done by the worker alone: nobody calls run_due
