@@ -4,7 +4,7 @@
 -- ones too) has every row, a read-only transaction is refused, a rollback
 -- leaves nothing, and REPEATABLE READ sees no lost update.  Commits, then
 -- cleans up.
-SELECT plan(27);
+SELECT plan(28);
 CREATE EXTENSION IF NOT EXISTS amcheck;
 
 CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
@@ -128,6 +128,20 @@ SELECT is((SELECT array_agg(s.key ORDER BY s.key) FROM personalisation.affinity_
             JOIN personalisation.sessions d ON d.profile_id = s.profile_id
             WHERE d.session_id = 'di-s4' AND s.scope = 'session' AND s.dimension = 'brand'),
           ARRAY['di-brand', 'di-brand2'], 'and its new brand is credited');
+-- ranking inside a parallel query (the leader may take no new snapshot) reads
+-- uncached products under the statement's snapshot
+SET force_parallel_mode = on;
+SET parallel_setup_cost = 0;
+SET parallel_tuple_cost = 0;
+SET min_parallel_table_scan_size = 0;
+SELECT is((SELECT count(*) FROM personalisation.rank_products('di-s8',
+             ARRAY(SELECT product_id FROM personalisation.products WHERE product_id LIKE 'di-%'))), 4::bigint,
+          'rank_products ranks every candidate when its query runs in parallel mode');
+RESET force_parallel_mode;
+RESET parallel_setup_cost;
+RESET parallel_tuple_cost;
+RESET min_parallel_table_scan_size;
+
 -- with the cache off every call reads the catalogue
 SET personalisation.product_cache_size = 0;
 UPDATE personalisation.products SET category_id = 'di-cat' WHERE product_id = 'di-p1';
