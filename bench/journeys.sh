@@ -8,7 +8,10 @@
 #     batches of 1 and 100, against raw DELETE ... FOR UPDATE SKIP LOCKED on a
 #     bare table holding the same payloads, measured in the same run: with
 #     leases (claim and ack in two transactions, delivering in between) and
-#     holding the transaction open as the raw consumer does (one transaction).
+#     holding the transaction open as the raw consumer does (one transaction);
+#     and the obvious hand-written lease queue on the same table (claim with a
+#     lease in one transaction, mark delivered in a second, no exit-rule or
+#     consent check): what any queue with durable leases pays.
 set -euo pipefail
 source "$(dirname "$0")/../test/cluster.sh"
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
@@ -80,8 +83,10 @@ for clients in 1 4; do
         raw=$(drain "$clients" "$batch" "$total" queue_raw_delete.sql)
         leased=$(drain "$clients" "$batch" "$total" queue_claim_ack.sql)
         held=$(drain "$clients" "$batch" "$total" queue_claim_ack_tx.sql)
-        printf '   %d consumer(s), batch %3d: raw DELETE %7.0f msg/s | claim, ack in 2 transactions %7.0f msg/s, ratio %s | in 1 transaction %7.0f msg/s, ratio %s\n' \
-            "$clients" "$batch" "$raw" "$leased" "$(ratio "$leased" "$raw")" "$held" "$(ratio "$held" "$raw")"
+        by_hand=$(drain "$clients" "$batch" "$total" queue_lease_sql.sql)
+        printf '   %d consumer(s), batch %3d: raw DELETE %6.0f msg/s | claim, ack in 2 transactions %6.0f msg/s, ratio %s | in 1 transaction %6.0f msg/s, ratio %s | hand-written lease SQL %6.0f msg/s, ratio %s\n' \
+            "$clients" "$batch" "$raw" "$leased" "$(ratio "$leased" "$raw")" "$held" "$(ratio "$held" "$raw")" \
+            "$by_hand" "$(ratio "$by_hand" "$raw")"
     done
 done
 psql -AtX -c "SELECT '   outbox after the run: ' || string_agg(status || ' ' || n, ', ' ORDER BY status)
