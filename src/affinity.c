@@ -472,7 +472,7 @@ EventAffinity(float8 weight, TimestampTz occurred_at, text *category_id, text *p
  * FoldEventIntoValues is FoldIntoRow's RowRewriter: the stored affinity
  * (table->row) plus the event's (arg), valid at the later of the two.
  */
-static void
+static bool
 FoldEventIntoValues(DirectTable *affinity, void *arg, Datum *values, bool *nulls)
 {
 	AffinityState *event = (AffinityState *) arg;
@@ -487,6 +487,7 @@ FoldEventIntoValues(DirectTable *affinity, void *arg, Datum *values, bool *nulls
 	folded = FoldAffinity(&stored, event, VARSIZE_ANY_EXHDR(DatumGetTextPP(values[session_id - 1])) > 0);
 	values[decayed_to - 1] = TimestampTzGetDatum(folded.decayed_to);
 	values[entries - 1] = PointerGetDatum(EncodeAffinity(&folded));
+	return true;
 }
 
 /*

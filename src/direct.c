@@ -3,7 +3,9 @@
  *		Direct table access for the hot paths.  A page view reads its session
  *		and its product, claims its event id, appends the event and folds it
  *		into two affinity rows; a ranking reads the session, its profile and
- *		two affinity rows.  Through SPI every one of those statements pays
+ *		two affinity rows; a delivery worker's claim walks the outbox's queue
+ *		and leases what it finds, and its acknowledgement marks messages
+ *		delivered.  Through SPI every one of those statements pays
  *		for plan revalidation and executor start-up, many times what touching
  *		the row costs; here they go straight to the table and its indexes,
  *		with the locks, snapshots, index maintenance and concurrent-update
@@ -11,12 +13,13 @@
  *		affinity row, a cart change) stays SQL.
  *
  *		Owns: the backend's cache of the extension's table OIDs, primary-key
- *		lookups, and inserts and in-place updates that check NOT NULL and
- *		CHECK constraints and maintain every index of the table (a shop's own
- *		indexes included).  Triggers (so also foreign keys) on these tables
- *		do not fire for these writes, and column defaults are not applied:
- *		DESIGN.md has no correctness depend on triggers over per-person
- *		tables, and the tracking functions set every column they know.
+ *		lookups, and inserts and in-place updates that compute stored
+ *		generated columns, check NOT NULL and CHECK constraints and maintain
+ *		every index of the table (a shop's own indexes included).  Triggers
+ *		(so also foreign keys) on these tables do not fire for these writes,
+ *		and column defaults are not applied: DESIGN.md has no correctness
+ *		depend on triggers over per-person tables, and the callers set every
+ *		column they know.
  */
 #include "personalisation.h"
 
@@ -26,6 +29,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "executor/executor.h"
+#include "executor/nodeModifyTable.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "storage/lmgr.h"
@@ -34,7 +38,7 @@
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
 
-/* The names of the DirectTableId tables, in the extension's schema. */
+/* The names of the DirectTableId relations, in the extension's schema. */
 static const char *const DirectTableNames[DIRECT_TABLE_COUNT] = {
 	[DIRECT_SESSIONS] = "sessions",
 	[DIRECT_PROFILES] = "profiles",
@@ -43,6 +47,8 @@ static const char *const DirectTableNames[DIRECT_TABLE_COUNT] = {
 	[DIRECT_CATEGORIES] = "categories",
 	[DIRECT_EVENT_KEYS] = "event_keys",
 	[DIRECT_AFFINITY] = "affinity",
+	[DIRECT_OUTBOX] = "outbox",
+	[DIRECT_OUTBOX_QUEUE_INDEX] = "outbox_queue_idx",
 };
 
 /* Their OIDs, looked up on first use; InvalidOid until then. */
@@ -147,8 +153,9 @@ OpenDirect(DirectTable *table, Oid relid, bool for_write, bool for_unique_insert
 		if (XactReadOnly)
 			ereport(ERROR,
 					(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
-					 errmsg("cannot track events in a read-only transaction"),
-					 errhint("Call the tracking functions on the primary, outside a READ ONLY transaction.")));
+					 errmsg("cannot write personalisation.%s in a read-only transaction",
+							RelationGetRelationName(table->rel)),
+					 errhint("Call the tracking and delivery functions on the primary, outside a READ ONLY transaction.")));
 		/*
 		 * No range table: index maintenance then treats every column as
 		 * unchanged by an update, the truth for the keys updated here.
@@ -166,6 +173,16 @@ void
 OpenDirectTable(DirectTable *table, DirectTableId which, bool for_write)
 {
 	OpenDirect(table, DirectTableOid(which), for_write, false);
+}
+
+/*
+ * OpenDirectIndex opens one of the extension's indexes for scanning; the
+ * caller closes it with index_close(index, NoLock).
+ */
+Relation
+OpenDirectIndex(DirectTableId which)
+{
+	return index_open(DirectTableOid(which), AccessShareLock);
 }
 
 /*
@@ -286,20 +303,26 @@ DirectNewRow(DirectTable *table, Datum **values, bool **nulls)
 }
 
 /*
- * StoreValues puts a row's values into table->slot and checks them against
- * the table's NOT NULL and CHECK constraints, as INSERT and UPDATE do.
+ * StoreValues puts a row's values into table->slot, computes its stored
+ * generated columns from them and checks them against the table's NOT NULL
+ * and CHECK constraints, as INSERT and UPDATE do.  Every generated column is
+ * computed afresh (as for an INSERT): without a range table there is no
+ * record of which columns an update changed.
  */
 static TupleTableSlot *
 StoreValues(DirectTable *table, const Datum *values, const bool *nulls)
 {
 	TupleTableSlot *slot = table->slot;
+	TupleConstr *constraints = RelationGetDescr(table->rel)->constr;
 	int			natts = RelationGetDescr(table->rel)->natts;
 
 	ExecClearTuple(slot);
 	memcpy(slot->tts_values, values, natts * sizeof(Datum));
 	memcpy(slot->tts_isnull, nulls, natts * sizeof(bool));
 	ExecStoreVirtualTuple(slot);
-	if (RelationGetDescr(table->rel)->constr != NULL)
+	if (constraints != NULL && constraints->has_generated_stored)
+		ExecComputeStoredGenerated(table->result, table->estate, slot, CMD_INSERT);
+	if (constraints != NULL)
 		ExecConstraints(table->result, slot, table->estate);
 	return slot;
 }
@@ -389,13 +412,15 @@ RowHasKey(DirectTable *table, int nkeys, const Datum *keys, const RegProcedure *
 /*
  * UpdateByPrimaryKey rewrites the row with primary key keys in place, as
  * UPDATE ... WHERE key = ... would: rewrite() turns a copy of the row's
- * values (table->row holds the row) into the new ones.  The update is HOT
+ * values (table->row holds the row) into the new ones, or returns false to
+ * leave the row as it is (a WHERE clause on other columns, rechecked on the
+ * newest version after a concurrent update as UPDATE does).  The update is HOT
  * when no indexed column changes; otherwise every index gets the new
  * version's entry.  A row updated by a concurrent transaction meanwhile is,
  * under READ COMMITTED, locked in its newest version and rewritten again;
  * under REPEATABLE READ or SERIALIZABLE that is a serialization failure.
  * Returns false when there is no such row (or it was deleted, or given
- * another key, meanwhile).
+ * another key, meanwhile) or rewrite() declined it.
  */
 bool
 UpdateByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
@@ -420,7 +445,8 @@ UpdateByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum
 
 		memcpy(values, table->row->tts_values, sizeof(Datum) * natts);
 		memcpy(nulls, table->row->tts_isnull, sizeof(bool) * natts);
-		rewrite(table, arg, values, nulls);
+		if (!rewrite(table, arg, values, nulls))
+			return false;
 		slot = StoreValues(table, values, nulls);
 		result = table_tuple_update(table->rel, &tid, slot, command, snapshot, InvalidSnapshot,
 									true, &failure, &lockmode, &update_indexes);
@@ -454,6 +480,32 @@ UpdateByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum
 		if (!RowHasKey(table, nkeys, keys, eqprocs))
 			return false;
 	}
+}
+
+/*
+ * UpdateRowUnlessBusy rewrites the row version at tid with the given values
+ * unless another transaction is changing it or has changed it since: the
+ * SKIP LOCKED of an update, for queues whose consumers take what nobody
+ * else holds.  Returns whether it rewrote the row.
+ */
+bool
+UpdateRowUnlessBusy(DirectTable *table, Snapshot snapshot, ItemPointer tid,
+					const Datum *values, const bool *nulls)
+{
+	TupleTableSlot *slot = StoreValues(table, values, nulls);
+	TM_FailureData failure;
+	LockTupleMode lockmode;
+	bool		update_indexes;
+	TM_Result	result;
+
+	result = table_tuple_update(table->rel, tid, slot, GetCurrentCommandId(true), snapshot,
+								InvalidSnapshot, false, &failure, &lockmode, &update_indexes);
+	if (result == TM_Ok && update_indexes)
+		ExecInsertIndexTuples(table->result, slot, table->estate, true, false, NULL, NIL);
+	ResetPerTupleExprContext(table->estate);
+	if (result == TM_Invisible)
+		elog(ERROR, "attempted to update an invisible row of \"%s\"", RelationGetRelationName(table->rel));
+	return result == TM_Ok;
 }
 
 /*

@@ -11,13 +11,26 @@
  *		lease_until, after which another claim may take the message again.
  *		attempts counts claims: a message whose lease lapses, or that fails,
  *		with personalisation.max_attempts claims spent is dead-lettered.
+ *
+ *		Claims and acknowledgements are a delivery worker's hot path: they
+ *		walk the queue index and rewrite the rows directly (direct.c), and
+ *		only the exit rules and consent, which journey_run_checks states for
+ *		run_due too, are asked of SQL, once per batch.
  */
 #include "journey.h"
 
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "funcapi.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 
 PG_FUNCTION_INFO_V1(claim_messages);
 PG_FUNCTION_INFO_V1(ack_message);
@@ -36,61 +49,19 @@ static SavedStatement WithdrawStatement = {
 	5, {INT8OID, INT8ARRAYOID, TEXTOID, TEXTOID, TIMESTAMPTZOID}, KEYED_PLAN
 };
 
-/* $1 now, $2 how many: the oldest available messages, locked, skipping rows other claims hold. */
-static SavedStatement PickStatement = {
-	"SELECT o.message_id FROM personalisation.outbox o"
-	" WHERE o.queued AND o.available_at <= $1 AND (o.status = 'pending' OR o.lease_until <= $1)"
-	" ORDER BY o.available_at"
-	" LIMIT $2"
-	"   FOR UPDATE SKIP LOCKED",
-	2, {TIMESTAMPTZOID, INT4OID}, KEYED_PLAN
-};
-
 /*
- * $1 the picked message ids, $2 consumer, $3 now, $4 lease, $5 max attempts.
- * Each picked message is claimed, or, when its run's exit rules or its
- * channel's consent now forbid it, cancelled or suppressed; a lapsed lease
- * with every attempt spent dead-letters it.  Claiming changes no indexed
- * column (queued stays true), so it is a HOT update.  The ids come as an
- * array rather than a join with the pick, so that the plan, prepared once,
- * looks the rows up by key whatever the batch size.
+ * $1 profile ids, $2 run ids (one pair per message, in order): what the
+ * runs' exit rules and the channels' consent say now, one row per pair in
+ * the same order; NULLs for a run that is gone.
  */
-static SavedStatement SettleStatement = {
-	"WITH verdicts AS ("
-	"    SELECT o.message_id, o.profile_id,"
-	"           CASE WHEN o.status = 'claimed' AND o.attempts >= $5 THEN 'dead'"
-	"                WHEN c.exit_reason IS NOT NULL THEN 'cancelled'"
-	"                WHEN refusal IS NOT NULL THEN 'suppressed'"
-	"                ELSE 'claimed' END AS status,"
-	"           CASE WHEN o.status = 'claimed' AND o.attempts >= $5 THEN NULL"
-	"                ELSE coalesce(c.exit_reason, refusal) END AS reason"
-	"      FROM personalisation.outbox o"
-	"      LEFT JOIN personalisation.journey_run_checks c"
-	"             ON c.profile_id = o.profile_id AND c.run_id = o.run_id"
-	"      CROSS JOIN LATERAL (SELECT CASE o.channel WHEN 'push' THEN c.push_refusal"
-	"                                 ELSE c.email_refusal END AS refusal) r"
-	"     WHERE o.message_id = ANY ($1)"
-	")"
-	" UPDATE personalisation.outbox o"
-	"    SET status = v.status,"
-	"        attempts = o.attempts + CASE WHEN v.status = 'claimed' THEN 1 ELSE 0 END,"
-	"        claimed_by = CASE WHEN v.status = 'claimed' THEN $2 ELSE o.claimed_by END,"
-	"        lease_until = CASE WHEN v.status = 'claimed' THEN $3 + $4 END,"
-	"        finished_at = CASE WHEN v.status <> 'claimed' THEN $3 END,"
-	"        reason = v.reason,"
-	"        last_error = CASE WHEN v.status = 'dead'"
-	"                          THEN 'lease of ' || o.claimed_by || ' lapsed on attempt ' || o.attempts"
-	"                          ELSE o.last_error END"
-	"   FROM verdicts v"
-	"  WHERE o.message_id = ANY ($1) AND o.message_id = v.message_id AND o.profile_id = v.profile_id"
-	" RETURNING o.*",
-	5, {INT8ARRAYOID, TEXTOID, TIMESTAMPTZOID, INTERVALOID, INT4OID}, KEYED_PLAN
-};
-
-static SavedStatement AckStatement = {
-	"UPDATE personalisation.outbox SET status = 'delivered', finished_at = $2, lease_until = NULL"
-	" WHERE message_id = ANY ($1) AND status = 'claimed'",
-	2, {INT8ARRAYOID, TIMESTAMPTZOID}, KEYED_PLAN
+static SavedStatement VerdictStatement = {
+	"SELECT c.exit_reason, c.push_refusal, c.email_refusal"
+	"  FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2)) WITH ORDINALITY"
+	"       AS m (profile_id, run_id, n)"
+	"  LEFT JOIN personalisation.journey_run_checks c"
+	"         ON c.profile_id = m.profile_id AND c.run_id = m.run_id"
+	" ORDER BY m.n",
+	2, {INT8ARRAYOID, INT8ARRAYOID}, KEYED_PLAN
 };
 
 /* The first of the given messages that is neither claimed nor delivered now. */
@@ -176,13 +147,227 @@ RequireClaimed(int64 message_id, const char *action)
 					 action)));
 }
 
+/* The outbox columns claims and acknowledgements read or set. */
+typedef struct OutboxColumns
+{
+	AttrNumber	profile_id;
+	AttrNumber	run_id;
+	AttrNumber	channel;
+	AttrNumber	status;
+	AttrNumber	attempts;
+	AttrNumber	claimed_by;
+	AttrNumber	lease_until;
+	AttrNumber	finished_at;
+	AttrNumber	reason;
+	AttrNumber	last_error;
+} OutboxColumns;
+
+/*
+ * FindOutboxColumns looks the outbox's columns up by name once per call,
+ * so that a column an upgrade adds shifts nothing.
+ */
+static void
+FindOutboxColumns(DirectTable *outbox, OutboxColumns *columns)
+{
+	columns->profile_id = DirectColumn(outbox, "profile_id");
+	columns->run_id = DirectColumn(outbox, "run_id");
+	columns->channel = DirectColumn(outbox, "channel");
+	columns->status = DirectColumn(outbox, "status");
+	columns->attempts = DirectColumn(outbox, "attempts");
+	columns->claimed_by = DirectColumn(outbox, "claimed_by");
+	columns->lease_until = DirectColumn(outbox, "lease_until");
+	columns->finished_at = DirectColumn(outbox, "finished_at");
+	columns->reason = DirectColumn(outbox, "reason");
+	columns->last_error = DirectColumn(outbox, "last_error");
+}
+
+/*
+ * TextIs reports whether a non-null text Datum equals the given string.
+ */
+static bool
+TextIs(Datum value, const char *expected)
+{
+	text	   *actual = DatumGetTextPP(value);
+	size_t		length = strlen(expected);
+
+	return VARSIZE_ANY_EXHDR(actual) == length && memcmp(VARDATA_ANY(actual), expected, length) == 0;
+}
+
+/*
+ * SetText sets column `column` of a row's values to a string.
+ */
+static void
+SetText(Datum *values, bool *nulls, AttrNumber column, const char *string)
+{
+	nulls[column - 1] = false;
+	values[column - 1] = CStringGetTextDatum(string);
+}
+
+/*
+ * SetInstant sets column `column` of a row's values to an instant.
+ */
+static void
+SetInstant(Datum *values, bool *nulls, AttrNumber column, TimestampTz instant)
+{
+	nulls[column - 1] = false;
+	values[column - 1] = TimestampTzGetDatum(instant);
+}
+
+/*
+ * SetNull sets column `column` of a row's values to NULL.
+ */
+static void
+SetNull(Datum *values, bool *nulls, AttrNumber column)
+{
+	nulls[column - 1] = true;
+	values[column - 1] = (Datum) 0;
+}
+
+/* A claim under way: who claims, until when, and the outbox it walks. */
+typedef struct Claim
+{
+	DirectTable outbox;
+	OutboxColumns columns;
+	Snapshot	snapshot;
+	const char *consumer;
+	TimestampTz now;
+	TimestampTz lease_until;
+} Claim;
+
+/*
+ * Claimable reports whether the queue row the claim's outbox->row holds may
+ * be handed out: pending, or claimed under a lease that has lapsed (the
+ * index already holds only queued messages due by now).
+ */
+static bool
+Claimable(Claim *claim)
+{
+	TupleTableSlot *row = claim->outbox.row;
+	bool		isnull;
+	Datum		status = slot_getattr(row, claim->columns.status, &isnull);
+	Datum		lease_until;
+
+	if (TextIs(status, "pending"))
+		return true;
+	if (!TextIs(status, "claimed"))
+		return false;
+	lease_until = slot_getattr(row, claim->columns.lease_until, &isnull);
+	return !isnull && DatumGetTimestampTz(lease_until) <= claim->now;
+}
+
+/*
+ * FetchVerdicts asks journey_run_checks, in one statement, what the exit
+ * rules and consent say about the runs of the batch's messages, and
+ * returns per message why it may not go out (a copy, or NULL when it may),
+ * with *cancel set when that is an exit rule rather than a refusal.
+ */
+static char **
+FetchVerdicts(Claim *claim, HeapTuple *rows, int count, bool *cancel)
+{
+	TupleDesc	desc = RelationGetDescr(claim->outbox.rel);
+	Datum	   *profile_ids = palloc(sizeof(Datum) * count);
+	Datum	   *run_ids = palloc(sizeof(Datum) * count);
+	char	  **verdicts = palloc(sizeof(char *) * count);
+	Datum		values[2];
+	bool		isnull;
+
+	for (int i = 0; i < count; i++)
+	{
+		profile_ids[i] = heap_getattr(rows[i], claim->columns.profile_id, desc, &isnull);
+		run_ids[i] = heap_getattr(rows[i], claim->columns.run_id, desc, &isnull);
+	}
+	values[0] = PointerGetDatum(construct_array(profile_ids, count, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	values[1] = PointerGetDatum(construct_array(run_ids, count, INT8OID, 8, true, TYPALIGN_DOUBLE));
+	ExecSaved(&VerdictStatement, values, NULL, false, 0);
+	if (SPI_processed != (uint64) count)
+		elog(ERROR, "journey_run_checks answered %d messages with " UINT64_FORMAT " rows",
+			 count, SPI_processed);
+	for (int i = 0; i < count; i++)
+	{
+		HeapTuple	checks = SPI_tuptable->vals[i];
+		bool		push = TextIs(heap_getattr(rows[i], claim->columns.channel, desc, &isnull), "push");
+		char	   *exit_reason = SPI_getvalue(checks, SPI_tuptable->tupdesc, 1);
+
+		cancel[i] = exit_reason != NULL;
+		verdicts[i] = exit_reason != NULL ? exit_reason
+			: SPI_getvalue(checks, SPI_tuptable->tupdesc, push ? 2 : 3);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	return verdicts;
+}
+
+/*
+ * SettleMessage rewrites one picked message, unless another consumer or
+ * an exit rule got to it first: dead-lettered when its lease lapsed with
+ * every attempt spent, cancelled when its run's exit rules stop it
+ * (verdict, cancel), suppressed when its channel's consent is gone
+ * (verdict), and otherwise claimed: leased to the consumer, one attempt
+ * more.  Returns whether it claimed the message; claimed rows go to the
+ * caller's result.
+ */
+static bool
+SettleMessage(Claim *claim, ReturnSetInfo *rsinfo, HeapTuple row, const char *verdict, bool cancel)
+{
+	TupleDesc	desc = RelationGetDescr(claim->outbox.rel);
+	OutboxColumns *c = &claim->columns;
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+	const char *status;
+	int32		attempts;
+	bool		lapsed;
+
+	heap_deform_tuple(row, desc, values, nulls);
+	attempts = DatumGetInt32(values[c->attempts - 1]);
+	lapsed = TextIs(values[c->status - 1], "claimed");
+	if (lapsed && attempts >= OutboxMaxAttempts)
+		status = "dead";
+	else if (verdict != NULL)
+		status = cancel ? "cancelled" : "suppressed";
+	else
+		status = "claimed";
+
+	SetText(values, nulls, c->status, status);
+	if (strcmp(status, "claimed") == 0)
+	{
+		values[c->attempts - 1] = Int32GetDatum(attempts + 1);
+		SetText(values, nulls, c->claimed_by, claim->consumer);
+		SetInstant(values, nulls, c->lease_until, claim->lease_until);
+		SetNull(values, nulls, c->finished_at);
+		SetNull(values, nulls, c->reason);
+	}
+	else
+	{
+		SetNull(values, nulls, c->lease_until);
+		SetInstant(values, nulls, c->finished_at, claim->now);
+		if (strcmp(status, "dead") == 0)
+		{
+			SetNull(values, nulls, c->reason);
+			SetText(values, nulls, c->last_error,
+					psprintf("lease of %s lapsed on attempt %d",
+							 TextDatumGetCString(values[c->claimed_by - 1]), attempts));
+		}
+		else
+			SetText(values, nulls, c->reason, verdict);
+	}
+
+	if (!UpdateRowUnlessBusy(&claim->outbox, claim->snapshot, &row->t_self, values, nulls))
+		return false;
+	if (strcmp(status, "claimed") != 0)
+		return false;
+	slot_getallattrs(claim->outbox.slot);
+	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
+						 claim->outbox.slot->tts_values, claim->outbox.slot->tts_isnull);
+	return true;
+}
+
 /*
  * claim_messages hands out up to max_messages available messages to the
  * consumer, each leased until now + lease, oldest first.  Concurrent
- * consumers never receive the same message: rows locked by another claim
- * are skipped.  Messages that may no longer be sent are cancelled or
- * suppressed on the way and not handed out; the claim then reaches further
- * into the queue so that the caller still gets what is available.
+ * consumers never receive the same message: a row another transaction is
+ * claiming, or has changed since this claim's snapshot, is skipped.
+ * Messages that may no longer be sent are cancelled or suppressed on the
+ * way and not handed out; the claim then reaches further into the queue so
+ * that the caller still gets what is available.
  */
 Datum
 claim_messages(PG_FUNCTION_ARGS)
@@ -191,9 +376,13 @@ claim_messages(PG_FUNCTION_ARGS)
 	text	   *consumer = RequireIdentifier(fcinfo, 0, "consumer");
 	int32		max_messages;
 	Interval   *lease;
-	TimestampTz now = RequireInstant(fcinfo, 3, "now");
+	Claim		claim;
+	Relation	queue;
+	IndexScanDesc scan;
+	ScanKeyData due;
+	MemoryContext batch_context;
 	int			claimed = 0;
-	int			status_column;
+	bool		exhausted = false;
 
 	if (VARSIZE_ANY_EXHDR(consumer) > MAX_CONSUMER_BYTES)
 		ereport(ERROR,
@@ -219,80 +408,159 @@ claim_messages(PG_FUNCTION_ARGS)
 				 errmsg("lease %s is not a positive span of hours, minutes or seconds",
 						DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(lease)))),
 				 errhint("Pass how long the consumer may take to deliver, such as '5 minutes'.")));
+	claim.consumer = text_to_cstring(consumer);
+	claim.now = RequireInstant(fcinfo, 3, "now");
+	claim.lease_until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+																TimestampTzGetDatum(claim.now),
+																IntervalPGetDatum(lease)));
 
 	InitMaterializedSRF(fcinfo, 0);
+	batch_context = AllocSetContextCreate(CurrentMemoryContext, "claim batch", ALLOCSET_DEFAULT_SIZES);
 
 	SPI_connect();
-	for (;;)
+	OpenDirectTable(&claim.outbox, DIRECT_OUTBOX, true);
+	FindOutboxColumns(&claim.outbox, &claim.columns);
+	claim.snapshot = DirectSnapshot();
+	queue = OpenDirectIndex(DIRECT_OUTBOX_QUEUE_INDEX);
+	ScanKeyEntryInitialize(&due, 0, 1, BTLessEqualStrategyNumber, InvalidOid, InvalidOid,
+						   F_TIMESTAMPTZ_LE, TimestampTzGetDatum(claim.now));
+	scan = index_beginscan(claim.outbox.rel, queue, claim.snapshot, 1, 0);
+	index_rescan(scan, &due, 1, NULL, 0);
+
+	/*
+	 * Batches of what is still wanted: picked (in this context, where the
+	 * scan keeps its state), then judged in one statement and settled in
+	 * the batch's context.
+	 */
+	while (claimed < max_messages && !exhausted)
 	{
+		MemoryContext caller_context;
 		int			wanted = max_messages - claimed;
-		Datum		pick[2] = {TimestampTzGetDatum(now), Int32GetDatum(wanted)};
-		Datum		settle[5];
-		Datum	   *ids;
-		int			picked;
-		bool		isnull;
+		HeapTuple  *rows = MemoryContextAlloc(batch_context, sizeof(HeapTuple) * wanted);
+		bool	   *cancel = MemoryContextAlloc(batch_context, sizeof(bool) * wanted);
+		char	  **verdicts;
+		int			picked = 0;
 
-		ExecSaved(&PickStatement, pick, NULL, false, 0);
-		picked = (int) SPI_processed;
-		if (picked == 0)
-			break;
-		ids = palloc(sizeof(Datum) * picked);
-		for (int i = 0; i < picked; i++)
-			ids[i] = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull);
-		SPI_freetuptable(SPI_tuptable);
-
-		settle[0] = PointerGetDatum(construct_array(ids, picked, INT8OID, 8, true, TYPALIGN_DOUBLE));
-		settle[1] = PointerGetDatum(consumer);
-		settle[2] = TimestampTzGetDatum(now);
-		settle[3] = IntervalPGetDatum(lease);
-		settle[4] = Int32GetDatum(OutboxMaxAttempts);
-		ExecSaved(&SettleStatement, settle, NULL, false, 0);
-		status_column = SPI_fnumber(SPI_tuptable->tupdesc, "status");
-		for (uint64 i = 0; i < SPI_processed; i++)
+		while (picked < wanted)
 		{
-			char	   *status = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, status_column);
-
-			if (strcmp(status, "claimed") != 0)
+			if (!index_getnext_slot(scan, ForwardScanDirection, claim.outbox.row))
+			{
+				exhausted = true;
+				break;
+			}
+			if (!Claimable(&claim))
 				continue;
-			tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
-			claimed++;
+			caller_context = MemoryContextSwitchTo(batch_context);
+			rows[picked++] = ExecCopySlotHeapTuple(claim.outbox.row);
+			MemoryContextSwitchTo(caller_context);
 		}
-		SPI_freetuptable(SPI_tuptable);
-		pfree(ids);
-		/* fewer rows than asked for: the available queue is exhausted */
-		if (picked < wanted || claimed == max_messages)
-			break;
+		caller_context = MemoryContextSwitchTo(batch_context);
+		if (picked > 0)
+		{
+			verdicts = FetchVerdicts(&claim, rows, picked, cancel);
+			for (int i = 0; i < picked; i++)
+				if (SettleMessage(&claim, rsinfo, rows[i], verdicts[i], cancel[i]))
+					claimed++;
+		}
+		MemoryContextSwitchTo(caller_context);
+		MemoryContextReset(batch_context);
 	}
+
+	index_endscan(scan);
+	index_close(queue, NoLock);
+	UnregisterSnapshot(claim.snapshot);
+	CloseDirectTable(&claim.outbox);
 	SPI_finish();
+	MemoryContextDelete(batch_context);
 
 	return (Datum) 0;
+}
+
+/* An acknowledgement under way: when, and the outbox's columns. */
+typedef struct Acknowledgement
+{
+	OutboxColumns columns;
+	TimestampTz now;
+} Acknowledgement;
+
+/*
+ * MarkDelivered is AckMessages's RowRewriter: a claimed message becomes
+ * delivered; any other is left alone.
+ */
+static bool
+MarkDelivered(DirectTable *outbox, void *arg, Datum *values, bool *nulls)
+{
+	Acknowledgement *ack = (Acknowledgement *) arg;
+
+	if (!TextIs(values[ack->columns.status - 1], "claimed"))
+		return false;
+	SetText(values, nulls, ack->columns.status, "delivered");
+	SetInstant(values, nulls, ack->columns.finished_at, ack->now);
+	SetNull(values, nulls, ack->columns.lease_until);
+	return true;
+}
+
+/*
+ * CompareMessageIds orders message ids for qsort.
+ */
+static int
+CompareMessageIds(const void *a, const void *b)
+{
+	int64		x = DatumGetInt64(*(const Datum *) a);
+	int64		y = DatumGetInt64(*(const Datum *) b);
+
+	return (x > y) - (x < y);
 }
 
 /*
  * AckMessages marks the claimed messages among message_ids (an int8[]) as
  * delivered and returns how many it marked.  Ids of messages already
  * delivered are retries and change nothing; any other id (unknown, or not
- * claimed) is refused, and then nothing is marked.
+ * claimed) is refused, and then nothing is marked.  The rows are rewritten
+ * in ascending id order, each once, so that two workers acknowledging
+ * overlapping batches cannot deadlock.
  */
 static int
 AckMessages(Datum message_ids, TimestampTz now)
 {
-	Datum		values[2] = {message_ids, TimestampTzGetDatum(now)};
-	int			acknowledged;
+	static const RegProcedure eqprocs[1] = {F_INT8EQ};
+	ArrayType  *array = DatumGetArrayTypeP(message_ids);
+	DirectTable outbox;
+	Acknowledgement ack;
+	Snapshot	snapshot;
+	Datum	   *ids;
+	int			count;
+	int			distinct = 0;
+	int			acknowledged = 0;
 	bool		isnull;
 
-	SPI_connect();
-	ExecSaved(&AckStatement, values, NULL, false, 0);
-	acknowledged = (int) SPI_processed;
-	if (acknowledged < ArrayGetNItems(ARR_NDIM(DatumGetArrayTypeP(message_ids)),
-									  ARR_DIMS(DatumGetArrayTypeP(message_ids))))
+	deconstruct_array(array, INT8OID, 8, true, TYPALIGN_DOUBLE, &ids, NULL, &count);
+	qsort(ids, count, sizeof(Datum), CompareMessageIds);
+	for (int i = 0; i < count; i++)
+		if (distinct == 0 || DatumGetInt64(ids[distinct - 1]) != DatumGetInt64(ids[i]))
+			ids[distinct++] = ids[i];
+
+	OpenDirectTable(&outbox, DIRECT_OUTBOX, true);
+	FindOutboxColumns(&outbox, &ack.columns);
+	ack.now = now;
+	snapshot = DirectSnapshot();
+	for (int i = 0; i < distinct; i++)
+		if (UpdateByPrimaryKey(&outbox, snapshot, 1, &ids[i], eqprocs, MarkDelivered, &ack))
+			acknowledged++;
+	UnregisterSnapshot(snapshot);
+	CloseDirectTable(&outbox);
+
+	if (acknowledged < distinct)
 	{
+		Datum		values[1] = {message_ids};
+
+		SPI_connect();
 		ExecSaved(&UnackedStatement, values, NULL, false, 1);
 		if (SPI_processed > 0)
 			RequireClaimed(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
 						   "acknowledged");
+		SPI_finish();
 	}
-	SPI_finish();
 	return acknowledged;
 }
 

@@ -225,6 +225,8 @@ typedef enum DirectTableId
 	DIRECT_CATEGORIES,
 	DIRECT_EVENT_KEYS,
 	DIRECT_AFFINITY,
+	DIRECT_OUTBOX,
+	DIRECT_OUTBOX_QUEUE_INDEX,	/* an index: open it with OpenDirectIndex */
 	DIRECT_TABLE_COUNT
 } DirectTableId;
 
@@ -250,10 +252,13 @@ extern Datum DirectRowValue(DirectTable *table, const char *name, bool *isnull);
 extern void DirectNewRow(DirectTable *table, Datum **values, bool **nulls);
 extern void DirectInsert(DirectTable *table, const Datum *values, const bool *nulls);
 extern bool DirectInsertIfUnique(DirectTable *table, const Datum *values, const bool *nulls);
-/* Turns a copy of table->row's values into the row's new values. */
-typedef void (*RowRewriter) (DirectTable *table, void *arg, Datum *values, bool *nulls);
+/* Turns a copy of table->row's values into the row's new values; false leaves the row alone. */
+typedef bool (*RowRewriter) (DirectTable *table, void *arg, Datum *values, bool *nulls);
 extern bool UpdateByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys, const Datum *keys,
 							   const RegProcedure *eqprocs, RowRewriter rewrite, void *arg);
+extern bool UpdateRowUnlessBusy(DirectTable *table, Snapshot snapshot, ItemPointer tid,
+								const Datum *values, const bool *nulls);
+extern Relation OpenDirectIndex(DirectTableId which);
 extern void DirectInit(void);
 
 /* partitions.c */

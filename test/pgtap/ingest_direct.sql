@@ -5,18 +5,8 @@
 -- leaves nothing, and REPEATABLE READ sees no lost update.  Commits, then
 -- cleans up.
 SELECT plan(28);
-CREATE EXTENSION IF NOT EXISTS amcheck;
-
-CREATE FUNCTION pg_temp.connect(name text) RETURNS text LANGUAGE sql AS $$
-  SELECT dblink_connect(name, format('dbname=%s host=%s port=%s', current_database(),
-         current_setting('unix_socket_directories'), current_setting('port')))
-$$;
+\ir ../direct_checks.sql
 -- every btree index of the tables the tracking functions write, checked to hold every row
-CREATE FUNCTION pg_temp.check_index(index oid) RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM bt_index_check(index, heapallindexed => true);
-  RETURN true;
-END $$;
 CREATE FUNCTION pg_temp.indexes_hold_every_row() RETURNS boolean LANGUAGE sql AS $$
   SELECT bool_and(pg_temp.check_index(i.indexrelid))
     FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid
