@@ -24,6 +24,8 @@
 #include "personalisation.h"
 
 #include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/multixact.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
@@ -32,7 +34,9 @@
 #include "executor/nodeModifyTable.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
+#include "storage/bufmgr.h"
 #include "storage/lmgr.h"
+#include "storage/procarray.h"
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -506,6 +510,42 @@ UpdateRowUnlessBusy(DirectTable *table, Snapshot snapshot, ItemPointer tid,
 	if (result == TM_Invisible)
 		elog(ERROR, "attempted to update an invisible row of \"%s\"", RelationGetRelationName(table->rel));
 	return result == TM_Ok;
+}
+
+/*
+ * RowIsBusy reports whether another transaction is changing the row
+ * version in table->row (as an index scan left it), or has changed it
+ * since the scan's snapshot: its updater or deleter is running or has
+ * committed, or a locker is running.  It is UpdateRowUnlessBusy's answer
+ * read ahead from the tuple header, so that a queue consumer passes over
+ * what another consumer is taking before doing any work for it;
+ * UpdateRowUnlessBusy stays the authority.
+ */
+bool
+RowIsBusy(DirectTable *table)
+{
+	BufferHeapTupleTableSlot *slot = (BufferHeapTupleTableSlot *) table->row;
+	HeapTupleHeader header;
+	TransactionId xmax;
+	uint16		infomask;
+
+	if (!TTS_IS_BUFFERTUPLE(table->row) || !BufferIsValid(slot->buffer))
+		return false;
+	LockBuffer(slot->buffer, BUFFER_LOCK_SHARE);
+	header = slot->base.tuple->t_data;
+	xmax = HeapTupleHeaderGetRawXmax(header);
+	infomask = header->t_infomask;
+	LockBuffer(slot->buffer, BUFFER_LOCK_UNLOCK);
+
+	if (infomask & HEAP_XMAX_INVALID)
+		return false;
+	if (infomask & HEAP_XMAX_IS_MULTI)
+		return MultiXactIdIsRunning(xmax, HEAP_XMAX_IS_LOCKED_ONLY(infomask));
+	if (TransactionIdIsCurrentTransactionId(xmax))
+		return false;
+	if (TransactionIdIsInProgress(xmax))
+		return true;
+	return !HEAP_XMAX_IS_LOCKED_ONLY(infomask) && TransactionIdDidCommit(xmax);
 }
 
 /*

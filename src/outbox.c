@@ -22,6 +22,7 @@
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
@@ -297,67 +298,78 @@ FetchVerdicts(Claim *claim, HeapTuple *rows, int count, bool *cancel)
 }
 
 /*
- * SettleMessage rewrites one picked message, unless another consumer or
- * an exit rule got to it first: dead-lettered when its lease lapsed with
- * every attempt spent, cancelled when its run's exit rules stop it
- * (verdict, cancel), suppressed when its channel's consent is gone
- * (verdict), and otherwise claimed: leased to the consumer, one attempt
- * more.  Returns whether it claimed the message; claimed rows go to the
- * caller's result.
+ * TakeMessage rewrites a picked message (row, as the claim's snapshot saw
+ * it) as claimed by the consumer, one attempt more, leased until the
+ * claim's lease ends; or, when its lease lapsed with every attempt spent,
+ * as dead.  It returns the claimed row version, or NULL when the message
+ * went dead or another transaction got to it first.  Taking the row at
+ * once, before its exit rules and consent are asked about, makes the
+ * other consumers pass over it, as a row lock would.
  */
-static bool
-SettleMessage(Claim *claim, ReturnSetInfo *rsinfo, HeapTuple row, const char *verdict, bool cancel)
+static HeapTuple
+TakeMessage(Claim *claim, HeapTuple row)
 {
 	TupleDesc	desc = RelationGetDescr(claim->outbox.rel);
 	OutboxColumns *c = &claim->columns;
 	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
 	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
-	const char *status;
+	HeapTuple	taken;
 	int32		attempts;
-	bool		lapsed;
+	bool		dead;
 
 	heap_deform_tuple(row, desc, values, nulls);
 	attempts = DatumGetInt32(values[c->attempts - 1]);
-	lapsed = TextIs(values[c->status - 1], "claimed");
-	if (lapsed && attempts >= OutboxMaxAttempts)
-		status = "dead";
-	else if (verdict != NULL)
-		status = cancel ? "cancelled" : "suppressed";
-	else
-		status = "claimed";
-
-	SetText(values, nulls, c->status, status);
-	if (strcmp(status, "claimed") == 0)
+	dead = TextIs(values[c->status - 1], "claimed") && attempts >= OutboxMaxAttempts;
+	if (dead)
 	{
+		SetText(values, nulls, c->status, "dead");
+		SetNull(values, nulls, c->lease_until);
+		SetInstant(values, nulls, c->finished_at, claim->now);
+		SetNull(values, nulls, c->reason);
+		SetText(values, nulls, c->last_error,
+				psprintf("lease of %s lapsed on attempt %d",
+						 TextDatumGetCString(values[c->claimed_by - 1]), attempts));
+	}
+	else
+	{
+		SetText(values, nulls, c->status, "claimed");
 		values[c->attempts - 1] = Int32GetDatum(attempts + 1);
 		SetText(values, nulls, c->claimed_by, claim->consumer);
 		SetInstant(values, nulls, c->lease_until, claim->lease_until);
 		SetNull(values, nulls, c->finished_at);
 		SetNull(values, nulls, c->reason);
 	}
-	else
-	{
-		SetNull(values, nulls, c->lease_until);
-		SetInstant(values, nulls, c->finished_at, claim->now);
-		if (strcmp(status, "dead") == 0)
-		{
-			SetNull(values, nulls, c->reason);
-			SetText(values, nulls, c->last_error,
-					psprintf("lease of %s lapsed on attempt %d",
-							 TextDatumGetCString(values[c->claimed_by - 1]), attempts));
-		}
-		else
-			SetText(values, nulls, c->reason, verdict);
-	}
+	if (!UpdateRowUnlessBusy(&claim->outbox, claim->snapshot, &row->t_self, values, nulls) || dead)
+		return NULL;
+	taken = ExecCopySlotHeapTuple(claim->outbox.slot);
+	taken->t_self = claim->outbox.slot->tts_tid;
+	return taken;
+}
 
-	if (!UpdateRowUnlessBusy(&claim->outbox, claim->snapshot, &row->t_self, values, nulls))
-		return false;
-	if (strcmp(status, "claimed") != 0)
-		return false;
-	slot_getallattrs(claim->outbox.slot);
-	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc,
-						 claim->outbox.slot->tts_values, claim->outbox.slot->tts_isnull);
-	return true;
+/*
+ * WithdrawMessage turns a message this claim took (original: the row
+ * before; taken: the claimed version) into one that is not sent:
+ * cancelled, when its run's exit rules stop it, or suppressed, when its
+ * channel's consent is gone, with the reason.  Its attempts and lease are
+ * as before the claim.
+ */
+static void
+WithdrawMessage(Claim *claim, HeapTuple original, HeapTuple taken, const char *reason, bool cancel)
+{
+	TupleDesc	desc = RelationGetDescr(claim->outbox.rel);
+	OutboxColumns *c = &claim->columns;
+	Datum	   *values = palloc(sizeof(Datum) * desc->natts);
+	bool	   *nulls = palloc(sizeof(bool) * desc->natts);
+
+	/* the claimed version was written by an earlier command of this call */
+	CommandCounterIncrement();
+	heap_deform_tuple(original, desc, values, nulls);
+	SetText(values, nulls, c->status, cancel ? "cancelled" : "suppressed");
+	SetText(values, nulls, c->reason, reason);
+	SetNull(values, nulls, c->lease_until);
+	SetInstant(values, nulls, c->finished_at, claim->now);
+	if (!UpdateRowUnlessBusy(&claim->outbox, claim->snapshot, &taken->t_self, values, nulls))
+		elog(ERROR, "could not withdraw message claimed in this transaction");
 }
 
 /*
@@ -428,15 +440,17 @@ claim_messages(PG_FUNCTION_ARGS)
 	index_rescan(scan, &due, 1, NULL, 0);
 
 	/*
-	 * Batches of what is still wanted: picked (in this context, where the
-	 * scan keeps its state), then judged in one statement and settled in
-	 * the batch's context.
+	 * Batches of what is still wanted: taken as the scan finds them (the
+	 * scan runs in this context, where it keeps its state), then judged in
+	 * one statement and withdrawn where the judgement says so (in the
+	 * batch's context).
 	 */
 	while (claimed < max_messages && !exhausted)
 	{
 		MemoryContext caller_context;
 		int			wanted = max_messages - claimed;
-		HeapTuple  *rows = MemoryContextAlloc(batch_context, sizeof(HeapTuple) * wanted);
+		HeapTuple  *originals = MemoryContextAlloc(batch_context, sizeof(HeapTuple) * wanted);
+		HeapTuple  *taken = MemoryContextAlloc(batch_context, sizeof(HeapTuple) * wanted);
 		bool	   *cancel = MemoryContextAlloc(batch_context, sizeof(bool) * wanted);
 		char	  **verdicts;
 		int			picked = 0;
@@ -448,19 +462,29 @@ claim_messages(PG_FUNCTION_ARGS)
 				exhausted = true;
 				break;
 			}
-			if (!Claimable(&claim))
+			if (!Claimable(&claim) || RowIsBusy(&claim.outbox))
 				continue;
 			caller_context = MemoryContextSwitchTo(batch_context);
-			rows[picked++] = ExecCopySlotHeapTuple(claim.outbox.row);
+			originals[picked] = ExecCopySlotHeapTuple(claim.outbox.row);
+			taken[picked] = TakeMessage(&claim, originals[picked]);
 			MemoryContextSwitchTo(caller_context);
+			if (taken[picked] != NULL)
+				picked++;
 		}
 		caller_context = MemoryContextSwitchTo(batch_context);
 		if (picked > 0)
 		{
-			verdicts = FetchVerdicts(&claim, rows, picked, cancel);
+			verdicts = FetchVerdicts(&claim, originals, picked, cancel);
 			for (int i = 0; i < picked; i++)
-				if (SettleMessage(&claim, rsinfo, rows[i], verdicts[i], cancel[i]))
-					claimed++;
+			{
+				if (verdicts[i] != NULL)
+				{
+					WithdrawMessage(&claim, originals[i], taken[i], verdicts[i], cancel[i]);
+					continue;
+				}
+				tuplestore_puttuple(rsinfo->setResult, taken[i]);
+				claimed++;
+			}
 		}
 		MemoryContextSwitchTo(caller_context);
 		MemoryContextReset(batch_context);

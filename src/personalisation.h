@@ -258,6 +258,7 @@ extern bool UpdateByPrimaryKey(DirectTable *table, Snapshot snapshot, int nkeys,
 							   const RegProcedure *eqprocs, RowRewriter rewrite, void *arg);
 extern bool UpdateRowUnlessBusy(DirectTable *table, Snapshot snapshot, ItemPointer tid,
 								const Datum *values, const bool *nulls);
+extern bool RowIsBusy(DirectTable *table);
 extern Relation OpenDirectIndex(DirectTableId which);
 extern void DirectInit(void);
 
