@@ -502,13 +502,19 @@ UpdateRowUnlessBusy(DirectTable *table, Snapshot snapshot, ItemPointer tid,
 	bool		update_indexes;
 	TM_Result	result;
 
+	/* lock without waiting, as SKIP LOCKED does; the update then cannot block */
+	result = table_tuple_lock(table->rel, tid, snapshot, table->row, GetCurrentCommandId(true),
+							  LockTupleNoKeyExclusive, LockWaitSkip, 0, &failure);
+	if (result != TM_Ok)
+	{
+		ResetPerTupleExprContext(table->estate);
+		return false;
+	}
 	result = table_tuple_update(table->rel, tid, slot, GetCurrentCommandId(true), snapshot,
-								InvalidSnapshot, false, &failure, &lockmode, &update_indexes);
+								InvalidSnapshot, true, &failure, &lockmode, &update_indexes);
 	if (result == TM_Ok && update_indexes)
 		ExecInsertIndexTuples(table->result, slot, table->estate, true, false, NULL, NIL);
 	ResetPerTupleExprContext(table->estate);
-	if (result == TM_Invisible)
-		elog(ERROR, "attempted to update an invisible row of \"%s\"", RelationGetRelationName(table->rel));
 	return result == TM_Ok;
 }
 
