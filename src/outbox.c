@@ -328,7 +328,7 @@ TakeMessage(Claim *claim, HeapTuple row)
 		SetNull(values, nulls, c->reason);
 		SetText(values, nulls, c->last_error,
 				psprintf("lease of %s lapsed on attempt %d",
-						 TextDatumGetCString(values[c->claimed_by - 1]), attempts));
+						 nulls[c->claimed_by - 1] ? "an unknown consumer" : TextDatumGetCString(values[c->claimed_by - 1]), attempts));
 	}
 	else
 	{
