@@ -9,8 +9,11 @@ PG_CFLAGS    = -Werror -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels
 
 # The install script is the concatenation of the parts below, in dependency order.
 SQL_PARTS    = sql/schema.sql sql/events.sql sql/identity.sql sql/affinity.sql sql/complement.sql sql/subscriptions.sql sql/outbox.sql sql/journeys.sql sql/post_purchase.sql sql/maintenance.sql sql/worker.sql sql/privacy.sql sql/security.sql
+# The install script of the version under development is built from the parts;
+# released install scripts (sql/personalisation--0.1.0.sql) are kept as shipped,
+# and each upgrade script A--B carries every SQL change from release A to B.
 DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
-DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*--*.sql))
+DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 EXTRA_CLEAN  = $(DATA_built)
 
 # pg_regress tests (test/sql, expected/), run in this order by the test command.
