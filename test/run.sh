@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (make test): installs what is missing, builds, installs,
 # starts a throw-away instance preloading pg_cron and personalisation, runs
-# the pg_regress suite and the pgTAP suite, and exits non-zero on any failure.
+# the pg_regress suite, the pgTAP suite, the upgrade test, crash recovery and
+# a short load run, and exits non-zero on any failure.
 set -euo pipefail
 source "$(dirname "$0")/cluster.sh"
 
@@ -35,6 +36,9 @@ psql -q -X -d "$DB" -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap'
 # security_hostile.sql reads the documented SQLSTATEs from docs/security.md
 export PERSONALISATION_DOCS="$REPO_DIR/docs"
 pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
+
+# 0.1.0 installed, filled, updated: the same rows, and the schema of a fresh install
+bash "$REPO_DIR/test/upgrade.sh" || status=1
 
 # SIGKILLed backends in the middle of run_due, claim_messages and a purchase
 bash "$REPO_DIR/test/crash.sh" || status=1
