@@ -210,7 +210,8 @@ static SavedStatement RestoreEventsStatement = MERGE_STATEMENT(
 	" WHERE merge_id = $1 AND profile_id = $3");
 
 /*
- * Cart lines fold into the customer's: quantities add up, the earliest
+ * Cart lines fold into the customer's: quantities add up (to at most
+ * MAX_QUANTITY, so that a login never fails on a cart), the earliest
  * added_at and the latest updated_at (with its session) win.  The ledger
  * keeps the anonymous line, the customer's line before and the folded line.
  * Lines are folded in product order, the order in which a purchase on the
@@ -229,7 +230,7 @@ static SavedStatement MoveCartLinesStatement = MERGE_STATEMENT(
 	"   (profile_id, product_id, quantity, session_id, added_at, updated_at)"
 	"  SELECT $3, product_id, quantity, session_id, added_at, updated_at FROM anon ORDER BY product_id"
 	"  ON CONFLICT (profile_id, product_id) DO UPDATE"
-	"  SET quantity = c.quantity + excluded.quantity,"
+	"  SET quantity = least(c.quantity + excluded.quantity, " CppAsString2(MAX_QUANTITY) "),"
 	"      session_id = CASE WHEN excluded.updated_at > c.updated_at"
 	"                        THEN excluded.session_id ELSE c.session_id END,"
 	"      added_at = least(c.added_at, excluded.added_at),"
