@@ -16,7 +16,7 @@ CREATE TABLE personalisation.journeys (
     exit_on_cart_emptied boolean NOT NULL DEFAULT true,   -- an emptied cart ends a run
     exit_on_refund       boolean NOT NULL DEFAULT true,   -- a purchase's run ends once none of its orders stands
     exit_on_subscribed   boolean NOT NULL DEFAULT true,   -- a product's run ends when the profile subscribes to it
-    send_within          interval CHECK (send_within > interval '0'),  -- no message later than this after the run starts
+    send_within          interval CHECK (send_within > interval '0' AND send_within <= interval '3650 days'),  -- no message later than this after the run starts
     description          text,
     CONSTRAINT journeys_name_not_blank CHECK (btrim(journey) <> '')
 );
@@ -27,30 +27,37 @@ CREATE TABLE personalisation.journeys (
 -- is due that long before the product runs out (never before delay, and
 -- early enough to go out within the journey's send_within).  Conditions:
 -- max_lateness (a step reached later than this after it was due is skipped
--- as pointless), min_cart_value and min_recommendations.
+-- as pointless), min_cart_value and min_recommendations.  Every interval is
+-- at most 3650 days; amounts are bounded like prices (0 or more, below 10^12,
+-- at most 4 decimal places), and a percent incentive is at most 100.
 CREATE TABLE personalisation.journey_steps (
     journey         text NOT NULL REFERENCES personalisation.journeys (journey),
     step            int NOT NULL CHECK (step > 0),
     name            text NOT NULL,
-    delay           interval NOT NULL CHECK (delay >= interval '0'),
+    delay           interval NOT NULL CHECK (delay BETWEEN interval '0' AND interval '3650 days'),
     channel         text NOT NULL CHECK (channel IN ('push', 'email')),
     template        text NOT NULL,   -- what the delivery worker renders
     blocks          text[] NOT NULL DEFAULT '{items}'
                     CHECK (blocks <@ ARRAY['items', 'social_proof', 'incentive', 'recommendations',
                                            'subscription_offer']),
-    max_lateness    interval NOT NULL DEFAULT '12 hours' CHECK (max_lateness >= interval '0'),
-    min_cart_value  numeric CHECK (min_cart_value >= 0),
+    max_lateness    interval NOT NULL DEFAULT '12 hours'
+                    CHECK (max_lateness BETWEEN interval '0' AND interval '3650 days'),
+    min_cart_value  numeric CHECK (min_cart_value >= 0 AND min_cart_value < 1e12
+                                   AND pg_catalog.scale(min_cart_value) <= 4),
     incentive_kind  text CHECK (incentive_kind IN ('percent', 'amount', 'free_shipping')),
-    incentive_value numeric CHECK (incentive_value >= 0),
+    incentive_value numeric CHECK (incentive_value >= 0 AND incentive_value < 1e12
+                                   AND pg_catalog.scale(incentive_value) <= 4),
     enabled         boolean NOT NULL DEFAULT true,
-    before_runout   interval CHECK (before_runout >= interval '0'),
+    before_runout   interval CHECK (before_runout BETWEEN interval '0' AND interval '3650 days'),
     max_recommendations int NOT NULL DEFAULT 4 CHECK (max_recommendations BETWEEN 1 AND 50),
     min_recommendations int,
     PRIMARY KEY (journey, step),
     CONSTRAINT journey_steps_min_recommendations
         CHECK (min_recommendations BETWEEN 1 AND max_recommendations),
     CONSTRAINT journey_steps_incentive_described
-        CHECK (('incentive' = ANY (blocks)) = (incentive_kind IS NOT NULL AND incentive_value IS NOT NULL))
+        CHECK (('incentive' = ANY (blocks)) = (incentive_kind IS NOT NULL AND incentive_value IS NOT NULL)),
+    CONSTRAINT journey_steps_incentive_percent
+        CHECK (incentive_kind IS DISTINCT FROM 'percent' OR incentive_value <= 100)
 );
 
 -- One run per abandoned cart episode, per order (order_id), or per

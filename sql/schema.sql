@@ -7,6 +7,8 @@ REVOKE ALL ON SCHEMA personalisation FROM PUBLIC;
 
 -- Catalogue: plain tables the shop fills with INSERT or COPY.  Parents may be
 -- loaded after their children within one transaction (the foreign key is deferred).
+-- A price is 0 or more, below 10^12, with at most 4 decimal places (so NaN and
+-- infinity are refused); a product lasts 1 to 3650 days (replenish_days).
 CREATE TABLE personalisation.categories (
     category_id text PRIMARY KEY,
     parent_id   text REFERENCES personalisation.categories (category_id)
@@ -22,13 +24,13 @@ CREATE TABLE personalisation.products (
     category_id    text REFERENCES personalisation.categories (category_id)
                         DEFERRABLE INITIALLY DEFERRED,
     name           text,
-    price          numeric CHECK (price >= 0),
+    price          numeric CHECK (price >= 0 AND price < 1e12 AND pg_catalog.scale(price) <= 4),
     brand          text,
     url            text,
     image_url      text,
     in_stock       boolean NOT NULL DEFAULT true,
     subscribable   boolean NOT NULL DEFAULT false,
-    replenish_days int CHECK (replenish_days > 0),
+    replenish_days int CHECK (replenish_days BETWEEN 1 AND 3650),
     CONSTRAINT products_id_not_blank CHECK (btrim(product_id) <> '')
 );
 CREATE INDEX products_category_idx ON personalisation.products (category_id);
@@ -82,11 +84,11 @@ CREATE TABLE personalisation.event_keys (
     occurred_at timestamptz NOT NULL
 );
 
--- The current cart of each profile, one row per product.
+-- The current cart of each profile, one row per product, of 1 to 1,000,000 units.
 CREATE TABLE personalisation.cart_lines (
     profile_id  bigint NOT NULL,
     product_id  text NOT NULL,
-    quantity    int NOT NULL CHECK (quantity > 0),
+    quantity    int NOT NULL CHECK (quantity BETWEEN 1 AND 1000000),
     session_id  text NOT NULL,
     added_at    timestamptz NOT NULL,
     updated_at  timestamptz NOT NULL,
@@ -101,7 +103,8 @@ CREATE TABLE personalisation.carts (
     last_activity_at timestamptz NOT NULL
 );
 
--- Orders and their lines, as recorded by track_purchase.
+-- Orders and their lines, as recorded by track_purchase: quantities and prices
+-- within the catalogue's bounds, so that totals and reports stay readable numbers.
 CREATE TABLE personalisation.orders (
     order_id    text PRIMARY KEY,
     profile_id  bigint NOT NULL,
@@ -116,8 +119,8 @@ CREATE INDEX orders_profile_idx ON personalisation.orders (profile_id, occurred_
 CREATE TABLE personalisation.order_lines (
     order_id   text NOT NULL REFERENCES personalisation.orders (order_id) ON DELETE CASCADE,
     product_id text NOT NULL,
-    quantity   int NOT NULL CHECK (quantity > 0),
-    unit_price numeric NOT NULL CHECK (unit_price >= 0),
+    quantity   int NOT NULL CHECK (quantity BETWEEN 1 AND 1000000),
+    unit_price numeric NOT NULL CHECK (unit_price >= 0 AND unit_price < 1e12 AND pg_catalog.scale(unit_price) <= 4),
     PRIMARY KEY (order_id, product_id)
 );
 CREATE INDEX order_lines_product_idx ON personalisation.order_lines (product_id);

@@ -41,7 +41,7 @@ static SavedStatement CreateProfileStatement = {
 	2, {INT8OID, TIMESTAMPTZOID}
 };
 
-/* Adds to the line; a line that would pass PG_INT32_MAX units is left alone (no row processed). */
+/* Adds to the line; a line that would pass MAX_QUANTITY units is left alone (no row processed). */
 static SavedStatement CartAddStatement = {
 	"INSERT INTO personalisation.cart_lines"
 	" (profile_id, product_id, quantity, session_id, added_at, updated_at)"
@@ -50,7 +50,7 @@ static SavedStatement CartAddStatement = {
 	" SET quantity = personalisation.cart_lines.quantity + excluded.quantity,"
 	"     session_id = excluded.session_id,"
 	"     updated_at = greatest(personalisation.cart_lines.updated_at, excluded.updated_at)"
-	" WHERE personalisation.cart_lines.quantity <= 2147483647 - excluded.quantity",
+	" WHERE personalisation.cart_lines.quantity <= " CppAsString2(MAX_QUANTITY) " - excluded.quantity",
 	5, {INT8OID, TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID}
 };
 
@@ -374,9 +374,9 @@ track_cart_add(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 					 errmsg("adding %d units of product \"%s\" would put more than %d in the cart",
-							event.quantity, text_to_cstring(event.product_id), PG_INT32_MAX),
+							event.quantity, text_to_cstring(event.product_id), MAX_QUANTITY),
 					 errhint("Pass the quantity the visitor added; a cart line holds at most %d units.",
-							 PG_INT32_MAX)));
+							 MAX_QUANTITY)));
 		RefreshCart(&event);
 		InsertEvent(&event);
 		AffinityRecordEvent(&event);

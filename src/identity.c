@@ -210,7 +210,8 @@ static SavedStatement RestoreEventsStatement = MERGE_STATEMENT(
 	" WHERE merge_id = $1 AND profile_id = $3");
 
 /*
- * Cart lines fold into the customer's: quantities add up, the earliest
+ * Cart lines fold into the customer's: quantities add up (to at most
+ * MAX_QUANTITY, so that a login never fails on a cart), the earliest
  * added_at and the latest updated_at (with its session) win.  The ledger
  * keeps the anonymous line, the customer's line before and the folded line.
  * Lines are folded in product order, the order in which a purchase on the
@@ -229,7 +230,7 @@ static SavedStatement MoveCartLinesStatement = MERGE_STATEMENT(
 	"   (profile_id, product_id, quantity, session_id, added_at, updated_at)"
 	"  SELECT $3, product_id, quantity, session_id, added_at, updated_at FROM anon ORDER BY product_id"
 	"  ON CONFLICT (profile_id, product_id) DO UPDATE"
-	"  SET quantity = c.quantity + excluded.quantity,"
+	"  SET quantity = least(c.quantity + excluded.quantity, " CppAsString2(MAX_QUANTITY) "),"
 	"      session_id = CASE WHEN excluded.updated_at > c.updated_at"
 	"                        THEN excluded.session_id ELSE c.session_id END,"
 	"      added_at = least(c.added_at, excluded.added_at),"
@@ -274,7 +275,9 @@ static SavedStatement LockFoldedLinesStatement = MERGE_STATEMENT(
  * Each folded line gives back to the anonymous profile what it brought, as
  * far as the customer's line still holds it.  A line unchanged since the
  * merge gets its own values back exactly; a line changed since keeps the
- * changes, less the anonymous units.
+ * changes, less the anonymous units.  The customer's line loses the units
+ * the fold added to it, which are fewer than the anonymous line brought
+ * when the fold stopped at MAX_QUANTITY.
  */
 static SavedStatement RestoreCartLinesStatement = MERGE_STATEMENT(
 	"WITH moved AS ("
@@ -283,6 +286,7 @@ static SavedStatement RestoreCartLinesStatement = MERGE_STATEMENT(
 	"         i.detail #>> '{from,session_id}' AS from_session_id,"
 	"         (i.detail #>> '{from,added_at}')::timestamptz AS from_added_at,"
 	"         (i.detail #>> '{from,updated_at}')::timestamptz AS from_updated_at,"
+	"         (i.detail #>> '{into,quantity}')::int AS known_quantity,"
 	"         i.detail #>> '{into,session_id}' AS known_session_id,"
 	"         (i.detail #>> '{into,added_at}')::timestamptz AS known_added_at,"
 	"         (i.detail #>> '{into,updated_at}')::timestamptz AS known_updated_at,"
@@ -292,15 +296,16 @@ static SavedStatement RestoreCartLinesStatement = MERGE_STATEMENT(
 	"   WHERE i.profile_id = $3 AND i.merge_id = $1 AND i.step = 'cart_lines'),"
 	" held AS ("
 	"  SELECT m.*, c.quantity, least(m.from_quantity, c.quantity) AS give,"
+	"         least(m.folded_quantity - coalesce(m.known_quantity, 0), c.quantity) AS taken,"
 	"         c.quantity = m.folded_quantity AND c.updated_at = m.folded_updated_at AS unchanged"
 	"    FROM moved m JOIN personalisation.cart_lines c"
 	"      ON c.profile_id = $3 AND c.product_id = m.product_id),"
 	" emptied AS ("
 	"  DELETE FROM personalisation.cart_lines c USING held h"
-	"   WHERE c.profile_id = $3 AND c.product_id = h.product_id AND h.quantity = h.give),"
+	"   WHERE c.profile_id = $3 AND c.product_id = h.product_id AND h.quantity = h.taken),"
 	" kept AS ("
 	"  UPDATE personalisation.cart_lines c"
-	"     SET quantity = h.quantity - h.give,"
+	"     SET quantity = h.quantity - h.taken,"
 	"         session_id = CASE WHEN h.unchanged THEN coalesce(h.known_session_id, c.session_id)"
 	"                           ELSE c.session_id END,"
 	"         added_at = CASE WHEN h.unchanged THEN coalesce(h.known_added_at, c.added_at)"
@@ -309,7 +314,7 @@ static SavedStatement RestoreCartLinesStatement = MERGE_STATEMENT(
 	"         updated_at = CASE WHEN h.unchanged THEN coalesce(h.known_updated_at, c.updated_at)"
 	"                           ELSE c.updated_at END"
 	"    FROM held h"
-	"   WHERE c.profile_id = $3 AND c.product_id = h.product_id AND h.quantity > h.give)"
+	"   WHERE c.profile_id = $3 AND c.product_id = h.product_id AND h.quantity > h.taken)"
 	" INSERT INTO personalisation.cart_lines"
 	"  (profile_id, product_id, quantity, session_id, added_at, updated_at)"
 	" SELECT $2, product_id, give, from_session_id, from_added_at, from_updated_at FROM held");

@@ -61,6 +61,21 @@ extern double RankingHoldoutPercent;
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
 
+/*
+ * Bounds on the numbers a shop passes (docs/reference.md, "Input checks"),
+ * which no real shop reaches and which keep every total, report and
+ * message payload a number of a few dozen digits: a quantity of an order
+ * line or cart line is 1 to MAX_QUANTITY; a price (catalogue, order line,
+ * journey step amounts) is 0 or more, below 10^MAX_PRICE_DIGITS, with at
+ * most MAX_PRICE_SCALE decimal places; a supply, a replenishment period
+ * and every journey interval is at most MAX_SUPPLY_DAYS days.  The schema's
+ * CHECK constraints (sql/schema.sql, sql/journeys.sql) say the same.
+ */
+#define MAX_QUANTITY 1000000
+#define MAX_PRICE_DIGITS 12
+#define MAX_PRICE_SCALE 4
+#define MAX_SUPPLY_DAYS 3650
+
 /* Most parameters any saved statement takes. */
 #define SAVED_STATEMENT_MAX_ARGS 10
 

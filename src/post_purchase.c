@@ -21,7 +21,10 @@
  * points.  One run per enabled 'purchase' journey, and one per enabled
  * 'subscribable_purchase' journey and subscribable product of the order
  * with replenish_days (not one the profile subscribes to), each waiting
- * for its first step's due time.  An active run of the journey (for the
+ * for its first step's due time.  The quantity bought runs out after
+ * quantity times replenish_days days, counted as at most MAX_SUPPLY_DAYS:
+ * a supply that lasts longer is offered as if it ran out then, and the
+ * instant stays a timestamp.  An active run of the journey (for the
  * product) makes the insert a no-op through the unique index
  * journey_runs_one_active: the order joins that run.
  */
@@ -39,7 +42,8 @@ static SavedStatement EnrolOrderStatement = {
 	"                ON p.product_id = l.product_id AND p.subscribable AND p.replenish_days IS NOT NULL)"
 	"     ON j.trigger = 'subscribable_purchase' AND l.order_id = $3"
 	"  CROSS JOIN LATERAL (SELECT $4::timestamptz AS anchor_at, $4::timestamptz AS declared_at, l.product_id,"
-	"                             $4 + l.quantity * p.replenish_days * interval '1 day' AS runs_out_at) r"
+	"                             $4 + least(l.quantity::pg_catalog.int8 * p.replenish_days, "
+	CppAsString2(MAX_SUPPLY_DAYS) ") * interval '1 day' AS runs_out_at) r"
 	"  WHERE j.enabled AND j.trigger IN ('purchase', 'subscribable_purchase')"
 	"    AND (j.trigger = 'purchase') = (l.product_id IS NULL)"
 	"    AND NOT EXISTS (SELECT FROM personalisation.subscriptions s"

@@ -77,18 +77,48 @@ static SavedStatement ClearPurchasedStatement = {
 };
 
 /*
- * ItemsError reports a malformed items argument, naming the line at fault.
+ * ItemsError reports a malformed items argument (sqlerrcode
+ * ERRCODE_INVALID_PARAMETER_VALUE) or a number beyond its bounds
+ * (ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE), naming the line at fault.
  */
 static void
 pg_attribute_noreturn()
-ItemsError(int line, const char *problem)
+ItemsError(int line, int sqlerrcode, const char *problem)
 {
 	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			(errcode(sqlerrcode),
 			 errmsg("purchase item %d %s", line, problem),
 			 errhint("Pass items as a JSON array of objects like "
 					 "{\"product_id\": \"sku-1\", \"quantity\": 2, \"unit_price\": 9.99}, "
-					 "one per product, with a positive whole quantity and a price of 0 or more.")));
+					 "one per product, with a whole quantity from 1 to %d and a price of 0 or more, "
+					 "below 10^%d, with at most %d decimal places.",
+					 MAX_QUANTITY, MAX_PRICE_DIGITS, MAX_PRICE_SCALE)));
+}
+
+/*
+ * NumberForMessage returns value as text short enough to quote in an error
+ * message: as written when it is short, in scientific notation when a
+ * hostile 1e130000 would otherwise fill the message.
+ */
+static char *
+NumberForMessage(Numeric value)
+{
+	char	   *written = numeric_normalize(value);
+
+	return strlen(written) <= 32 ? written : numeric_out_sci(value, 6);
+}
+
+/*
+ * PriceLimit returns 10^MAX_PRICE_DIGITS, the bound every price stays below.
+ */
+static Numeric
+PriceLimit(void)
+{
+	int64		limit = 1;
+
+	for (int i = 0; i < MAX_PRICE_DIGITS; i++)
+		limit *= 10;
+	return int64_to_numeric(limit);
 }
 
 /*
@@ -111,7 +141,7 @@ ItemField(JsonbContainer *item, const char *key, int line)
 	JsonbValue *found = getKeyJsonValueFromContainer(item, key, strlen(key), NULL);
 
 	if (found == NULL || found->type == jbvNull)
-		ItemsError(line, psprintf("has no \"%s\"", key));
+		ItemsError(line, ERRCODE_INVALID_PARAMETER_VALUE, psprintf("has no \"%s\"", key));
 	return found;
 }
 
@@ -126,6 +156,36 @@ CompareLines(const void *a, const void *b)
 }
 
 /*
+ * CheckedPrice returns the unit price of line, refusing a negative price,
+ * one of 10^MAX_PRICE_DIGITS or more and one with non-zero digits beyond
+ * MAX_PRICE_SCALE decimal places (NaN and infinity cannot come from JSON,
+ * and would fail the same bounds).  Zeros beyond those places are dropped,
+ * so that "9.990000" is stored, summed and sent as 9.9900.
+ */
+static Numeric
+CheckedPrice(Numeric price, int line)
+{
+	Numeric		rounded;
+
+	if (CompareNumeric(price, int64_to_numeric(0)) < 0)
+		ItemsError(line, ERRCODE_INVALID_PARAMETER_VALUE,
+				   psprintf("has unit_price %s, which is negative", NumberForMessage(price)));
+	if (CompareNumeric(price, PriceLimit()) >= 0)
+		ItemsError(line, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+				   psprintf("has unit_price %s, which is not below 10^%d",
+							NumberForMessage(price), MAX_PRICE_DIGITS));
+	if (DatumGetInt32(DirectFunctionCall1(numeric_scale, NumericGetDatum(price))) <= MAX_PRICE_SCALE)
+		return price;
+	rounded = DatumGetNumeric(DirectFunctionCall2(numeric_round, NumericGetDatum(price),
+												  Int32GetDatum(MAX_PRICE_SCALE)));
+	if (CompareNumeric(price, rounded) != 0)
+		ItemsError(line, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+				   psprintf("has unit_price %s, which has more than %d decimal places",
+							NumberForMessage(price), MAX_PRICE_SCALE));
+	return rounded;
+}
+
+/*
  * ParseLine checks one item object and returns it as an OrderLine.
  */
 static OrderLine
@@ -136,35 +196,36 @@ ParseLine(JsonbValue *element, int line)
 	Numeric		zero = int64_to_numeric(0);
 
 	if (element->type != jbvBinary || !JsonContainerIsObject(element->val.binary.data))
-		ItemsError(line, "is not a JSON object");
+		ItemsError(line, ERRCODE_INVALID_PARAMETER_VALUE, "is not a JSON object");
 
 	field = ItemField(element->val.binary.data, "product_id", line);
 	if (field->type != jbvString)
-		ItemsError(line, "has a product_id that is not a string");
+		ItemsError(line, ERRCODE_INVALID_PARAMETER_VALUE, "has a product_id that is not a string");
 	parsed.product_id = cstring_to_text_with_len(field->val.string.val, field->val.string.len);
 	CheckIdentifierText(parsed.product_id, "purchase item product_id");
 
 	field = ItemField(element->val.binary.data, "quantity", line);
 	if (field->type != jbvNumeric)
-		ItemsError(line, "has a quantity that is not a number");
+		ItemsError(line, ERRCODE_INVALID_PARAMETER_VALUE, "has a quantity that is not a number");
 	if (!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(field->val.numeric),
 										  DirectFunctionCall2(numeric_trunc,
 															  NumericGetDatum(field->val.numeric),
 															  Int32GetDatum(0)))) ||
-		CompareNumeric(field->val.numeric, zero) <= 0 ||
-		CompareNumeric(field->val.numeric, int64_to_numeric(PG_INT32_MAX)) > 0)
-		ItemsError(line, psprintf("has quantity %s, which is not a positive whole number",
-								  numeric_normalize(field->val.numeric)));
+		CompareNumeric(field->val.numeric, zero) <= 0)
+		ItemsError(line, ERRCODE_INVALID_PARAMETER_VALUE,
+				   psprintf("has quantity %s, which is not a positive whole number",
+							NumberForMessage(field->val.numeric)));
+	if (CompareNumeric(field->val.numeric, int64_to_numeric(MAX_QUANTITY)) > 0)
+		ItemsError(line, ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+				   psprintf("has quantity %s, which is more than %d",
+							NumberForMessage(field->val.numeric), MAX_QUANTITY));
 	parsed.quantity = DatumGetInt32(DirectFunctionCall1(numeric_int4,
 														NumericGetDatum(field->val.numeric)));
 
 	field = ItemField(element->val.binary.data, "unit_price", line);
 	if (field->type != jbvNumeric)
-		ItemsError(line, "has a unit_price that is not a number");
-	if (CompareNumeric(field->val.numeric, zero) < 0)
-		ItemsError(line, psprintf("has unit_price %s, which is negative",
-								  numeric_normalize(field->val.numeric)));
-	parsed.unit_price = field->val.numeric;
+		ItemsError(line, ERRCODE_INVALID_PARAMETER_VALUE, "has a unit_price that is not a number");
+	parsed.unit_price = CheckedPrice(field->val.numeric, line);
 
 	return parsed;
 }

@@ -265,8 +265,9 @@ RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname)
 }
 
 /*
- * RequirePositiveQuantity returns argument argno, refusing NULL, zero and
- * negative quantities.
+ * RequirePositiveQuantity returns argument argno, refusing NULL, zero,
+ * negative quantities and quantities above MAX_QUANTITY, the most a cart
+ * line holds.
  */
 int32
 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno)
@@ -285,6 +286,12 @@ RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("quantity %d is not positive", quantity),
 				 errhint("Pass a quantity of 1 or more.")));
+	if (quantity > MAX_QUANTITY)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("quantity %d is out of range", quantity),
+				 errdetail("A quantity is a whole number from 1 to %d.", MAX_QUANTITY),
+				 errhint("Pass the number of units the visitor added or removed.")));
 	return quantity;
 }
 

@@ -2,7 +2,7 @@
 -- documented SQLSTATE and leaves every table exactly as it was.
 BEGIN;
 SET LOCAL personalisation.event_retention = '36500d';
-SELECT plan(64);
+SELECT plan(96);
 
 INSERT INTO personalisation.categories VALUES ('bi-root', NULL, 'Root'), ('bi-cat', 'bi-root', 'Cat');
 INSERT INTO personalisation.products (product_id, category_id, name, price)
@@ -52,6 +52,13 @@ SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'b
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', -2)$$, '22023', 'quantity -2 is not positive');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', NULL)$$, '22004', 'quantity must not be null');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_remove('bi-s', 'bi-p1', 0)$$, '22023', 'quantity 0 is not positive');
+-- a cart line holds 1 to 1,000,000 units
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', 1000001)$$, '22003', 'quantity 1000001 is out of range');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', 2147483647)$$, '22003', 'quantity 2147483647 is out of range');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_remove('bi-s', 'bi-p1', 1000001)$$, '22003', 'quantity 1000001 is out of range');
+SELECT lives_ok($$SELECT personalisation.track_cart_add('bi-cart', 'bi-p2', 1000000, now() - interval '1 hour')$$,
+  'a cart line of 1,000,000 units is accepted');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-cart', 'bi-p2', 1)$$, '22003', 'adding 1 units of product "bi-p2" would put more than 1000000 in the cart');
 
 -- time
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('bi-s', occurred_at => now() + interval '1 day')$$, '22008', NULL);
@@ -69,6 +76,18 @@ SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'b
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1}]')$$, '22023', 'purchase item 1 has no "unit_price"');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": -5}]')$$, '22023', 'purchase item 1 has unit_price -5, which is negative');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1.5, "unit_price": 5}]')$$, '22023', 'purchase item 1 has quantity 1.5, which is not a positive whole number');
+-- bounds: a quantity of 1 to 1,000,000, a price below 10^12 with at most 4
+-- decimal places; absurd numbers are quoted short, not with 130,000 digits
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1000001, "unit_price": 5}]')$$, '22003', 'purchase item 1 has quantity 1000001, which is more than 1000000');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1e130000, "unit_price": 5}]')$$, '22003', 'purchase item 1 has quantity 1.000000e+130000, which is more than 1000000');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 1e300}]')$$, '22003', 'purchase item 1 has unit_price 1.000000e+300, which is not below 10^12');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 1e130000}]')$$, '22003', 'purchase item 1 has unit_price 1.000000e+130000, which is not below 10^12');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 1000000000000}]')$$, '22003', 'purchase item 1 has unit_price 1000000000000, which is not below 10^12');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 9.99001}]')$$, '22003', 'purchase item 1 has unit_price 9.99001, which has more than 4 decimal places');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 1e-16000}]')$$, '22003', 'purchase item 1 has unit_price 1.000000e-16000, which has more than 4 decimal places');
+-- JSON has no NaN or infinity: numeric ones arrive as strings
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('product_id', 'bi-p1', 'quantity', 1, 'unit_price', 'NaN'::numeric)))$$, '22023', 'purchase item 1 has a unit_price that is not a number');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('product_id', 'bi-p1', 'quantity', 'Infinity'::numeric, 'unit_price', 1)))$$, '22023', 'purchase item 1 has a quantity that is not a number');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": "2", "unit_price": 5}]')$$, '22023', 'purchase item 1 has a quantity that is not a number');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 5}, {"product_id": "bi-p1", "quantity": 2, "unit_price": 5}]')$$, '22023', 'purchase lists product "bi-p1" more than once');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 5}, {"product_id": "nope", "quantity": 1, "unit_price": 5}]')$$, '23503', 'product "nope" is not in the catalogue');
@@ -78,6 +97,16 @@ SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'b
 SELECT lives_ok($$SELECT personalisation.track_purchase('bi-s', 'bi-o1', '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 10.00}]')$$,
   'a retry of the recorded order is accepted');
 SELECT is((SELECT count(*) FROM personalisation.orders WHERE order_id = 'bi-o1'), 1::bigint, 'and records it once');
+-- the largest order line there can be, and zeros beyond 4 decimal places
+SELECT lives_ok($$SELECT personalisation.track_purchase('bi-s', 'bi-o3', '[{"product_id": "bi-p1", "quantity": 1000000, "unit_price": 999999999999.9999}, {"product_id": "bi-p2", "quantity": 1, "unit_price": 9.990000000}]')$$,
+  'an order at the bounds is accepted');
+SELECT is((SELECT total::text FROM personalisation.orders WHERE order_id = 'bi-o3'), '999999999999999909.9900',
+  'and its total is exact, with 4 decimal places');
+SELECT is((SELECT unit_price::text FROM personalisation.order_lines WHERE order_id = 'bi-o3' AND product_id = 'bi-p2'), '9.9900',
+  'a price written with trailing zeros is kept with 4 decimal places');
+SELECT lives_ok($$SELECT personalisation.track_purchase('bi-s', 'bi-o3', '[{"product_id": "bi-p2", "quantity": 1, "unit_price": 9.99}, {"product_id": "bi-p1", "quantity": 1000000, "unit_price": 999999999999.9999}]')$$,
+  'a retry writing the price without the zeros is the same order');
+SELECT is((SELECT count(*) FROM personalisation.order_lines WHERE order_id = 'bi-o3'), 2::bigint, 'and records nothing more');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -46,6 +46,10 @@ SELECT personalisation.track_purchase('cx-s5', 'cx-o5', '[
 -- a retried purchase counts nothing again
 SELECT personalisation.track_purchase('cx-s5', 'cx-o5', '[
   {"product_id": "map", "quantity": 1, "unit_price": 12}]', '2026-01-05 10:00+00');
+-- this backend's counter stripe (its backend id modulo 8), the only stripe
+-- these purchases wrote to: the folding below depends on it
+SELECT min(stripe) = max(stripe) AS one_stripe FROM personalisation.complement_products;
+SELECT max(stripe) AS own_stripe FROM personalisation.complement_products \gset
 
 SELECT * FROM personalisation.complement_pairs ORDER BY product_a, product_b;
 SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
@@ -147,8 +151,11 @@ SELECT personalisation.track_purchase('cx-s8', 'cx-o8', '[
   {"product_id": "map", "quantity": 1, "unit_price": 12}]', '2026-01-02 12:00+00');
 SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
 -- two days later the window has moved on: cx-o3 and cx-o4 leave the counts,
--- which then equal a rebuild at the same instant
-SELECT * FROM personalisation.maintain_complementarity('2026-01-10 00:00+00');
+-- which then equal a rebuild at the same instant.  Their deltas (tent, lamp,
+-- mug, stove and the total) go to this backend's stripe, and folding moves
+-- those 5 rows into stripe 0, or nothing when this backend writes stripe 0.
+SELECT expired_orders, folded_rows = CASE WHEN :own_stripe = 0 THEN 0 ELSE 5 END AS folded_own_stripe
+  FROM personalisation.maintain_complementarity('2026-01-10 00:00+00');
 SELECT counted_since FROM personalisation.complement_state;
 SELECT * FROM personalisation.complement_pairs ORDER BY product_a, product_b;
 SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
