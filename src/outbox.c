@@ -240,8 +240,8 @@ RequireMessageId(FunctionCallInfo fcinfo, int argno)
  * RequireClaimed explains why fail_message could not fail a message, or
  * ack_message acknowledge it: unknown, in another state than claimed, or
  * claimed by another consumer than the one named (consumer, NULL when any
- * will do).  It returns only for an acknowledgement of a message already
- * delivered (a retried ack), and for a claim the consumer holds.
+ * will do), or claimed again meanwhile.  It returns only for an
+ * acknowledgement of a message already delivered: a retried ack.
  */
 static void
 RequireClaimed(int64 message_id, const char *action, const char *consumer)
@@ -259,15 +259,14 @@ RequireClaimed(int64 message_id, const char *action, const char *consumer)
 	if (strcmp(status, "delivered") == 0 && strcmp(action, "acknowledged") == 0)
 		return;
 	if (strcmp(status, "claimed") == 0)
-	{
 		RequireClaimant(message_id, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), consumer,
 						strcmp(action, "acknowledged") == 0 ? "acknowledge" : "fail");
-		return;
-	}
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("message " INT64_FORMAT " cannot be %s", message_id, action),
-			 errdetail("The message is %s, not claimed.", status),
+			 strcmp(status, "claimed") == 0
+			 ? errdetail("The message was claimed again while it was being %s.", action)
+			 : errdetail("The message is %s, not claimed.", status),
 			 errhint("Only a message handed out by claim_messages, and not yet acknowledged or failed, can be %s.",
 					 action)));
 }
@@ -669,9 +668,9 @@ CompareMessageIds(const void *a, const void *b)
 /*
  * AckMessages marks the claimed messages among message_ids (an int8[]) as
  * delivered and returns how many it marked; with a consumer, each must be
- * that consumer's claim.  Ids of messages already
- * delivered are retries and change nothing; any other id (unknown, or not
- * claimed) is refused, and then nothing is marked.  The rows are rewritten
+ * that consumer's claim.  Ids of messages already delivered are retries
+ * and change nothing; any other id (unknown, not claimed, or another
+ * consumer's) is refused, and then nothing is marked.  The rows are rewritten
  * in ascending id order, each once, so that two workers acknowledging
  * overlapping batches cannot deadlock.
  */
