@@ -113,7 +113,7 @@ for _ in $(seq 1 1000); do
     handed=$(sql -d "$DB" -U load_sender -c "
         WITH claimed AS (SELECT message_id FROM personalisation.claim_messages('load-drain', 1000, '5 minutes')),
              handed AS (INSERT INTO public.load_deliveries (message_id) SELECT message_id FROM claimed RETURNING message_id)
-        SELECT personalisation.ack_messages(coalesce(array_agg(message_id), '{}')) FROM handed")
+        SELECT personalisation.ack_messages(coalesce(array_agg(message_id), '{}'), consumer => 'load-drain') FROM handed")
     [ "$handed" = 0 ] && break
 done
 echo "messages: $(sql -d "$DB" -c "SELECT string_agg(status || ' ' || n, ', ' ORDER BY status)

@@ -41,21 +41,27 @@ CREATE FUNCTION personalisation.claim_messages(
 RETURNS SETOF personalisation.outbox LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'claim_messages';
 
+-- An acknowledgement or failure names the consumer that claimed the message
+-- (claim_messages' consumer): another consumer's lease is refused.  Only the
+-- extension's owner may omit it, and settle any claim.
 CREATE FUNCTION personalisation.ack_message(
     message_id bigint,
-    now timestamptz DEFAULT pg_catalog.now())
+    now timestamptz DEFAULT pg_catalog.now(),
+    consumer text DEFAULT NULL)
 RETURNS boolean LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ack_message';
 
 CREATE FUNCTION personalisation.ack_messages(
     message_ids bigint[],
-    now timestamptz DEFAULT pg_catalog.now())
+    now timestamptz DEFAULT pg_catalog.now(),
+    consumer text DEFAULT NULL)
 RETURNS int LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'ack_messages';
 
 CREATE FUNCTION personalisation.fail_message(
     message_id bigint,
     error text,
-    now timestamptz DEFAULT pg_catalog.now())
+    now timestamptz DEFAULT pg_catalog.now(),
+    consumer text DEFAULT NULL)
 RETURNS text LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'fail_message';

@@ -24,11 +24,6 @@ BEGIN
 END
 $$;
 
--- Nothing for PUBLIC: not the functions above, nor those an upgrade script adds.
-REVOKE ALL ON ALL FUNCTIONS IN SCHEMA personalisation FROM PUBLIC;
-REVOKE ALL ON ALL TABLES IN SCHEMA personalisation FROM PUBLIC;
-REVOKE ALL ON ALL SEQUENCES IN SCHEMA personalisation FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA personalisation REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 GRANT USAGE ON SCHEMA personalisation TO personalisation_shop, personalisation_analyst, personalisation_sender;
 
 -- The access map: who may use each function, view and table of the schema,
@@ -116,16 +111,31 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('complement_product_orders', 'owner_only',         'owner'),
     ('journey_run_checks',   'owner_only',              'owner'),
     ('journey_run_purchases', 'owner_only',             'owner'),
-    ('subscription_customers', 'owner_only',            'owner');
+    ('subscription_customers', 'owner_only',            'owner'),
+    ('apply_access_map',     'owner_only',              'owner');
 
--- Apply the map, and refuse a function or view it does not classify.
-DO $$
+-- apply_access_map() makes the schema's privileges what the access map says,
+-- and refuses a function or view the map does not classify.  Nothing is left
+-- to PUBLIC, which PostgreSQL grants EXECUTE on every new function: the
+-- install script and every upgrade script call it as their last statement, so
+-- the functions an upgrade adds are covered too.  (Default privileges cannot
+-- do this confined to the schema: ALTER DEFAULT PRIVILEGES IN SCHEMA can only
+-- add to the global defaults, and FOR ROLE would change every function the
+-- owner creates in any schema.)  EXECUTE on the schema's functions is
+-- revoked from the three roles before the map grants it, so a role keeps
+-- nothing the map has stopped naming.
+CREATE FUNCTION personalisation.apply_access_map() RETURNS void LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     entry record;
     target record;
     matched boolean;
     missing text;
 BEGIN
+    REVOKE ALL ON ALL FUNCTIONS IN SCHEMA personalisation
+      FROM PUBLIC, personalisation_shop, personalisation_analyst, personalisation_sender;
+    REVOKE ALL ON ALL TABLES IN SCHEMA personalisation FROM PUBLIC;
+    REVOKE ALL ON ALL SEQUENCES IN SCHEMA personalisation FROM PUBLIC;
     FOR entry IN SELECT m.* FROM personalisation.access_map m ORDER BY m.object_name, m.role_name LOOP
         matched := false;
         FOR target IN
@@ -177,3 +187,5 @@ BEGIN
     END IF;
 END
 $$;
+
+SELECT personalisation.apply_access_map();

@@ -16,16 +16,27 @@
  *		walk the queue index and rewrite the rows directly (direct.c), and
  *		only the exit rules and consent, which journey_run_checks states for
  *		run_due too, are asked of SQL, once per batch.
+ *
+ *		A delivery worker is trusted with delivery, not with the clock nor
+ *		with other workers' leases: a "now" more than
+ *		personalisation.max_clock_skew away from the transaction's time is
+ *		refused unless the calling role owns the extension, and an
+ *		acknowledgement or failure names the consumer that holds the claim.
  */
 #include "journey.h"
 
+#include "access/detoast.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/stratnum.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "executor/tuptable.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
@@ -43,6 +54,9 @@ PG_FUNCTION_INFO_V1(fail_message);
 
 /* Most messages one claim_messages call hands out. */
 #define MAX_CLAIM 10000
+
+/* Longest error text fail_message keeps, in bytes, the cut marker included. */
+#define MAX_ERROR_BYTES 4096
 
 static SavedStatement WithdrawStatement = {
 	"UPDATE personalisation.outbox SET status = $3, reason = $4, finished_at = $5"
@@ -73,7 +87,7 @@ static SavedStatement UnackedStatement = {
 	1, {INT8ARRAYOID}, KEYED_PLAN
 };
 
-/* $1 message, $2 error, $3 now, $4 max attempts, $5 backoff base. */
+/* $1 message, $2 error, $3 now, $4 max attempts, $5 backoff base, $6 claimant (NULL: any). */
 static SavedStatement FailStatement = {
 	"UPDATE personalisation.outbox"
 	"   SET status = CASE WHEN attempts >= $4 THEN 'dead' ELSE 'pending' END,"
@@ -81,12 +95,14 @@ static SavedStatement FailStatement = {
 	"                      ELSE $3 + $5 * pg_catalog.power(2::float8, least(attempts - 1, 20)) END,"
 	"       finished_at = CASE WHEN attempts >= $4 THEN $3 END,"
 	"       last_error = $2, lease_until = NULL"
-	" WHERE message_id = $1 AND status = 'claimed' RETURNING status",
-	5, {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID, INTERVALOID}, KEYED_PLAN
+	" WHERE message_id = $1 AND status = 'claimed'"
+	"   AND ($6::pg_catalog.text IS NULL OR claimed_by OPERATOR(pg_catalog.=) $6::pg_catalog.text)"
+	" RETURNING status",
+	6, {INT8OID, TEXTOID, TIMESTAMPTZOID, INT4OID, INTERVALOID, TEXTOID}, KEYED_PLAN
 };
 
 static SavedStatement MessageStatusStatement = {
-	"SELECT status FROM personalisation.outbox WHERE message_id = $1",
+	"SELECT status, claimed_by FROM personalisation.outbox WHERE message_id = $1",
 	1, {INT8OID}, KEYED_PLAN
 };
 
@@ -107,6 +123,106 @@ OutboxWithdraw(int64 profile_id, Datum run_ids, const char *status, const char *
 }
 
 /*
+ * CallerOwnsExtension reports whether the role that called in (the outer
+ * user: these functions run as the extension's owner) owns the extension,
+ * as a superuser or a member of the owning role does.
+ */
+static bool
+CallerOwnsExtension(void)
+{
+	return pg_extension_ownercheck(get_extension_oid("personalisation", false), GetOuterUserId());
+}
+
+/*
+ * RequireSenderClock returns argument argno as the instant a claim,
+ * acknowledgement or failure acts as of.  A delivery worker runs on the
+ * server's clock: an instant more than personalisation.max_clock_skew away
+ * from the transaction's time, which would let it take a message another
+ * consumer still holds or move a retry by years, is refused unless the
+ * caller owns the extension (tests and backfills drive time explicitly).
+ */
+static TimestampTz
+RequireSenderClock(FunctionCallInfo fcinfo, int argno)
+{
+	TimestampTz now = RequireInstant(fcinfo, argno, "now");
+	TimestampTz server = GetCurrentTransactionStartTimestamp();
+	TimestampTz skew = (TimestampTz) MaxClockSkewSeconds * USECS_PER_SEC;
+
+	if ((now > server + skew || now < server - skew) && !CallerOwnsExtension())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("now %s is more than personalisation.max_clock_skew away from the server's clock",
+						timestamptz_to_str(now)),
+				 errdetail("The transaction's time is %s and personalisation.max_clock_skew is %d s; only the extension's owner may act as of another time.",
+						   timestamptz_to_str(server), MaxClockSkewSeconds),
+				 errhint("Omit now to use the server's clock.")));
+	return now;
+}
+
+/*
+ * RequireConsumer returns argument argno as a consumer name (a copy),
+ * refusing NULL and names that are no identifier or too long.
+ */
+static char *
+RequireConsumer(FunctionCallInfo fcinfo, int argno)
+{
+	text	   *consumer = RequireIdentifier(fcinfo, argno, "consumer");
+
+	if (VARSIZE_ANY_EXHDR(consumer) > MAX_CONSUMER_BYTES)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("consumer is too long"),
+				 errhint("Consumer names may be at most %d bytes long.", MAX_CONSUMER_BYTES)));
+	return text_to_cstring(consumer);
+}
+
+/*
+ * ClaimantArgument returns the consumer an acknowledgement or failure
+ * names in argument argno, the claim it must match, or NULL when any claim
+ * will do.  A declaration without the argument (a database still at
+ * 0.1.0) checks no claimant; a NULL consumer is the owner's alone, so that
+ * one delivery worker cannot settle another's lease.
+ */
+static char *
+ClaimantArgument(FunctionCallInfo fcinfo, int argno, const char *function)
+{
+	if (PG_NARGS() <= argno)
+		return NULL;
+	if (PG_ARGISNULL(argno))
+	{
+		if (CallerOwnsExtension())
+			return NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("%s needs the consumer that claimed the message", function),
+				 errdetail("Only the extension's owner may omit consumer."),
+				 errhint("Pass consumer => the name this delivery worker gave claim_messages.")));
+	}
+	return RequireConsumer(fcinfo, argno);
+}
+
+/*
+ * RequireClaimant refuses to settle message_id, claimed by claimed_by (NULL
+ * when no consumer is recorded), in the name of another consumer: verb is
+ * what the caller tried, acknowledge or fail.
+ */
+static void
+RequireClaimant(int64 message_id, const char *claimed_by, const char *consumer, const char *verb)
+{
+	if (consumer == NULL || (claimed_by != NULL && strcmp(claimed_by, consumer) == 0))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+			 errmsg("message " INT64_FORMAT " is claimed by %s, not by consumer \"%s\"", message_id,
+					claimed_by == NULL ? "an unknown consumer" : psprintf("consumer \"%s\"", claimed_by),
+					consumer),
+			 errdetail("The lease of consumer \"%s\" lapsed and the message was claimed again, or it never held it.",
+					   consumer),
+			 errhint("A consumer can only %s the messages claim_messages handed to it under a lease it still holds.",
+					 verb)));
+}
+
+/*
  * RequireMessageId returns argument argno as a message id, refusing NULL.
  */
 static int64
@@ -121,12 +237,14 @@ RequireMessageId(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * RequireClaimed explains why a message that ack_message or fail_message
- * was given is not claimed: unknown, or in another state.  It returns only
- * for an acknowledgement of a message already delivered: a retried ack.
+ * RequireClaimed explains why fail_message could not fail a message, or
+ * ack_message acknowledge it: unknown, in another state than claimed, or
+ * claimed by another consumer than the one named (consumer, NULL when any
+ * will do), or claimed again meanwhile.  It returns only for an
+ * acknowledgement of a message already delivered: a retried ack.
  */
 static void
-RequireClaimed(int64 message_id, const char *action)
+RequireClaimed(int64 message_id, const char *action, const char *consumer)
 {
 	Datum		values[1] = {Int64GetDatum(message_id)};
 	char	   *status;
@@ -140,10 +258,15 @@ RequireClaimed(int64 message_id, const char *action)
 	status = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (strcmp(status, "delivered") == 0 && strcmp(action, "acknowledged") == 0)
 		return;
+	if (strcmp(status, "claimed") == 0)
+		RequireClaimant(message_id, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), consumer,
+						strcmp(action, "acknowledged") == 0 ? "acknowledge" : "fail");
 	ereport(ERROR,
 			(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 			 errmsg("message " INT64_FORMAT " cannot be %s", message_id, action),
-			 errdetail("The message is %s, not claimed.", status),
+			 strcmp(status, "claimed") == 0
+			 ? errdetail("The message was claimed again while it was being %s.", action)
+			 : errdetail("The message is %s, not claimed.", status),
 			 errhint("Only a message handed out by claim_messages, and not yet acknowledged or failed, can be %s.",
 					 action)));
 }
@@ -151,6 +274,7 @@ RequireClaimed(int64 message_id, const char *action)
 /* The outbox columns claims and acknowledgements read or set. */
 typedef struct OutboxColumns
 {
+	AttrNumber	message_id;
 	AttrNumber	profile_id;
 	AttrNumber	run_id;
 	AttrNumber	channel;
@@ -170,6 +294,7 @@ typedef struct OutboxColumns
 static void
 FindOutboxColumns(DirectTable *outbox, OutboxColumns *columns)
 {
+	columns->message_id = DirectColumn(outbox, "message_id");
 	columns->profile_id = DirectColumn(outbox, "profile_id");
 	columns->run_id = DirectColumn(outbox, "run_id");
 	columns->channel = DirectColumn(outbox, "channel");
@@ -385,7 +510,6 @@ Datum
 claim_messages(PG_FUNCTION_ARGS)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
-	text	   *consumer = RequireIdentifier(fcinfo, 0, "consumer");
 	int32		max_messages;
 	Interval   *lease;
 	Claim		claim;
@@ -396,11 +520,7 @@ claim_messages(PG_FUNCTION_ARGS)
 	int			claimed = 0;
 	bool		exhausted = false;
 
-	if (VARSIZE_ANY_EXHDR(consumer) > MAX_CONSUMER_BYTES)
-		ereport(ERROR,
-				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
-				 errmsg("consumer is too long"),
-				 errhint("Consumer names may be at most %d bytes long.", MAX_CONSUMER_BYTES)));
+	claim.consumer = RequireConsumer(fcinfo, 0);
 	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1 || PG_GETARG_INT32(1) > MAX_CLAIM)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -420,8 +540,7 @@ claim_messages(PG_FUNCTION_ARGS)
 				 errmsg("lease %s is not a positive span of hours, minutes or seconds",
 						DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(lease)))),
 				 errhint("Pass how long the consumer may take to deliver, such as '5 minutes'.")));
-	claim.consumer = text_to_cstring(consumer);
-	claim.now = RequireInstant(fcinfo, 3, "now");
+	claim.now = RequireSenderClock(fcinfo, 3);
 	claim.lease_until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 																TimestampTzGetDatum(claim.now),
 																IntervalPGetDatum(lease)));
@@ -500,24 +619,34 @@ claim_messages(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
-/* An acknowledgement under way: when, and the outbox's columns. */
+/*
+ * An acknowledgement under way: when, in whose name (NULL: any claim), and
+ * the outbox's columns.
+ */
 typedef struct Acknowledgement
 {
 	OutboxColumns columns;
 	TimestampTz now;
+	const char *consumer;
 } Acknowledgement;
 
 /*
  * MarkDelivered is AckMessages's RowRewriter: a claimed message becomes
- * delivered; any other is left alone.
+ * delivered; any other is left alone.  A message another consumer holds is
+ * refused, which undoes the whole acknowledgement.
  */
 static bool
 MarkDelivered(DirectTable *outbox, void *arg, Datum *values, bool *nulls)
 {
 	Acknowledgement *ack = (Acknowledgement *) arg;
+	AttrNumber	claimed_by = ack->columns.claimed_by;
 
 	if (!TextIs(values[ack->columns.status - 1], "claimed"))
 		return false;
+	if (ack->consumer != NULL)
+		RequireClaimant(DatumGetInt64(values[ack->columns.message_id - 1]),
+						nulls[claimed_by - 1] ? NULL : TextDatumGetCString(values[claimed_by - 1]),
+						ack->consumer, "acknowledge");
 	SetText(values, nulls, ack->columns.status, "delivered");
 	SetInstant(values, nulls, ack->columns.finished_at, ack->now);
 	SetNull(values, nulls, ack->columns.lease_until);
@@ -538,14 +667,15 @@ CompareMessageIds(const void *a, const void *b)
 
 /*
  * AckMessages marks the claimed messages among message_ids (an int8[]) as
- * delivered and returns how many it marked.  Ids of messages already
- * delivered are retries and change nothing; any other id (unknown, or not
- * claimed) is refused, and then nothing is marked.  The rows are rewritten
+ * delivered and returns how many it marked; with a consumer, each must be
+ * that consumer's claim.  Ids of messages already delivered are retries
+ * and change nothing; any other id (unknown, not claimed, or another
+ * consumer's) is refused, and then nothing is marked.  The rows are rewritten
  * in ascending id order, each once, so that two workers acknowledging
  * overlapping batches cannot deadlock.
  */
 static int
-AckMessages(Datum message_ids, TimestampTz now)
+AckMessages(Datum message_ids, TimestampTz now, const char *consumer)
 {
 	static const RegProcedure eqprocs[1] = {F_INT8EQ};
 	ArrayType  *array = DatumGetArrayTypeP(message_ids);
@@ -567,6 +697,7 @@ AckMessages(Datum message_ids, TimestampTz now)
 	OpenDirectTable(&outbox, DIRECT_OUTBOX, true);
 	FindOutboxColumns(&outbox, &ack.columns);
 	ack.now = now;
+	ack.consumer = consumer;
 	snapshot = DirectSnapshot();
 	for (int i = 0; i < distinct; i++)
 		if (UpdateByPrimaryKey(&outbox, snapshot, 1, &ids[i], eqprocs, MarkDelivered, &ack))
@@ -582,7 +713,7 @@ AckMessages(Datum message_ids, TimestampTz now)
 		ExecSaved(&UnackedStatement, values, NULL, false, 1);
 		if (SPI_processed > 0)
 			RequireClaimed(DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)),
-						   "acknowledged");
+						   "acknowledged", NULL);
 		SPI_finish();
 	}
 	return acknowledged;
@@ -591,29 +722,36 @@ AckMessages(Datum message_ids, TimestampTz now)
 /*
  * ack_message records that the claimed message was delivered.  It returns
  * true, or false when the message was already acknowledged (a retried ack
- * changes nothing); acknowledging a message that is not claimed is refused.
+ * changes nothing); acknowledging a message that is not claimed, or that
+ * another consumer than the one named holds, is refused.  Its arguments
+ * are (message_id, now) as 0.1.0 declares it, and (message_id, now,
+ * consumer) from 0.2.0 on.
  */
 Datum
 ack_message(PG_FUNCTION_ARGS)
 {
 	Datum		message_id = Int64GetDatum(RequireMessageId(fcinfo, 0));
-	TimestampTz now = RequireInstant(fcinfo, 1, "now");
+	TimestampTz now = RequireSenderClock(fcinfo, 1);
+	char	   *consumer = ClaimantArgument(fcinfo, 2, "ack_message");
 
 	PG_RETURN_BOOL(AckMessages(PointerGetDatum(construct_array(&message_id, 1, INT8OID, 8, true,
-															   TYPALIGN_DOUBLE)), now) == 1);
+															   TYPALIGN_DOUBLE)), now, consumer) == 1);
 }
 
 /*
  * ack_messages is ack_message for a batch: it records every claimed
  * message of the array as delivered, in one statement, and returns how
- * many it marked.  A NULL element, or a message neither claimed nor already
- * delivered, is refused and nothing is marked.
+ * many it marked.  A NULL element, a message neither claimed nor already
+ * delivered, or one another consumer than the one named holds, is refused
+ * and nothing is marked.  Its arguments are (message_ids, now) as 0.1.0
+ * declares it, and (message_ids, now, consumer) from 0.2.0 on.
  */
 Datum
 ack_messages(PG_FUNCTION_ARGS)
 {
 	ArrayType  *message_ids;
-	TimestampTz now = RequireInstant(fcinfo, 1, "now");
+	TimestampTz now = RequireSenderClock(fcinfo, 1);
+	char	   *consumer = ClaimantArgument(fcinfo, 2, "ack_messages");
 
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
@@ -627,42 +765,75 @@ ack_messages(PG_FUNCTION_ARGS)
 				 errmsg("message_ids must not contain nulls"),
 				 errhint("Pass the message_ids of messages claim_messages handed out.")));
 
-	PG_RETURN_INT32(AckMessages(PointerGetDatum(message_ids), now));
+	PG_RETURN_INT32(AckMessages(PointerGetDatum(message_ids), now, consumer));
+}
+
+/*
+ * ErrorToKeep returns the error text fail_message stores: the given text
+ * (error, a text Datum, possibly toasted), or, when it is longer than
+ * MAX_ERROR_BYTES, its head cut on a character boundary and followed by a
+ * marker giving the full length, MAX_ERROR_BYTES in all.  Only the head of
+ * a long value is detoasted.  A delivery service's error is kept for the
+ * operator and repeated in every later claim and in export_customer, so
+ * its length must not grow with what the service sent back.
+ */
+static text *
+ErrorToKeep(Datum error)
+{
+	Size		length = toast_raw_datum_size(error) - VARHDRSZ;
+	text	   *head;
+	char	   *marker;
+	int			kept;
+	StringInfoData clipped;
+
+	if (length <= MAX_ERROR_BYTES)
+		return DatumGetTextPP(error);
+	marker = psprintf(" [cut: %zu bytes in all]", length);
+	head = DatumGetTextPSlice(error, 0, MAX_ERROR_BYTES);
+	kept = pg_mbcliplen(VARDATA_ANY(head), VARSIZE_ANY_EXHDR(head), MAX_ERROR_BYTES - (int) strlen(marker));
+	initStringInfo(&clipped);
+	appendBinaryStringInfo(&clipped, VARDATA_ANY(head), kept);
+	appendStringInfoString(&clipped, marker);
+	return cstring_to_text_with_len(clipped.data, clipped.len);
 }
 
 /*
  * fail_message records that delivering the claimed message failed with the
- * given error.  The message is retried after personalisation.retry_backoff,
- * doubled for each earlier attempt, or dead-lettered once it has been
- * claimed personalisation.max_attempts times; the error is kept either way.
- * It returns the message's new status, pending or dead.
+ * given error (kept up to MAX_ERROR_BYTES, see ErrorToKeep).  The message
+ * is retried after personalisation.retry_backoff, doubled for each earlier
+ * attempt, or dead-lettered once it has been claimed
+ * personalisation.max_attempts times; the error is kept either way.  It
+ * returns the message's new status, pending or dead.  A message another
+ * consumer than the one named holds is refused and left as it was.  Its
+ * arguments are (message_id, error, now) as 0.1.0 declares it, and
+ * (message_id, error, now, consumer) from 0.2.0 on.
  */
 Datum
 fail_message(PG_FUNCTION_ARGS)
 {
 	int64		message_id = RequireMessageId(fcinfo, 0);
-	text	   *error;
-	TimestampTz now = RequireInstant(fcinfo, 2, "now");
-	Datum		values[5];
+	TimestampTz now = RequireSenderClock(fcinfo, 2);
+	char	   *consumer = ClaimantArgument(fcinfo, 3, "fail_message");
+	Datum		values[6];
 	bool		dead;
 
-	if (PG_ARGISNULL(1) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0)
+	if (PG_ARGISNULL(1) || toast_raw_datum_size(PG_GETARG_DATUM(1)) == VARHDRSZ)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("error must not be %s", PG_ARGISNULL(1) ? "null" : "empty"),
 				 errhint("Pass what went wrong, as the delivery service reported it.")));
-	error = PG_GETARG_TEXT_PP(1);
 
 	values[0] = Int64GetDatum(message_id);
-	values[1] = PointerGetDatum(error);
+	values[1] = PointerGetDatum(ErrorToKeep(PG_GETARG_DATUM(1)));
 	values[2] = TimestampTzGetDatum(now);
 	values[3] = Int32GetDatum(OutboxMaxAttempts);
 	values[4] = IntervalFromUsecs((int64) RetryBackoffSeconds * USECS_PER_SEC);
+	values[5] = consumer == NULL ? (Datum) 0 : CStringGetTextDatum(consumer);
 
 	SPI_connect();
-	ExecSaved(&FailStatement, values, NULL, false, 0);
+	ExecSaved(&FailStatement, values, consumer == NULL ? "     n" : NULL, false, 0);
 	if (SPI_processed == 0)
-		RequireClaimed(message_id, "failed");
+		RequireClaimed(message_id, "failed", consumer);
 	dead = strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "dead") == 0;
 	SPI_finish();
 

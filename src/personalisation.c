@@ -94,7 +94,7 @@ DefineGucs(void)
 
 	DefineCustomIntVariable("personalisation.max_clock_skew",
 							"How far in the future an event's occurred_at may lie.",
-							"Events stamped later than now() plus this are refused as a clock error.",
+							"Events stamped later than now() plus this are refused as a clock error; so is a now that a caller other than the extension's owner passes to the queue functions further than this from the transaction's time.",
 							&MaxClockSkewSeconds,
 							300, 0, 7 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S,

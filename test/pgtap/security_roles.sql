@@ -8,7 +8,7 @@ SET LOCAL personalisation.event_retention = '36500d';
 SET LOCAL personalisation.journey_holdout_percent = 0;
 SET LOCAL personalisation.frequency_cap = 0;
 SET LOCAL personalisation.quiet_hours = '';
-SELECT plan(73);
+SELECT plan(81);
 
 CREATE ROLE sec_shop_app LOGIN IN ROLE personalisation_shop;
 CREATE ROLE sec_analyst_app LOGIN IN ROLE personalisation_analyst;
@@ -47,6 +47,17 @@ SELECT is((SELECT array_agg(o.name ORDER BY o.name) FROM sec_objects o, sec_role
                   <> EXISTS (SELECT FROM personalisation.access_map m
                               WHERE m.object_name = o.name AND m.role_name = r.role_name)),
           NULL, 'each role may execute exactly the functions and read exactly the relations the access map gives it');
+SELECT is((SELECT array_agg(DISTINCT o.name || ' to ' || a.grantee::regrole::text ORDER BY o.name || ' to ' || a.grantee::regrole::text)
+             FROM sec_objects o, aclexplode(o.acl) a
+            WHERE o.kind = 'function' AND a.privilege_type = 'EXECUTE'
+              AND a.grantee <> (SELECT p.proowner FROM pg_proc p WHERE p.oid = o.oid)
+              AND NOT EXISTS (SELECT FROM personalisation.access_map m
+                               WHERE m.object_name = o.name AND m.role_name = a.grantee::regrole::text)),
+          NULL, 'no function of the schema, however it got there, grants EXECUTE to a role the access map does not name for it');
+SELECT is((SELECT count(*) FROM pg_default_acl d
+            WHERE d.defaclnamespace = 'personalisation'::regnamespace
+               OR d.defaclrole = (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'personalisation')),
+          0::bigint, 'the extension sets no default privileges: apply_access_map covers the functions each script adds');
 SELECT is((SELECT array_agg(o.name ORDER BY o.name) FROM sec_objects o
             WHERE o.kind = 'relation' AND EXISTS (
                   SELECT FROM sec_roles r
@@ -175,14 +186,16 @@ SELECT is((SELECT person_key FROM personalisation.orders_report WHERE total = 80
 -- Delivery workers.
 SET ROLE sec_sender_app;
 CREATE TEMP TABLE sec_claimed AS
-  SELECT * FROM personalisation.claim_messages('sec-sender', 10, '5 minutes', '2025-03-01 11:01+00');
-SELECT ok((SELECT count(*) > 0 FROM sec_claimed), 'the sender claims messages');
+  SELECT * FROM personalisation.claim_messages('sec-sender', 10000) c WHERE c.session_id LIKE 'sec-sess-%';
+SELECT ok((SELECT count(*) > 0 FROM sec_claimed), 'the sender claims messages, on the server''s clock');
 SELECT ok((SELECT bool_and(payload ? 'items') FROM sec_claimed), 'with the payloads it needs to deliver them');
-SELECT is((SELECT personalisation.ack_message(min(message_id), '2025-03-01 11:02+00') FROM sec_claimed), true,
-          'acknowledges one');
-SELECT lives_ok($$SELECT personalisation.ack_messages(ARRAY[]::bigint[], '2025-03-01 11:02+00')$$, 'acknowledges a batch');
-SELECT throws_ok($$SELECT personalisation.fail_message(-1, 'smtp down', '2025-03-01 11:02+00')$$, 'P0002', NULL,
+SELECT is((SELECT personalisation.ack_message(min(message_id), consumer => 'sec-sender') FROM sec_claimed), true,
+          'acknowledges one in the name of the consumer that claimed it');
+SELECT lives_ok($$SELECT personalisation.ack_messages(ARRAY[]::bigint[], consumer => 'sec-sender')$$, 'acknowledges a batch');
+SELECT throws_ok($$SELECT personalisation.fail_message(-1, 'smtp down', consumer => 'sec-sender')$$, 'P0002', NULL,
                  'fail_message is its to call (an unknown message is refused as such)');
+SELECT throws_ok($$SELECT * FROM personalisation.claim_messages('sec-sender', 10, '5 minutes', '2025-03-01 11:01+00')$$,
+                 '42501', NULL, 'the clock is not the sender''s: test/pgtap/outbox_sender.sql tries every function');
 SELECT throws_ok($$SELECT count(*) FROM personalisation.outbox$$, '42501', NULL, 'the sender cannot read the outbox itself');
 SELECT throws_ok($$SELECT count(*) FROM personalisation.profiles$$, '42501', NULL, 'nor profiles');
 SELECT throws_ok($$SELECT count(*) FROM personalisation.events$$, '42501', NULL, 'nor events');
@@ -197,6 +210,26 @@ SELECT throws_ok($$SELECT personalisation.track_page_view('sec-x')$$, '42501', N
 SELECT throws_ok($$SELECT count(*) FROM personalisation.products$$, '42501', NULL, 'nor read the catalogue');
 SELECT throws_ok($$SELECT personalisation.pseudonym('\x00'::bytea, 'x')$$, '42501', NULL, 'nor call any function of the schema');
 RESET ROLE;
+
+-- A function an upgrade script adds: PostgreSQL grants EXECUTE to PUBLIC on
+-- it, until the script's closing apply_access_map() applies the access map,
+-- which refuses a function the map does not name.
+CREATE FUNCTION personalisation.sec_added_later() RETURNS int LANGUAGE sql AS 'SELECT 1';
+SELECT ok(has_function_privilege('public', 'personalisation.sec_added_later()', 'EXECUTE'),
+          'a function added to the schema is executable by PUBLIC at first');
+SELECT throws_ok($$SELECT personalisation.apply_access_map()$$, 'P0001',
+                 'the access map does not say who may use: sec_added_later',
+                 'apply_access_map refuses a function the access map does not name');
+INSERT INTO personalisation.access_map VALUES ('sec_added_later', 'personalisation_sender', 'owner');
+GRANT EXECUTE ON FUNCTION personalisation.track_page_view(text, text, text, timestamptz, text) TO personalisation_sender;
+SELECT lives_ok($$SELECT personalisation.apply_access_map()$$, 'once the map names it, apply_access_map applies the map');
+SELECT is(ARRAY[has_function_privilege('public', 'personalisation.sec_added_later()', 'EXECUTE'),
+                has_function_privilege('personalisation_shop', 'personalisation.sec_added_later()', 'EXECUTE'),
+                has_function_privilege('personalisation_sender', 'personalisation.sec_added_later()', 'EXECUTE'),
+                (SELECT prosecdef FROM pg_proc WHERE oid = 'personalisation.sec_added_later()'::regprocedure)],
+          ARRAY[false, false, true, true], 'the added function is executable by the role the map names and no other, as the owner');
+SELECT is(has_function_privilege('personalisation_sender', 'personalisation.track_page_view(text, text, text, timestamptz, text)', 'EXECUTE'),
+          false, 'and a grant the map does not make is taken back');
 
 SELECT * FROM finish();
 ROLLBACK;
