@@ -7,7 +7,8 @@
 -- The merge that moved an event onto its current profile; NULL for events
 -- recorded on the profile they are on.  unmerge() moves exactly these back.
 ALTER TABLE personalisation.events ADD COLUMN merge_id bigint;
-CREATE INDEX events_merge_idx ON personalisation.events (merge_id) WHERE merge_id IS NOT NULL;
+INSERT INTO personalisation.event_partition_indexes VALUES
+    ('merge_idx', '(merge_id) WHERE merge_id IS NOT NULL');
 
 -- The merge ledger: one row per merge of an anonymous profile (from_profile_id)
 -- into a customer's profile (profile_id), with what moved per merge step.

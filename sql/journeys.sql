@@ -140,8 +140,9 @@ CREATE INDEX coupons_code_idx ON personalisation.coupons (code);
 
 -- Abandonment scans idle carts by last activity; social proof counts product page views.
 CREATE INDEX carts_idle_idx ON personalisation.carts (last_activity_at) WHERE line_count > 0;
-CREATE INDEX events_product_views_idx ON personalisation.events (product_id, occurred_at)
-    WHERE kind = 'page_view' AND product_id IS NOT NULL;
+INSERT INTO personalisation.event_partition_indexes VALUES
+    ('product_views_idx', '(product_id, occurred_at)'
+                          ' WHERE kind OPERATOR(pg_catalog.=) ''page_view'' AND product_id IS NOT NULL');
 
 -- The standing order lines a run that a purchase started is about: the
 -- profile's orders placed at or after the run's start (an order placed

@@ -17,9 +17,6 @@ CREATE FUNCTION personalisation.preloaded()
 RETURNS boolean LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'preloaded';
 
--- The day partitions around now exist from the start.
-SELECT personalisation.maintain_partitions();
-
 DO $$
 BEGIN
     IF NOT personalisation.preloaded() THEN

@@ -218,3 +218,182 @@ $$;
 -- Keep this the last statement of the script: it covers every function the
 -- blocks above added, and refuses one the access map does not name.
 SELECT personalisation.apply_access_map();
+-- Backup and restore (issue 15, point 1; README, "Backup and restore";
+-- sql/backup.sql): pg_dump carries every row the extension holds, and
+-- pg_restore puts the rows and the day partitions back over a fresh
+-- CREATE EXTENSION.
+
+-- Day partitions get indexes of their own instead of partitions of indexes
+-- on events (a partition pg_restore attaches would get a second copy), and
+-- the partitions 0.1.0 made in CREATE EXTENSION leave the extension, so that
+-- pg_dump dumps them like the later ones.  maintain_partitions() then gives
+-- every partition its indexes (and makes the days ahead, as its job does).
+CREATE TABLE personalisation.event_partition_indexes (
+    name       text PRIMARY KEY CHECK (name ~ '^[a-z_]{1,40}$'),
+    definition text NOT NULL
+);
+INSERT INTO personalisation.event_partition_indexes VALUES
+    ('profile_idx', '(profile_id, occurred_at)'),
+    ('merge_idx', '(merge_id) WHERE merge_id IS NOT NULL'),
+    ('product_views_idx', '(product_id, occurred_at)'
+                          ' WHERE kind OPERATOR(pg_catalog.=) ''page_view'' AND product_id IS NOT NULL');
+DROP INDEX personalisation.events_profile_idx, personalisation.events_merge_idx,
+           personalisation.events_product_views_idx;
+DO $$
+DECLARE
+    day_partition pg_catalog.regclass;
+BEGIN
+    FOR day_partition IN
+        SELECT c.oid::pg_catalog.regclass
+          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid = d.objid
+          JOIN pg_catalog.pg_extension e ON e.oid = d.refobjid
+         WHERE d.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND d.refclassid = 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND d.deptype = 'e' AND e.extname = 'personalisation' AND c.relispartition
+    LOOP
+        EXECUTE pg_catalog.format('ALTER EXTENSION personalisation DROP TABLE %s', day_partition);
+    END LOOP;
+END
+$$;
+SELECT personalisation.maintain_partitions();
+
+-- Shipped journeys and steps: those still as 0.1.0 shipped them are marked
+-- shipped (pg_dump leaves them out); the ones the shop changed are its own.
+ALTER TABLE personalisation.journeys ADD COLUMN shipped boolean NOT NULL DEFAULT false;
+ALTER TABLE personalisation.journey_steps ADD COLUMN shipped boolean NOT NULL DEFAULT false;
+UPDATE personalisation.journeys j SET shipped = true
+  FROM (VALUES
+    ('abandoned_cart'::text, 'cart_abandoned'::text, true, true, true, true, true, NULL::interval,
+     'Push at once, then emails at 60 minutes, 24 hours (social proof) and 72 hours (incentive).'::text),
+    ('post_purchase', 'purchase', true, false, false, true, false, '30 days',
+     'Cross-sell emails 3 and 14 days after an order, with complements of what was bought.'),
+    ('subscription_offer', 'subscribable_purchase', true, false, false, true, true, '30 days',
+     'One subscription offer per subscribable product bought, before it runs out.'))
+    AS v (journey, trigger, enabled, exit_on_purchase, exit_on_cart_emptied, exit_on_refund,
+          exit_on_subscribed, send_within, description)
+ WHERE (j.journey, j.trigger, j.enabled, j.exit_on_purchase, j.exit_on_cart_emptied, j.exit_on_refund,
+        j.exit_on_subscribed, j.send_within, j.description)
+       IS NOT DISTINCT FROM
+       (v.journey, v.trigger, v.enabled, v.exit_on_purchase, v.exit_on_cart_emptied, v.exit_on_refund,
+        v.exit_on_subscribed, v.send_within, v.description);
+UPDATE personalisation.journey_steps s SET shipped = true
+  FROM (VALUES
+    ('abandoned_cart'::text, 1, 'push'::text, '0'::interval, 'push'::text, 'cart_push'::text, '{items}'::text[],
+     '1 hour'::interval, NULL::numeric, NULL::text, NULL::numeric, true, NULL::interval, 4, NULL::int),
+    ('abandoned_cart', 2, 'items_email', '60 minutes', 'email', 'cart_items', '{items,recommendations}',
+     '6 hours', NULL, NULL, NULL, true, NULL, 4, NULL),
+    ('abandoned_cart', 3, 'social_proof_email', '24 hours', 'email', 'cart_social_proof',
+     '{items,social_proof,recommendations}', '12 hours', NULL, NULL, NULL, true, NULL, 4, NULL),
+    ('abandoned_cart', 4, 'incentive_email', '72 hours', 'email', 'cart_incentive',
+     '{items,incentive,recommendations}', '24 hours', NULL, 'percent', 10, true, NULL, 4, NULL),
+    ('post_purchase', 1, 'cross_sell_email', '3 days', 'email', 'post_purchase_cross_sell',
+     '{items,recommendations}', '1 day', NULL, NULL, NULL, true, NULL, 4, 1),
+    ('post_purchase', 2, 'cross_sell_reminder', '14 days', 'email', 'post_purchase_cross_sell',
+     '{items,recommendations}', '1 day', NULL, NULL, NULL, true, NULL, 4, 1),
+    ('subscription_offer', 1, 'subscription_offer_email', '1 day', 'email', 'subscription_offer',
+     '{items,subscription_offer}', '1 day', NULL, NULL, NULL, true, '5 days', 4, NULL))
+    AS v (journey, step, name, delay, channel, template, blocks, max_lateness, min_cart_value,
+          incentive_kind, incentive_value, enabled, before_runout, max_recommendations, min_recommendations)
+ WHERE (s.journey, s.step, s.name, s.delay, s.channel, s.template, s.blocks, s.max_lateness, s.min_cart_value,
+        s.incentive_kind, s.incentive_value, s.enabled, s.before_runout, s.max_recommendations,
+        s.min_recommendations)
+       IS NOT DISTINCT FROM
+       (v.journey, v.step, v.name, v.delay, v.channel, v.template, v.blocks, v.max_lateness, v.min_cart_value,
+        v.incentive_kind, v.incentive_value, v.enabled, v.before_runout, v.max_recommendations,
+        v.min_recommendations);
+
+-- The keys of the journeys and steps the shop deleted (key: the primary key
+-- columns' text, in column order).  Inserting the row again forgets its key.
+CREATE TABLE personalisation.removed_shipped_rows (
+    relation   text NOT NULL,
+    key        text[] NOT NULL,
+    removed_at timestamptz NOT NULL DEFAULT pg_catalog.now(),
+    PRIMARY KEY (relation, key)
+);
+
+CREATE FUNCTION personalisation.replace_installed_row()
+RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'replace_installed_row';
+
+CREATE FUNCTION personalisation.shipped_row_edited()
+RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'shipped_row_edited';
+
+CREATE FUNCTION personalisation.remember_removed_row()
+RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'remember_removed_row';
+
+CREATE FUNCTION personalisation.apply_removed_row()
+RETURNS trigger LANGUAGE c
+AS 'MODULE_PATHNAME', 'apply_removed_row';
+
+CREATE TRIGGER journeys_replace_installed
+    BEFORE INSERT ON personalisation.journeys
+    FOR EACH ROW EXECUTE FUNCTION personalisation.replace_installed_row();
+CREATE TRIGGER journey_steps_replace_installed
+    BEFORE INSERT ON personalisation.journey_steps
+    FOR EACH ROW EXECUTE FUNCTION personalisation.replace_installed_row();
+CREATE TRIGGER pseudonym_key_replace_installed
+    BEFORE INSERT ON personalisation.pseudonym_key
+    FOR EACH ROW EXECUTE FUNCTION personalisation.replace_installed_row();
+CREATE TRIGGER complement_state_replace_installed
+    BEFORE INSERT ON personalisation.complement_state
+    FOR EACH ROW EXECUTE FUNCTION personalisation.replace_installed_row();
+CREATE TRIGGER journeys_edited
+    BEFORE UPDATE ON personalisation.journeys
+    FOR EACH ROW WHEN (OLD.shipped AND NEW.shipped) EXECUTE FUNCTION personalisation.shipped_row_edited();
+CREATE TRIGGER journey_steps_edited
+    BEFORE UPDATE ON personalisation.journey_steps
+    FOR EACH ROW WHEN (OLD.shipped AND NEW.shipped) EXECUTE FUNCTION personalisation.shipped_row_edited();
+CREATE TRIGGER journeys_removed
+    AFTER DELETE ON personalisation.journeys
+    FOR EACH ROW EXECUTE FUNCTION personalisation.remember_removed_row();
+CREATE TRIGGER journey_steps_removed
+    AFTER DELETE ON personalisation.journey_steps
+    FOR EACH ROW EXECUTE FUNCTION personalisation.remember_removed_row();
+CREATE TRIGGER removed_shipped_rows_apply
+    BEFORE INSERT ON personalisation.removed_shipped_rows
+    FOR EACH ROW EXECUTE FUNCTION personalisation.apply_removed_row();
+
+-- What pg_dump carries: every row of these tables (the journeys and steps
+-- the shop changed or added), and the position of every sequence.  Derived
+-- state (affinity, popularity, complementarity counts) is dumped too, so
+-- that the restored database answers at once as the original did.
+-- (One call per statement: each call rewrites the extension's catalogue row.)
+DO $$
+DECLARE
+    dumped text;
+BEGIN
+    FOREACH dumped IN ARRAY ARRAY[
+    'personalisation.categories', 'personalisation.products', 'personalisation.profiles',
+    'personalisation.sessions', 'personalisation.event_keys', 'personalisation.cart_lines',
+    'personalisation.carts', 'personalisation.orders', 'personalisation.order_lines',
+    'personalisation.consent_history', 'personalisation.merges', 'personalisation.merge_items',
+    'personalisation.affinity', 'personalisation.product_popularity',
+    'personalisation.category_popularity', 'personalisation.complement_state',
+    'personalisation.complement_totals', 'personalisation.complement_products',
+    'personalisation.complement_pairs', 'personalisation.subscriptions',
+    'personalisation.outbox', 'personalisation.journey_runs', 'personalisation.journey_run_steps',
+    'personalisation.coupons', 'personalisation.pseudonym_key',
+    'personalisation.removed_shipped_rows',
+    'personalisation.profile_id_seq', 'personalisation.consent_history_change_id_seq',
+    'personalisation.merge_id_seq', 'personalisation.outbox_message_id_seq',
+    'personalisation.journey_run_id_seq', 'personalisation.coupon_seq'] LOOP
+        PERFORM pg_catalog.pg_extension_config_dump(dumped::pg_catalog.regclass, '');
+    END LOOP;
+END
+$$;
+SELECT pg_catalog.pg_extension_config_dump('personalisation.journeys', 'WHERE NOT shipped');
+SELECT pg_catalog.pg_extension_config_dump('personalisation.journey_steps', 'WHERE NOT shipped');
+
+INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
+    ('replace_installed_row', 'owner_only', 'owner'),
+    ('shipped_row_edited',    'owner_only', 'owner'),
+    ('remember_removed_row',  'owner_only', 'owner'),
+    ('apply_removed_row',     'owner_only', 'owner');
+REVOKE ALL ON FUNCTION personalisation.replace_installed_row(), personalisation.shipped_row_edited(),
+                        personalisation.remember_removed_row(), personalisation.apply_removed_row() FROM PUBLIC;
+ALTER FUNCTION personalisation.replace_installed_row() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION personalisation.shipped_row_edited() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION personalisation.remember_removed_row() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+ALTER FUNCTION personalisation.apply_removed_row() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;

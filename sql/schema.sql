@@ -75,7 +75,20 @@ CREATE TABLE personalisation.events (
     order_id    text,
     value       numeric
 ) PARTITION BY RANGE (occurred_at);
-CREATE INDEX events_profile_idx ON personalisation.events (profile_id, occurred_at);
+
+-- The indexes of every day partition.  They are the partition's own, not
+-- partitions of an index on events: a partition pg_restore attaches to an
+-- events table with partitioned indexes would get a second copy of each
+-- and fail on the dump's own (README, "Backup and restore").
+-- maintain_partitions and the first event of a day create them on each
+-- partition as events_pYYYYMMDD_<name>, definition being what follows
+-- the table in CREATE INDEX ... ON partition.
+CREATE TABLE personalisation.event_partition_indexes (
+    name       text PRIMARY KEY CHECK (name ~ '^[a-z_]{1,40}$'),
+    definition text NOT NULL
+);
+INSERT INTO personalisation.event_partition_indexes VALUES
+    ('profile_idx', '(profile_id, occurred_at)');
 
 -- Idempotency keys: one row per event id the shop supplied, kept as long as the
 -- events themselves.  A retried call finds its key here and changes nothing.

@@ -4,7 +4,11 @@
  *		on first use, and maintain_partitions(), which creates partitions
  *		ahead of time and drops the ones past personalisation.event_retention.
  *
- *		Partitions are named events_pYYYYMMDD and cover one UTC day each.  A
+ *		Partitions are named events_pYYYYMMDD and cover one UTC day each,
+ *		with the indexes event_partition_indexes lists as their own (events
+ *		has no partitioned index), and are never members of the extension:
+ *		pg_dump dumps them with their rows, and pg_restore recreates them as
+ *		partitions of the events table CREATE EXTENSION made.  A
  *		backend remembers the run of consecutive days it has seen covered, and
  *		forgets it whenever the events table's relcache entry is invalidated
  *		(a partition created or dropped, the extension dropped).
@@ -12,8 +16,12 @@
 #include "personalisation.h"
 
 #include "access/htup_details.h"
+#include "catalog/dependency.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_class.h"
+#include "catalog/pg_extension.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -49,6 +57,11 @@ static SavedStatement PartitionDaysStatement = {
 static SavedStatement LockPartitionsStatement = {
 	"SELECT pg_catalog.pg_advisory_xact_lock($1, 0)",
 	1, {INT4OID}
+};
+
+static SavedStatement PartitionIndexesStatement = {
+	"SELECT name, definition FROM personalisation.event_partition_indexes ORDER BY name",
+	0, {InvalidOid}
 };
 
 static SavedStatement ExpireEventKeysStatement = {
@@ -140,8 +153,59 @@ RememberCoveredRun(int64 day)
 }
 
 /*
- * CreateDayPartition creates the partition for `day` unless it exists, and
- * returns whether it created one.  The caller holds the partition lock.
+ * EnsurePartitionIndexes creates on the partition for `day` each index of
+ * event_partition_indexes it lacks, named events_pYYYYMMDD_<name>.  A
+ * database still at 0.1.0 has no such table: there events has partitioned
+ * indexes, which every new partition gets by itself.  The caller holds the
+ * partition lock.
+ */
+static void
+EnsurePartitionIndexes(int64 day)
+{
+	Oid			namespace = get_namespace_oid("personalisation", false);
+	int			count;
+	char	  **names;
+	char	  **definitions;
+
+	if (!OidIsValid(get_relname_relid("event_partition_indexes", namespace)))
+		return;
+	ExecSaved(&PartitionIndexesStatement, NULL, NULL, true, 0);
+	count = (int) SPI_processed;
+	names = palloc(sizeof(char *) * Max(count, 1));
+	definitions = palloc(sizeof(char *) * Max(count, 1));
+	for (int i = 0; i < count; i++)
+	{
+		names[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+		definitions[i] = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2);
+	}
+
+	for (int i = 0; i < count; i++)
+	{
+		StringInfoData index;
+		StringInfoData sql;
+
+		initStringInfo(&index);
+		appendStringInfoString(&index, "events_p");
+		FormatDay(&index, day, false);
+		appendStringInfo(&index, "_%s", names[i]);
+		if (OidIsValid(get_relname_relid(index.data, namespace)))
+			continue;
+
+		initStringInfo(&sql);
+		appendStringInfo(&sql, "CREATE INDEX %s ON personalisation.events_p", index.data);
+		FormatDay(&sql, day, false);
+		appendStringInfo(&sql, " %s", definitions[i]);
+		if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+			elog(ERROR, "could not run \"%s\"", sql.data);
+	}
+}
+
+/*
+ * CreateDayPartition creates the partition for `day` unless it exists, with
+ * its indexes, and returns whether it created one.  A partition created by
+ * an extension script (CREATE EXTENSION or ALTER EXTENSION ... UPDATE) is
+ * released from that extension at once, so that pg_dump dumps it like the
+ * others.  The caller holds the partition lock.
  */
 static bool
 CreateDayPartition(int64 day)
@@ -169,6 +233,11 @@ CreateDayPartition(int64 day)
 	if (rc != SPI_OK_UTILITY)
 		elog(ERROR, "could not create event partition %s: %s", name.data,
 			 SPI_result_code_string(rc));
+	if (creating_extension)
+		deleteDependencyRecordsForClass(RelationRelationId,
+										get_relname_relid(name.data, get_namespace_oid("personalisation", false)),
+										ExtensionRelationId, DEPENDENCY_EXTENSION);
+	EnsurePartitionIndexes(day);
 	return true;
 }
 
@@ -238,7 +307,8 @@ PartitionsInit(void)
 
 /*
  * maintain_partitions creates the partitions for today and the next
- * personalisation.partition_premake days, drops every partition that lies
+ * personalisation.partition_premake days, gives every partition the
+ * indexes of event_partition_indexes it lacks, drops every partition that lies
  * wholly before now - personalisation.event_retention, expires the
  * idempotency keys of the same age, and the sessions last seen before then
  * with the anonymous profiles they leave unreachable (ExpireSessions).  It
@@ -304,6 +374,8 @@ maintain_partitions(PG_FUNCTION_ARGS)
 			elog(ERROR, "could not run \"%s\"", sql.data);
 		dropped++;
 	}
+	for (int i = dropped; i < count; i++)
+		EnsurePartitionIndexes(days[i]);
 
 	{
 		Datum		key_values[1] = {TimestampTzGetDatum(cutoff)};

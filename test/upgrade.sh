@@ -7,8 +7,10 @@
 # (track, consent, identify, purchase, rank, run_due, claim, ack): the new
 # library must serve a database that has not been updated.  It digests every
 # table, runs ALTER EXTENSION personalisation UPDATE, and checks that
-#   - every row is intact (the same digests, over the columns 0.1.0 had),
+#   - every row is intact (the same digests, over the columns 0.1.0 had,
+#     of every table but those whose rows the extension ships),
 #   - the updated database goes on working (the same calls, a merge, a claim),
+#   - a pg_dump of it restores (the day partitions 0.1.0 made included),
 #   - its schema equals a fresh install of the current version: the
 #     extension's member objects and configuration tables, and the
 #     pg_dump --schema-only text of both once the member objects are
@@ -16,36 +18,19 @@
 #     members), so columns, types, defaults, constraints, indexes, triggers,
 #     functions (body, library symbol, SECURITY DEFINER, search_path),
 #     views, sequences, comments and grants are all compared,
-#   - the rows the extension ships (journeys, journey_steps, access_map)
-#     are those of a fresh install.
+#   - the rows the extension ships (journeys, journey_steps, access_map,
+#     event_partition_indexes) are those of a fresh install.
 # A difference is printed as a unified diff, fresh install on the + side.
 set -euo pipefail
 OLD=personalisation_upgrade_old
 NEW=personalisation_upgrade_new
+RESTORED=personalisation_upgrade_restored
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 WORK=$(mktemp -d /tmp/personalisation-upgrade.XXXXXX)
-FAILURES=0
 FROM_VERSION=0.1.0
 TO_VERSION=$(sed -n "s/^default_version[[:space:]]*=[[:space:]]*'\(.*\)'/\1/p" "$REPO_DIR/personalisation.control")
-
-# sql DB [psql args]: runs SQL in DB, quietly, printing bare values.
-sql() { local db=$1; shift; psql -X -q -At -v ON_ERROR_STOP=1 -d "$db" "$@"; }
-
-# check NAME DB QUERY: the boolean query must be true in DB.
-check() {
-    local answer
-    answer=$(sql "$2" -c "$3" 2>&1 || true)
-    if [ "$answer" = "t" ]; then echo "ok - $1"; else echo "not ok - $1 ($answer)"; FAILURES=$((FAILURES + 1)); fi
-}
-
-# same NAME FILE_OLD FILE_NEW: the two files must be equal; prints the diff if not.
-same() {
-    if diff -u --label "updated from $FROM_VERSION" --label "fresh $TO_VERSION" "$2" "$3" >"$WORK/diff"; then
-        echo "ok - $1"
-    else
-        echo "not ok - $1"; sed 's/^/#   /' "$WORK/diff"; FAILURES=$((FAILURES + 1))
-    fi
-}
+SAME_LABELS=("updated from $FROM_VERSION" "fresh $TO_VERSION")
+source "$REPO_DIR/test/checks.sh"
 
 # exercise DB PREFIX: drives the API both versions share with explicit
 # timestamps: two visitors browse, one logs in and leaves a cart, the other
@@ -128,6 +113,7 @@ schema_dump() {
 echo "== upgrade from $FROM_VERSION to $TO_VERSION"
 psql -X -q -d postgres -c "SET client_min_messages = warning" \
      -c "DROP DATABASE IF EXISTS $OLD WITH (FORCE)" -c "DROP DATABASE IF EXISTS $NEW WITH (FORCE)" \
+     -c "DROP DATABASE IF EXISTS $RESTORED WITH (FORCE)" \
      -c "CREATE DATABASE $OLD" -c "CREATE DATABASE $NEW"
 CATALOGUE="INSERT INTO personalisation.categories VALUES ('up-cat', NULL, 'Upgrade'), ('up-other', NULL, 'Other');
 INSERT INTO personalisation.products (product_id, category_id, name, price, brand, url, image_url)
@@ -141,16 +127,18 @@ check "the database is at $FROM_VERSION" "$OLD" \
 exercise "$OLD" before
 
 sql "$OLD" -f "$REPO_DIR/test/table_digests.sql" >"$WORK/digest.sql"
-sql "$OLD" -f "$WORK/digest.sql" >"$WORK/rows-before"
+# the tables whose rows the extension ships are compared with a fresh install below
+SHIPPED="personalisation.journeys personalisation.journey_steps personalisation.access_map
+         personalisation.event_partition_indexes"
+SHIPPED_PATTERN="^\($(echo $SHIPPED | sed 's/ /\\|/g')\)|"
+sql "$OLD" -f "$WORK/digest.sql" | grep -v "$SHIPPED_PATTERN" >"$WORK/rows-before"
 sql "$OLD" -c "ALTER EXTENSION personalisation UPDATE"
 check "ALTER EXTENSION UPDATE brings it to $TO_VERSION" "$OLD" \
       "SELECT extversion = '$TO_VERSION' FROM pg_extension WHERE extname = 'personalisation'"
-sql "$OLD" -f "$WORK/digest.sql" >"$WORK/rows-after"
-if diff -u --label "before the update" --label "after" "$WORK/rows-before" "$WORK/rows-after" >"$WORK/diff"; then
-    echo "ok - every row of every table is intact ($(wc -l <"$WORK/rows-before") tables)"
-else
-    echo "not ok - rows changed in the update"; sed 's/^/#   /' "$WORK/diff"; FAILURES=$((FAILURES + 1))
-fi
+sql "$OLD" -f "$WORK/digest.sql" | grep -v "$SHIPPED_PATTERN" >"$WORK/rows-after"
+same "every row of every table is intact ($(wc -l <"$WORK/rows-before") tables)" \
+     "$WORK/rows-before" "$WORK/rows-after" "before the update" "after"
+
 exercise "$OLD" after
 check "the first visitor logging in again on a new browser merges into the same profile" "$OLD" \
       "SELECT personalisation.identify('after-s9', 'before-customer', NULL, now() - interval '1 minute')
@@ -159,11 +147,27 @@ check "the first visitor logging in again on a new browser merges into the same 
 sql "$NEW" -c "CREATE EXTENSION personalisation" -c "$CATALOGUE"
 exercise "$NEW" after
 
+# the updated database restores from pg_dump, the day partitions 0.1.0 made in
+# CREATE EXTENSION (released by the update) included
+psql -X -q -d postgres -c "CREATE DATABASE $RESTORED"
+pg_dump -Fc -f "$WORK/updated.dump" "$OLD" 2>"$WORK/dump.log"
+if pg_restore --exit-on-error -d "$RESTORED" "$WORK/updated.dump" 2>"$WORK/restore.log"; then
+    sql "$OLD" -f "$REPO_DIR/test/table_digests.sql" >"$WORK/digest-updated.sql"
+    sql "$OLD" -f "$WORK/digest-updated.sql" >"$WORK/rows-updated"
+    sql "$RESTORED" -f "$WORK/digest-updated.sql" >"$WORK/rows-restored"
+    same "a dump of the updated database restores every row" "$WORK/rows-updated" "$WORK/rows-restored" \
+         "updated" "restored"
+    check "and every day partition of 0.1.0's, as a partition" "$RESTORED" \
+          "SELECT count(*) >= 8 FROM pg_inherits WHERE inhparent = 'personalisation.events'::regclass"
+else
+    echo "not ok - a dump of the updated database restores"; sed 's/^/#   /' "$WORK/restore.log" | head -20
+    FAILURES=$((FAILURES + 1))
+fi
+
 members "$OLD" >"$WORK/members-old"
 members "$NEW" >"$WORK/members-new"
 same "the same member objects and configuration tables" "$WORK/members-old" "$WORK/members-new"
 
-SHIPPED="personalisation.journeys personalisation.journey_steps personalisation.access_map"
 for table in $SHIPPED; do
     sql "$OLD" -c "SELECT * FROM $table ORDER BY 1, 2" >"$WORK/shipped-old"
     sql "$NEW" -c "SELECT * FROM $table ORDER BY 1, 2" >"$WORK/shipped-new"
@@ -184,6 +188,7 @@ schema_dump "$OLD" -t "$TODAY" >"$WORK/partition-old"
 schema_dump "$NEW" -t "$TODAY" >"$WORK/partition-new"
 same "the same day partition $TODAY" "$WORK/partition-old" "$WORK/partition-new"
 
-psql -X -q -d postgres -c "DROP DATABASE $OLD WITH (FORCE)" -c "DROP DATABASE $NEW WITH (FORCE)"
+psql -X -q -d postgres -c "DROP DATABASE $OLD WITH (FORCE)" -c "DROP DATABASE $NEW WITH (FORCE)" \
+     -c "DROP DATABASE $RESTORED WITH (FORCE)"
 if [ $FAILURES -ne 0 ]; then echo "upgrade: $FAILURES failed (files in $WORK)"; exit 1; fi
 rm -rf "$WORK"
