@@ -396,6 +396,7 @@ claim_messages(PG_FUNCTION_ARGS)
 	int			claimed = 0;
 	bool		exhausted = false;
 
+	RequireWritableServer(fcinfo);
 	if (VARSIZE_ANY_EXHDR(consumer) > MAX_CONSUMER_BYTES)
 		ereport(ERROR,
 				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
@@ -599,6 +600,7 @@ ack_message(PG_FUNCTION_ARGS)
 	Datum		message_id = Int64GetDatum(RequireMessageId(fcinfo, 0));
 	TimestampTz now = RequireInstant(fcinfo, 1, "now");
 
+	RequireWritableServer(fcinfo);
 	PG_RETURN_BOOL(AckMessages(PointerGetDatum(construct_array(&message_id, 1, INT8OID, 8, true,
 															   TYPALIGN_DOUBLE)), now) == 1);
 }
@@ -615,6 +617,7 @@ ack_messages(PG_FUNCTION_ARGS)
 	ArrayType  *message_ids;
 	TimestampTz now = RequireInstant(fcinfo, 1, "now");
 
+	RequireWritableServer(fcinfo);
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -646,6 +649,7 @@ fail_message(PG_FUNCTION_ARGS)
 	Datum		values[5];
 	bool		dead;
 
+	RequireWritableServer(fcinfo);
 	if (PG_ARGISNULL(1) || VARSIZE_ANY_EXHDR(PG_GETARG_TEXT_PP(1)) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
