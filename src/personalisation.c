@@ -261,7 +261,8 @@ DefineGucs(void)
 
 	DefineCustomBoolVariable("personalisation.worker_enabled",
 							 "Whether each database using the extension gets a background worker.",
-							 "Turned off, running workers exit and none start; pg_cron's run_due job still does the work every minute.",
+							 "Turned off, running workers exit and none start; run_due() and the maintenance jobs then run only when called, "
+							 "for example by the pg_cron jobs schedule_jobs() registers.",
 							 &WorkerEnabled,
 							 true,
 							 PGC_SIGHUP, 0,
