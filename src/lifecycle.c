@@ -3,8 +3,8 @@
  *		What the extension does around the server's own DDL, through one
  *		utility hook installed when the library is preloaded:
  *
- *		- before DROP DATABASE (with or without FORCE), the database's worker
- *		  is stopped and exits with code 0, so the drop finds no one
+ *		- before DROP DATABASE (with or without FORCE) by its owner or a
+ *		  superuser, the database's worker is stopped and exits with code 0, so the drop finds no one
  *		  connected and the postmaster keeps no worker to restart into a
  *		  database that is gone (Citus's maintenance daemon does the same);
  *		- after a DROP that removed the extension (DROP EXTENSION, or DROP
@@ -92,7 +92,13 @@ LifecycleProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOn
 	bool		had_extension = false;
 
 	if (IsA(statement, DropdbStmt))
-		StopDatabaseWorker(get_database_oid(((DropdbStmt *) statement)->dbname, true));
+	{
+		Oid			database_id = get_database_oid(((DropdbStmt *) statement)->dbname, true);
+
+		/* only someone who may drop the database stops its worker */
+		if (OidIsValid(database_id) && pg_database_ownercheck(database_id, GetUserId()))
+			StopDatabaseWorker(database_id);
+	}
 	else if (IsA(statement, DropStmt))
 		had_extension = OidIsValid(get_extension_oid("personalisation", true));
 

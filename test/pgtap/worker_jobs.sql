@@ -41,15 +41,16 @@ SELECT is((SELECT array_agg(DISTINCT runner) FROM personalisation.jobs()), '{pg_
           'then pg_cron runs every one of them');
 
 -- DROP EXTENSION: its pg_cron jobs go, and so does its schema once empty
+-- (CASCADE: earlier files may have left views of their own on its tables)
 SAVEPOINT before_drop;
-DROP EXTENSION personalisation;
+DROP EXTENSION personalisation CASCADE;
 SELECT is((SELECT count(*) FROM cron.job WHERE jobname LIKE 'personalisation:%'), 0::bigint,
           'DROP EXTENSION unschedules its pg_cron jobs in this database');
 SELECT ok(NOT EXISTS (SELECT FROM pg_namespace WHERE nspname = 'personalisation'),
           'and leaves no empty schema behind');
 ROLLBACK TO SAVEPOINT before_drop;
 CREATE TABLE personalisation.shop_notes (note text);
-DROP EXTENSION personalisation;
+DROP EXTENSION personalisation CASCADE;
 SELECT ok(EXISTS (SELECT FROM pg_namespace WHERE nspname = 'personalisation'),
           'a schema still holding the shop''s own table is left alone');
 
