@@ -76,6 +76,7 @@ _PG_init(void)
 	PartitionsInit();
 	DirectInit();
 	WorkerInit();
+	LauncherInit();
 	LifecycleInit();
 	CatalogueInit();
 }

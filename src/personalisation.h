@@ -280,6 +280,15 @@ extern void WorkerInit(void);
 extern void WakeWorkerAtCommit(void);
 extern bool WorkerRunsHere(void);
 extern void StopDatabaseWorker(Oid database_id);
+extern Oid	ExtensionOwner(void);
+extern bool WakeOrStartWorker(Oid owner);
+extern void LogStartFailureOnce(Oid database_id, const char *detail, const char *hint);
+struct BackgroundWorker;
+extern void DescribeWorker(struct BackgroundWorker *worker, const char *function, const char *type,
+						   Oid database_id, Oid owner);
+
+/* launcher.c: starts the workers at start-up and promotion */
+extern void LauncherInit(void);
 
 /* jobs.c: the periodic jobs, run by pg_cron or by the worker */
 extern bool PgCronRunsJobs(void);

@@ -9,8 +9,8 @@
  *		transaction that changes a cart (or ends a session, or buys) in a
  *		database without a worker registers one, connected as the
  *		extension's owner.  When the server starts or a standby is promoted,
- *		a launcher lists the databases and starts a short-lived probe in
- *		each, which starts the worker where the extension is installed.
+ *		the launcher (launcher.c) has the worker started in every database
+ *		where the extension is installed.
  *		Afterwards cart-changing transactions wake it at commit by setting
  *		its latch through shared memory (NOTIFY would take a global lock at
  *		commit).  Between wake-ups it sleeps until the next cart passes the
@@ -28,13 +28,10 @@
 #include "personalisation.h"
 
 #include "access/genam.h"
-#include "access/heapam.h"
 #include "access/table.h"
-#include "access/tableam.h"
 #include "access/xact.h"
 #include "access/xlog.h"
 #include "catalog/indexing.h"
-#include "catalog/pg_database.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
 #include "funcapi.h"
@@ -64,9 +61,6 @@ PG_FUNCTION_INFO_V1(start_worker);
 
 /* Seconds the postmaster waits before restarting a terminated worker. */
 #define WORKER_RESTART_SECONDS 2
-
-/* Seconds before a launcher that failed is run again. */
-#define LAUNCHER_RESTART_SECONDS 10
 
 /* Longest a DROP DATABASE waits for the database's worker to stop. */
 #define WORKER_STOP_WAIT_MS (10 * 1000)
@@ -119,8 +113,6 @@ static bool WakeAtCommit = false;
 static Oid	WakeAsOwner = InvalidOid;
 
 void		PersonalisationWorkerMain(Datum main_arg);
-void		PersonalisationLauncherMain(Datum main_arg);
-void		PersonalisationProbeMain(Datum main_arg);
 
 /*
  * WorkerShmemRequest asks for the shared state and its lock.
@@ -172,7 +164,7 @@ FindSlot(Oid database_id)
  * ExtensionOwner returns the role that owns the extension in the current
  * database, or InvalidOid when it is not installed.
  */
-static Oid
+Oid
 ExtensionOwner(void)
 {
 	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
@@ -197,7 +189,7 @@ ExtensionOwner(void)
  * commit asked for it, that this database's worker could not be started:
  * once, until a worker starts again, however many commits retry.
  */
-static void
+void
 LogStartFailureOnce(Oid database_id, const char *detail, const char *hint)
 {
 	bool		first;
@@ -223,7 +215,7 @@ LogStartFailureOnce(Oid database_id, const char *detail, const char *hint)
  * function, type, database and the role it connects as (InvalidOid: the
  * bootstrap superuser).
  */
-static void
+void
 DescribeWorker(BackgroundWorker *worker, const char *function, const char *type,
 			   Oid database_id, Oid owner)
 {
@@ -274,7 +266,7 @@ RegisterWorker(Oid owner)
  * a worker when there is none.  It reports whether a worker is (now)
  * registered.
  */
-static bool
+bool
 WakeOrStartWorker(Oid owner)
 {
 	WorkerSlot *slot;
@@ -371,14 +363,11 @@ WorkerXactCallback(XactEvent event, void *arg)
 
 /*
  * WorkerInit installs the shared-memory hooks when the library is
- * preloaded, the commit callback that wakes workers, and the launcher that
- * starts the workers when the server starts or is promoted.
+ * preloaded, and the commit callback that wakes workers.
  */
 void
 WorkerInit(void)
 {
-	BackgroundWorker launcher;
-
 	if (!process_shared_preload_libraries_in_progress)
 		return;
 
@@ -387,11 +376,6 @@ WorkerInit(void)
 	PreviousShmemStartupHook = shmem_startup_hook;
 	shmem_startup_hook = WorkerShmemStartup;
 	RegisterXactCallback(WorkerXactCallback, NULL);
-
-	DescribeWorker(&launcher, "PersonalisationLauncherMain", "personalisation launcher",
-				   InvalidOid, InvalidOid);
-	launcher.bgw_restart_time = LAUNCHER_RESTART_SECONDS;
-	RegisterBackgroundWorker(&launcher);
 }
 
 /*
@@ -858,110 +842,6 @@ PersonalisationWorkerMain(Datum main_arg)
 		if (woken_by & WL_LATCH_SET)
 			AwaitWakeInterval(run_started_at);
 	}
-}
-
-/*
- * ConnectableDatabases lists the databases a worker could serve: those
- * that accept connections and are not templates (a worker connected to a
- * template would block CREATE DATABASE from it).  The list lives in
- * context.
- */
-static List *
-ConnectableDatabases(MemoryContext context)
-{
-	List	   *databases = NIL;
-	Relation	rel;
-	TableScanDesc scan;
-	HeapTuple	tuple;
-
-	StartTransactionCommand();
-	(void) GetTransactionSnapshot();
-	rel = table_open(DatabaseRelationId, AccessShareLock);
-	scan = table_beginscan_catalog(rel, 0, NULL);
-	while ((tuple = heap_getnext(scan, ForwardScanDirection)) != NULL)
-	{
-		Form_pg_database database = (Form_pg_database) GETSTRUCT(tuple);
-
-		if (database->datallowconn && !database->datistemplate)
-		{
-			MemoryContext previous = MemoryContextSwitchTo(context);
-
-			databases = lappend_oid(databases, database->oid);
-			MemoryContextSwitchTo(previous);
-		}
-	}
-	table_endscan(scan);
-	table_close(rel, AccessShareLock);
-	CommitTransactionCommand();
-	return databases;
-}
-
-/*
- * PersonalisationLauncherMain runs once when the server starts or a
- * standby is promoted: connected to no database, it lists the databases
- * and has each probed in turn, one probe at a time, so that every database
- * with the extension gets its worker without waiting for a cart change.
- */
-void
-PersonalisationLauncherMain(Datum main_arg)
-{
-	List	   *databases;
-	ListCell   *cell;
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
-	pgstat_report_appname("personalisation launcher");
-
-	if (!WorkerEnabled)
-		proc_exit(0);
-
-	databases = ConnectableDatabases(TopMemoryContext);
-	foreach(cell, databases)
-	{
-		BackgroundWorker probe;
-		BackgroundWorkerHandle *handle;
-		pid_t		pid;
-		Oid			database_id = lfirst_oid(cell);
-
-		DescribeWorker(&probe, "PersonalisationProbeMain", "personalisation probe", database_id, InvalidOid);
-		probe.bgw_notify_pid = MyProcPid;
-		if (!RegisterDynamicBackgroundWorker(&probe, &handle))
-		{
-			LogStartFailureOnce(database_id,
-								"Every background worker slot is taken, so the databases could not be probed at start-up.",
-								"Raise max_worker_processes and restart the server.");
-			break;
-		}
-		if (WaitForBackgroundWorkerStartup(handle, &pid) == BGWH_STARTED)
-			(void) WaitForBackgroundWorkerShutdown(handle);
-		CHECK_FOR_INTERRUPTS();
-	}
-	proc_exit(0);
-}
-
-/*
- * PersonalisationProbeMain connects to one database as the bootstrap
- * superuser, looks for the extension, and when it is there starts the
- * database's worker as the extension's owner, as a cart change would.
- */
-void
-PersonalisationProbeMain(Datum main_arg)
-{
-	Oid			database_id = DatumGetObjectId(main_arg);
-	Oid			owner;
-
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
-	BackgroundWorkerInitializeConnectionByOid(database_id, InvalidOid, 0);
-	pgstat_report_appname("personalisation probe");
-
-	StartTransactionCommand();
-	owner = ExtensionOwner();
-	CommitTransactionCommand();
-	if (OidIsValid(owner))
-		(void) WakeOrStartWorker(owner);
-	proc_exit(0);
 }
 
 /*
