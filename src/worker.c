@@ -735,9 +735,12 @@ RunScheduledJobs(TimestampTz since, TimestampTz until, MemoryContext context)
  * PersonalisationWorkerMain is the worker's entry point: connect, then
  * loop until told to stop, running one unit of work per wake-up, when the
  * next cart passes the abandonment threshold or the next step falls due,
- * or after the naptime, whichever comes first.  Errors are logged and
- * retried after a pause that doubles with each consecutive failure, so a
- * persistent fault never crash-loops.
+ * or after the naptime, whichever comes first, and the periodic jobs due
+ * at each new minute first.  Told to stop (its extension dropped, workers
+ * disabled, its database about to be dropped), it exits with code 0, which
+ * the postmaster does not restart.  Errors are logged and retried after a
+ * pause that doubles with each consecutive failure, so a persistent fault
+ * never crash-loops.
  */
 void
 PersonalisationWorkerMain(Datum main_arg)
@@ -809,6 +812,7 @@ PersonalisationWorkerMain(Datum main_arg)
 			PG_END_TRY();
 			jobs_checked_at = run_started_at;
 			run_started_at = GetCurrentTimestamp();
+			MemoryContextSwitchTo(loop_context);
 		}
 
 		PG_TRY();
