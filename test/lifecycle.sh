@@ -51,6 +51,13 @@ worker_running() {
                           WHERE backend_type = 'personalisation worker' AND datname = '$1')"
 }
 
+# cleanup: whatever happened, the standby is stopped and workers are off again
+cleanup() {
+    [ -d "$STANDBY_DIR" ] && as_server "$PG_BINDIR/pg_ctl" -D "$STANDBY_DIR" -m fast -w stop >/dev/null 2>&1
+    psql -X -q -d postgres -c "ALTER SYSTEM RESET personalisation.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
+}
+trap cleanup EXIT
+
 echo "== lifecycle"
 # the 20 databases are file copies of a template with the extension (cheaper
 # to drop than WAL-logged ones, whose buffers the drop's checkpoint writes), made while
@@ -102,9 +109,13 @@ sleep 3
 restarts=$(log_since "$CLUSTER_DIR/server.log" "$LOG_LINE" | grep -c -E 'FATAL: +database [0-9]+ does not exist' || true)
 check "the server log shows no worker restarted into a dropped database" \
       "$([ "$restarts" -eq 0 ] && echo t || echo "$restarts lines")"
-psql -X -q -d postgres -c "DROP DATABASE personalisation_drop_after" -c "DROP DATABASE personalisation_template" >/dev/null
+psql -X -q -d postgres -c "DROP DATABASE personalisation_drop_after" >/dev/null
 
-# 2. a streaming standby, then promoted
+# 2. a streaming standby, then promoted.  The calls refused on the standby go
+# to the template's copy, so that nothing they might register there starts
+# the main database's worker at promotion; the product exists, so that only
+# the standby can refuse the cart change.
+sql personalisation_template -c "INSERT INTO personalisation.products (product_id) VALUES ('lc-p')" >/dev/null
 rm -rf "$STANDBY_DIR" "$STANDBY_SOCKETS" "$STANDBY_LOG"
 mkdir -p "$STANDBY_SOCKETS"
 [ "$(id -u)" -eq 0 ] && chown "$SERVER_USER" "$STANDBY_SOCKETS" "$CLUSTER_DIR"
@@ -115,8 +126,6 @@ STANDBY_PORT=$(free_port $((PGPORT + 1)))
     echo "unix_socket_directories = '$STANDBY_SOCKETS'"
 } | as_server tee -a "$STANDBY_DIR/postgresql.auto.conf" >/dev/null
 as_server "$PG_BINDIR/pg_ctl" -D "$STANDBY_DIR" -l "$STANDBY_LOG" -w start >/dev/null
-stop_standby() { as_server "$PG_BINDIR/pg_ctl" -D "$STANDBY_DIR" -m fast -w stop >/dev/null 2>&1 || true; }
-trap 'stop_standby' EXIT
 
 check "the standby is in recovery, with workers enabled" \
       "$(standby_sql "$MAIN_DB" -c "SELECT pg_is_in_recovery() AND current_setting('personalisation.worker_enabled')::boolean")"
@@ -125,15 +134,15 @@ check "on the standby no launcher, probe or worker runs" \
       "$(standby_sql "$MAIN_DB" -c "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type LIKE 'personalisation%')")"
 check "and the standby's log says nothing about personalisation" \
       "$(grep -v -F "$CLUSTER_DIR" "$STANDBY_LOG" | grep -i personalisation | head -1 | sed 's/^/it does: /' | grep . || echo t)"
-answer=$(standby_sql "$MAIN_DB" -c "SELECT personalisation.start_worker()" 2>&1 || true)
+answer=$(standby_sql personalisation_template -c "SELECT personalisation.start_worker()" 2>&1 || true)
 check "start_worker() on the standby says the worker cannot run there, with a hint" \
-      "$(echo "$answer" | grep -q 'cannot run on a standby' && echo "$answer" | grep -q 'HINT:  Call start_worker() on the primary' && echo t || echo "$answer")"
-answer=$(standby_sql "$MAIN_DB" -c "SELECT personalisation.track_cart_add('lc-s', 'lc-p')" 2>&1 || true)
+      "$(echo "$answer" | grep -q 'cannot run on a standby' && echo "$answer" | grep -q 'HINT:  Call start_worker() on the primary' && echo t || echo "got: $answer")"
+answer=$(standby_sql personalisation_template -c "SELECT personalisation.track_cart_add('lc-s', 'lc-p')" 2>&1 || true)
 check "track_cart_add on the standby fails with the extension's own error and hint" \
-      "$(echo "$answer" | grep -q 'track_cart_add cannot run on a standby' && echo "$answer" | grep -q 'HINT:  Send this call to the primary server' && echo t || echo "$answer")"
-answer=$(standby_sql "$MAIN_DB" -c "SELECT personalisation.identify('lc-s', 'lc-c')" 2>&1 || true)
+      "$(echo "$answer" | grep -q 'track_cart_add cannot run on a standby' && echo "$answer" | grep -q 'HINT:  Send this call to the primary server' && echo t || echo "got: $answer")"
+answer=$(standby_sql personalisation_template -c "SELECT personalisation.identify('lc-s', 'lc-c')" 2>&1 || true)
 check "and so does identify" \
-      "$(echo "$answer" | grep -q 'identify cannot run on a standby' && echo t || echo "$answer")"
+      "$(echo "$answer" | grep -q 'identify cannot run on a standby' && echo t || echo "got: $answer")"
 
 as_server "$PG_BINDIR/pg_ctl" -D "$STANDBY_DIR" -w promote >/dev/null
 if wait_for standby_sql "$MAIN_DB" "$(worker_running $MAIN_DB)" 30; then
@@ -183,10 +192,11 @@ check "and the server log says once, for five cart changes, that the worker coul
 check "with a hint that names the setting and what does the work meanwhile" \
       "$(log_since "$STANDBY_LOG" "$LOG_LINE" | grep -q 'HINT:  Raise max_worker_processes.*run_due()' && echo t || echo 'no such hint')"
 
-stop_standby
-trap - EXIT
+as_server "$PG_BINDIR/pg_ctl" -D "$STANDBY_DIR" -m fast -w stop >/dev/null
 rm -rf "$STANDBY_DIR" "$STANDBY_SOCKETS"
-psql -X -q -d postgres -c "ALTER SYSTEM RESET personalisation.worker_enabled" -c "SELECT pg_reload_conf()" >/dev/null
+cleanup
+trap - EXIT
+psql -X -q -d postgres -c "DROP DATABASE personalisation_template" >/dev/null
 wait_for sql postgres "SELECT NOT EXISTS (SELECT FROM pg_stat_activity WHERE backend_type = 'personalisation worker')" 30 || true
 if [ $FAILURES -gt 0 ]; then echo "lifecycle: $FAILURES check(s) failed"; exit 1; fi
 echo "lifecycle: all checks passed"
