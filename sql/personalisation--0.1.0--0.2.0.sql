@@ -397,3 +397,16 @@ ALTER FUNCTION personalisation.replace_installed_row() SECURITY DEFINER SET sear
 ALTER FUNCTION personalisation.shipped_row_edited() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION personalisation.remember_removed_row() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
 ALTER FUNCTION personalisation.apply_removed_row() SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+-- worker lifecycle: jobs() shows which periodic jobs run where (pg_cron, the
+-- background worker, or nobody) and when they fall due.
+CREATE FUNCTION personalisation.jobs(
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval,
+    until timestamptz DEFAULT pg_catalog.now(),
+    OUT job_name text, OUT schedule text, OUT command text, OUT runner text, OUT due boolean)
+RETURNS SETOF record LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'jobs';
+ALTER FUNCTION personalisation.jobs(timestamptz, timestamptz)
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION personalisation.jobs(timestamptz, timestamptz) FROM PUBLIC;
+INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
+    ('jobs', 'owner_only', 'owner');

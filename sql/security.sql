@@ -97,6 +97,7 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('export_customer',      'owner_only',              'owner'),
     ('worker_status',        'owner_only',              'owner'),
     ('start_worker',         'owner_only',              'owner'),
+    ('jobs',                 'owner_only',              'owner'),
     ('preloaded',            'owner_only',              'caller'),
     ('rebuild_affinity',     'owner_only',              'owner'),
     ('expire_session_affinity', 'owner_only',           'owner'),

@@ -14,3 +14,12 @@ AS 'MODULE_PATHNAME', 'start_worker';
 
 -- A database gets its worker as soon as the extension is created.
 SELECT personalisation.start_worker() WHERE personalisation.preloaded();
+
+-- The periodic jobs, who runs each in this database (pg_cron, the worker, or
+-- nobody) and whether it has a scheduled minute in (since, until].
+CREATE FUNCTION personalisation.jobs(
+    since timestamptz DEFAULT pg_catalog.now() OPERATOR(pg_catalog.-) '1 hour'::pg_catalog.interval,
+    until timestamptz DEFAULT pg_catalog.now(),
+    OUT job_name text, OUT schedule text, OUT command text, OUT runner text, OUT due boolean)
+RETURNS SETOF record LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'jobs';

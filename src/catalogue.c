@@ -369,5 +369,5 @@ catalogue_changed(PG_FUNCTION_ARGS)
 void
 CatalogueInit(void)
 {
-	CacheRegisterRelcacheCallback(ForgetCatalogue, (Datum) 0);
+	RegisterRelcacheListener(ForgetCatalogue);
 }

@@ -69,6 +69,7 @@ set_consent(PG_FUNCTION_ARGS)
 	text	   *event_id;
 	int64		profile_id;
 
+	RequireWritableServer(fcinfo);
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -560,5 +560,5 @@ RowIsBusy(DirectTable *table)
 void
 DirectInit(void)
 {
-	CacheRegisterRelcacheCallback(ForgetTableOids, (Datum) 0);
+	RegisterRelcacheListener(ForgetTableOids);
 }

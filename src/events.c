@@ -328,6 +328,7 @@ track_page_view(PG_FUNCTION_ARGS)
 {
 	TrackedEvent event = {.kind = "page_view"};
 
+	RequireWritableServer(fcinfo);
 	event.session_id = RequireIdentifier(fcinfo, 0, "session_id");
 	event.category_id = OptionalIdentifier(fcinfo, 1, "category_id");
 	event.product_id = OptionalIdentifier(fcinfo, 2, "product_id");
@@ -355,6 +356,7 @@ track_cart_add(PG_FUNCTION_ARGS)
 {
 	TrackedEvent event = {.kind = "cart_add"};
 
+	RequireWritableServer(fcinfo);
 	event.session_id = RequireIdentifier(fcinfo, 0, "session_id");
 	event.product_id = RequireIdentifier(fcinfo, 1, "product_id");
 	event.quantity = RequirePositiveQuantity(fcinfo, 2);
@@ -397,6 +399,7 @@ track_cart_remove(PG_FUNCTION_ARGS)
 {
 	TrackedEvent event = {.kind = "cart_remove"};
 
+	RequireWritableServer(fcinfo);
 	event.session_id = RequireIdentifier(fcinfo, 0, "session_id");
 	event.product_id = RequireIdentifier(fcinfo, 1, "product_id");
 	if (!PG_ARGISNULL(2))

@@ -927,6 +927,7 @@ IdentifyCall(FunctionCallInfo fcinfo, const char *reason)
 Datum
 identify(PG_FUNCTION_ARGS)
 {
+	RequireWritableServer(fcinfo);
 	PG_RETURN_INT64(IdentifyCall(fcinfo, "identify"));
 }
 
@@ -1103,6 +1104,7 @@ unmerge(PG_FUNCTION_ARGS)
 	int64		counts[lengthof(MergeSteps)];
 	Datum		restored[4];
 
+	RequireWritableServer(fcinfo);
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -1,8 +1,13 @@
 /*
  * jobs.c
- *		schedule_jobs(): registers the extension's periodic jobs with pg_cron,
- *		which is a soft dependency detected at run time.  Jobs are named
- *		personalisation:<job> so that operators can find them in cron.job.
+ *		The extension's periodic jobs, listed once for both of their runners.
+ *		schedule_jobs() registers them with pg_cron, which is a soft
+ *		dependency detected at run time; jobs are named personalisation:<job>
+ *		so that operators can find them in cron.job.  Where pg_cron has no
+ *		personalisation:* job for this database, the background worker runs
+ *		the same commands on the same schedules (worker.c), and jobs() shows
+ *		who runs what.  When the extension is dropped, its pg_cron jobs in
+ *		this database go with it.
  */
 #include "personalisation.h"
 
@@ -15,25 +20,31 @@
 
 PG_FUNCTION_INFO_V1(schedule_jobs);
 
-/* One periodic job: its cron name, schedule (GMT, minute granularity) and command. */
+/*
+ * One periodic job: its cron name, schedule (GMT, minute granularity; the
+ * worker reads the minute field, which is "*", "*\/N" or "N", the other four
+ * being "*") and command.  continuous marks the job the worker does all the
+ * time anyway, between its scheduled runs.
+ */
 typedef struct PeriodicJob
 {
 	const char *name;
 	const char *schedule;
 	const char *command;
+	bool		continuous;
 } PeriodicJob;
 
 static const PeriodicJob PeriodicJobs[] = {
 	{"personalisation:maintain-partitions", "17 * * * *",
-	"SELECT personalisation.maintain_partitions()"},
+	"SELECT personalisation.maintain_partitions()", false},
 	{"personalisation:maintain-complementarity", "*/5 * * * *",
-	"SELECT personalisation.maintain_complementarity()"},
+	"SELECT personalisation.maintain_complementarity()", false},
 	{"personalisation:refresh-popularity", "*/10 * * * *",
-	"SELECT personalisation.refresh_popularity()"},
+	"SELECT personalisation.refresh_popularity()", false},
 	{"personalisation:expire-session-affinity", "41 * * * *",
-	"SELECT personalisation.expire_session_affinity()"},
+	"SELECT personalisation.expire_session_affinity()", false},
 	{"personalisation:run-due", "* * * * *",
-	"SELECT personalisation.run_due()"},
+	"SELECT personalisation.run_due()", true},
 };
 
 static SavedStatement PgCronInstalledStatement = {
@@ -46,6 +57,116 @@ static SavedStatement ScheduleStatement = {
 	3, {TEXTOID, TEXTOID, TEXTOID}
 };
 
+static SavedStatement CronJobsHereStatement = {
+	"SELECT 1 FROM cron.job"
+	" WHERE jobname OPERATOR(pg_catalog.~~) 'personalisation:%'"
+	"   AND database OPERATOR(pg_catalog.=) pg_catalog.current_database()::pg_catalog.text",
+	0, {InvalidOid}
+};
+
+static SavedStatement UnscheduleHereStatement = {
+	"SELECT cron.unschedule(jobid) FROM cron.job"
+	" WHERE jobname OPERATOR(pg_catalog.~~) 'personalisation:%'"
+	"   AND database OPERATOR(pg_catalog.=) pg_catalog.current_database()::pg_catalog.text",
+	0, {InvalidOid}
+};
+
+PG_FUNCTION_INFO_V1(jobs);
+
+/*
+ * PgCronInstalled reports whether pg_cron is installed in this database.
+ * The caller is connected to SPI.
+ */
+static bool
+PgCronInstalled(void)
+{
+	ExecSaved(&PgCronInstalledStatement, NULL, NULL, true, 1);
+	return SPI_processed > 0;
+}
+
+/*
+ * PgCronRunsJobs reports whether pg_cron, installed in this database, has
+ * any personalisation:* job for it: then pg_cron runs the periodic jobs and
+ * the worker leaves them alone.  The caller is connected to SPI.
+ */
+bool
+PgCronRunsJobs(void)
+{
+	if (!PgCronInstalled())
+		return false;
+	ExecSaved(&CronJobsHereStatement, NULL, NULL, true, 1);
+	return SPI_processed > 0;
+}
+
+/*
+ * MinuteMatches reports whether a job's schedule fires at minute (0-59) of
+ * the hour.
+ */
+static bool
+MinuteMatches(const PeriodicJob *job, int minute)
+{
+	const char *field = job->schedule;
+	int			value;
+
+	if (strncmp(field, "* ", 2) == 0)
+		return true;
+	if (sscanf(field, "*/%d ", &value) == 1)
+		return minute % value == 0;
+	if (sscanf(field, "%d ", &value) == 1)
+		return minute == value;
+	elog(ERROR, "unsupported schedule \"%s\" of job %s", job->schedule, job->name);
+	return false;				/* keep the compiler quiet */
+}
+
+/*
+ * PeriodicJobDue reports whether job i has a scheduled minute in (since,
+ * until].  A span of an hour or more holds every minute of the hour.
+ */
+static bool
+PeriodicJobDue(int i, TimestampTz since, TimestampTz until)
+{
+	/* the last minute boundary at or before until; minutes are whole in UTC */
+	TimestampTz boundary = until - ((until % USECS_PER_MINUTE) + USECS_PER_MINUTE) % USECS_PER_MINUTE;
+
+	for (int n = 0; n < 60 && boundary > since; n++, boundary -= USECS_PER_MINUTE)
+	{
+		int64		minute_of_hour = ((boundary / USECS_PER_MINUTE) % 60 + 60) % 60;
+
+		if (MinuteMatches(&PeriodicJobs[i], (int) minute_of_hour))
+			return true;
+	}
+	return false;
+}
+
+/*
+ * WorkerJobsDue lists the commands of the scheduled (not continuous) jobs
+ * due in (since, until], for the worker to run where pg_cron does not.
+ */
+List *
+WorkerJobsDue(TimestampTz since, TimestampTz until)
+{
+	List	   *due = NIL;
+
+	for (int i = 0; i < lengthof(PeriodicJobs); i++)
+		if (!PeriodicJobs[i].continuous && PeriodicJobDue(i, since, until))
+			due = lappend(due, (void *) PeriodicJobs[i].command);
+	return due;
+}
+
+/*
+ * UnscheduleJobs removes this database's personalisation:* jobs from
+ * pg_cron, when it is installed here, as the extension is dropped: left
+ * behind, they would fail every time they fire.
+ */
+void
+UnscheduleJobs(void)
+{
+	SPI_connect();
+	if (PgCronInstalled())
+		ExecSaved(&UnscheduleHereStatement, NULL, NULL, false, 0);
+	SPI_finish();
+}
+
 /*
  * RequirePgCron refuses to go on when pg_cron is not installed in this
  * database, and says exactly what to run where pg_cron does live.
@@ -55,8 +176,7 @@ RequirePgCron(void)
 {
 	StringInfoData commands;
 
-	ExecSaved(&PgCronInstalledStatement, NULL, NULL, true, 1);
-	if (SPI_processed > 0)
+	if (PgCronInstalled())
 		return;
 
 	initStringInfo(&commands);
@@ -109,5 +229,49 @@ schedule_jobs(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 
+	return (Datum) 0;
+}
+
+/*
+ * jobs lists every periodic job with who runs it in this database (pg_cron,
+ * the worker, or nobody) and whether it has a scheduled minute in (since,
+ * until], so operators see what runs where and when.
+ */
+Datum
+jobs(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	TimestampTz since = RequireInstant(fcinfo, 0, "since");
+	TimestampTz until = RequireInstant(fcinfo, 1, "until");
+	bool		by_cron;
+	bool		by_worker = WorkerRunsHere();
+
+	InitMaterializedSRF(fcinfo, 0);
+
+	SPI_connect();
+	by_cron = PgCronRunsJobs();
+	SPI_finish();
+
+	for (int i = 0; i < lengthof(PeriodicJobs); i++)
+	{
+		const PeriodicJob *job = &PeriodicJobs[i];
+		Datum		values[5];
+		bool		nulls[5] = {false, false, false, false, false};
+		const char *runner;
+
+		if (by_cron && job->continuous && by_worker)
+			runner = "pg_cron and worker";
+		else if (by_cron)
+			runner = "pg_cron";
+		else
+			runner = by_worker ? "worker" : "nobody";
+
+		values[0] = CStringGetTextDatum(job->name);
+		values[1] = CStringGetTextDatum(job->schedule);
+		values[2] = CStringGetTextDatum(job->command);
+		values[3] = CStringGetTextDatum(runner);
+		values[4] = BoolGetDatum(PeriodicJobDue(i, since, until));
+		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+	}
 	return (Datum) 0;
 }

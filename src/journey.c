@@ -283,6 +283,7 @@ NextDueAt(TimestampTz now)
 Datum
 run_due(PG_FUNCTION_ARGS)
 {
+	RequireWritableServer(fcinfo);
 	PG_RETURN_INT32(RunDue(RequireInstant(fcinfo, 0, "now"), 0, NULL));
 }
 
@@ -302,6 +303,7 @@ track_session_end(PG_FUNCTION_ARGS)
 	bool		declared;
 	bool		isnull;
 
+	RequireWritableServer(fcinfo);
 	SPI_connect();
 	LockSessionForEvent(session_id);
 	{

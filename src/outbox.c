@@ -520,6 +520,7 @@ claim_messages(PG_FUNCTION_ARGS)
 	int			claimed = 0;
 	bool		exhausted = false;
 
+	RequireWritableServer(fcinfo);
 	claim.consumer = RequireConsumer(fcinfo, 0);
 	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1 || PG_GETARG_INT32(1) > MAX_CLAIM)
 		ereport(ERROR,
@@ -734,6 +735,7 @@ ack_message(PG_FUNCTION_ARGS)
 	TimestampTz now = RequireSenderClock(fcinfo, 1);
 	char	   *consumer = ClaimantArgument(fcinfo, 2, "ack_message");
 
+	RequireWritableServer(fcinfo);
 	PG_RETURN_BOOL(AckMessages(PointerGetDatum(construct_array(&message_id, 1, INT8OID, 8, true,
 															   TYPALIGN_DOUBLE)), now, consumer) == 1);
 }
@@ -753,6 +755,7 @@ ack_messages(PG_FUNCTION_ARGS)
 	TimestampTz now = RequireSenderClock(fcinfo, 1);
 	char	   *consumer = ClaimantArgument(fcinfo, 2, "ack_messages");
 
+	RequireWritableServer(fcinfo);
 	if (PG_ARGISNULL(0))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -817,6 +820,7 @@ fail_message(PG_FUNCTION_ARGS)
 	Datum		values[6];
 	bool		dead;
 
+	RequireWritableServer(fcinfo);
 	if (PG_ARGISNULL(1) || toast_raw_datum_size(PG_GETARG_DATUM(1)) == VARHDRSZ)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

@@ -302,7 +302,7 @@ EnsureEventPartition(TimestampTz occurred_at)
 void
 PartitionsInit(void)
 {
-	CacheRegisterRelcacheCallback(ForgetCoveredDays, (Datum) 0);
+	RegisterRelcacheListener(ForgetCoveredDays);
 }
 
 /*

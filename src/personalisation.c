@@ -1,12 +1,14 @@
 /*
  * personalisation.c
- *		Module entry point: _PG_init, the GUCs every part shares, and the
- *		report of whether the library was preloaded.
+ *		Module entry point: _PG_init, the GUCs every part shares, the one
+ *		relcache callback the parts share, and the report of whether the
+ *		library was preloaded.
  */
 #include "personalisation.h"
 
 #include "miscadmin.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 
 PG_MODULE_MAGIC;
 
@@ -46,6 +48,16 @@ int			PopularityHalfLifeSeconds = 3 * 24 * 3600;
 int			PopularityWindowSeconds = 14 * 24 * 3600;
 double		RankingHoldoutPercent = 10.0;
 
+/*
+ * Most relcache listeners the parts register.  A backend has only ten
+ * relcache callback slots (PostgreSQL 15) for the server and every loaded
+ * library together, so the extension takes one and dispatches inside it.
+ */
+#define MAX_RELCACHE_LISTENERS 4
+
+static RelcacheCallbackFunction RelcacheListeners[MAX_RELCACHE_LISTENERS];
+static int	RelcacheListenerCount = 0;
+
 void		_PG_init(void);
 static void DefineGucs(void);
 
@@ -64,7 +76,34 @@ _PG_init(void)
 	PartitionsInit();
 	DirectInit();
 	WorkerInit();
+	LauncherInit();
+	LifecycleInit();
 	CatalogueInit();
+}
+
+/*
+ * DispatchRelcacheInvalidation is the extension's one relcache callback: it
+ * hands each invalidation to every part's listener.
+ */
+static void
+DispatchRelcacheInvalidation(Datum arg, Oid relid)
+{
+	for (int i = 0; i < RelcacheListenerCount; i++)
+		RelcacheListeners[i] (arg, relid);
+}
+
+/*
+ * RegisterRelcacheListener adds a part's relcache listener, registering the
+ * extension's single relcache callback with the server on the first call.
+ */
+void
+RegisterRelcacheListener(RelcacheCallbackFunction listener)
+{
+	if (RelcacheListenerCount >= MAX_RELCACHE_LISTENERS)
+		elog(ERROR, "too many personalisation relcache listeners");
+	if (RelcacheListenerCount == 0)
+		CacheRegisterRelcacheCallback(DispatchRelcacheInvalidation, (Datum) 0);
+	RelcacheListeners[RelcacheListenerCount++] = listener;
 }
 
 /*
@@ -223,7 +262,8 @@ DefineGucs(void)
 
 	DefineCustomBoolVariable("personalisation.worker_enabled",
 							 "Whether each database using the extension gets a background worker.",
-							 "Turned off, running workers exit and none start; pg_cron's run_due job still does the work every minute.",
+							 "Turned off, running workers exit and none start; run_due() and the maintenance jobs then run only when called, "
+							 "for example by the pg_cron jobs schedule_jobs() registers.",
 							 &WorkerEnabled,
 							 true,
 							 PGC_SIGHUP, 0,

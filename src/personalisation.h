@@ -13,6 +13,7 @@
 #include "fmgr.h"
 #include "storage/lockdefs.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -57,6 +58,9 @@ extern double PopularityWeight;
 extern int	PopularityHalfLifeSeconds;
 extern int	PopularityWindowSeconds;
 extern double RankingHoldoutPercent;
+
+/* personalisation.c: the extension's one relcache callback dispatches to these */
+extern void RegisterRelcacheListener(RelcacheCallbackFunction listener);
 
 /* Longest identifier (session, product, order, event id) accepted, in bytes. */
 #define MAX_IDENTIFIER_BYTES 256
@@ -112,6 +116,7 @@ extern int32 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno);
 extern TimestampTz EventRetentionCutoff(TimestampTz now);
 extern void LockAdvisoryKey(int32 space, int32 key, LOCKMODE mode);
 extern int32 HashText(text *value);
+extern void RequireWritableServer(FunctionCallInfo fcinfo);
 
 /* One event as it is written to personalisation.events. */
 typedef struct TrackedEvent
@@ -288,5 +293,24 @@ extern int64 ExpireSessions(TimestampTz cutoff, int64 *forgotten);
 /* worker.c */
 extern void WorkerInit(void);
 extern void WakeWorkerAtCommit(void);
+extern bool WorkerRunsHere(void);
+extern void StopDatabaseWorker(Oid database_id);
+extern Oid	ExtensionOwner(void);
+extern bool WakeOrStartWorker(Oid owner);
+extern void LogStartFailureOnce(Oid database_id, const char *detail, const char *hint);
+struct BackgroundWorker;
+extern void DescribeWorker(struct BackgroundWorker *worker, const char *function, const char *type,
+						   Oid database_id, Oid owner);
+
+/* launcher.c: starts the workers at start-up and promotion */
+extern void LauncherInit(void);
+
+/* jobs.c: the periodic jobs, run by pg_cron or by the worker */
+extern bool PgCronRunsJobs(void);
+extern List *WorkerJobsDue(TimestampTz since, TimestampTz until);
+extern void UnscheduleJobs(void);
+
+/* lifecycle.c: DROP DATABASE and DROP EXTENSION */
+extern void LifecycleInit(void);
 
 #endif							/* PERSONALISATION_H */

@@ -495,6 +495,7 @@ forget_customer(PG_FUNCTION_ARGS)
 	Person		person;
 	Datum		report;
 
+	RequireWritableServer(fcinfo);
 	SPI_connect();
 	LockCustomer(customer_id);
 	profile_ids = CustomerProfiles(customer_id);

@@ -349,6 +349,7 @@ track_purchase(PG_FUNCTION_ARGS)
 	TrackedEvent event = {.kind = "purchase"};
 	OrderItems	items;
 
+	RequireWritableServer(fcinfo);
 	event.session_id = RequireIdentifier(fcinfo, 0, "session_id");
 	event.order_id = RequireIdentifier(fcinfo, 1, "order_id");
 	if (PG_ARGISNULL(2))

@@ -42,6 +42,7 @@ track_refund(PG_FUNCTION_ARGS)
 	int64		profile_id;
 	bool		isnull;
 
+	RequireWritableServer(fcinfo);
 	SPI_connect();
 	ExecSaved(&LockOrderStatement, values, NULL, false, 1);
 	if (SPI_processed == 0)

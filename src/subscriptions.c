@@ -165,6 +165,7 @@ track_subscription_start(PG_FUNCTION_ARGS)
 {
 	TrackedEvent event = {.kind = "subscription_start"};
 
+	RequireWritableServer(fcinfo);
 	SPI_connect();
 	if (BeginSubscriptionEvent(fcinfo, &event))
 	{
@@ -192,6 +193,7 @@ track_subscription_stop(PG_FUNCTION_ARGS)
 {
 	TrackedEvent event = {.kind = "subscription_stop"};
 
+	RequireWritableServer(fcinfo);
 	SPI_connect();
 	if (BeginSubscriptionEvent(fcinfo, &event))
 	{

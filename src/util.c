@@ -2,16 +2,18 @@
  * util.c
  *		What every SQL-callable function needs: statements prepared once per
  *		backend, argument checks that refuse bad input with one clear error
- *		before anything is written, and the advisory locks that serialise
- *		work on one key.
+ *		before anything is written, the advisory locks that serialise
+ *		work on one key, and the refusal of writes on a standby.
  */
 #include "personalisation.h"
 
+#include "access/xlog.h"
 #include "catalog/pg_collation.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 
 /*
  * PrepareSaved prepares a saved statement and keeps its plan the first time
@@ -317,4 +319,20 @@ int32
 HashText(text *value)
 {
 	return DatumGetInt32(DirectFunctionCall1Coll(hashtext, C_COLLATION_OID, PointerGetDatum(value)));
+}
+
+/*
+ * RequireWritableServer refuses a call that writes when this server is a
+ * standby in recovery, naming the function, before PostgreSQL's generic
+ * read-only error would: the shop's writes belong on the primary.
+ */
+void
+RequireWritableServer(FunctionCallInfo fcinfo)
+{
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_READ_ONLY_SQL_TRANSACTION),
+				 errmsg("%s cannot run on a standby", get_func_name(fcinfo->flinfo->fn_oid)),
+				 errdetail("This server is in recovery: it replays its primary's changes and accepts no writes."),
+				 errhint("Send this call to the primary server.")));
 }

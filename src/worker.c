@@ -8,19 +8,29 @@
  *		Workers start lazily, as Citus's maintenance daemon does: the first
  *		transaction that changes a cart (or ends a session, or buys) in a
  *		database without a worker registers one, connected as the
- *		extension's owner.  Afterwards such transactions wake it at commit
- *		by setting its latch through shared memory (NOTIFY would take a
- *		global lock at commit).  Between wake-ups it sleeps until the next
- *		cart passes the abandonment threshold or the next step falls due,
- *		but no longer than personalisation.worker_naptime.  A worker whose
- *		extension was dropped exits quietly and is not restarted; one that
- *		is terminated or crashes is restarted by the postmaster.
+ *		extension's owner.  When the server starts or a standby is promoted,
+ *		the launcher (launcher.c) has the worker started in every database
+ *		where the extension is installed.
+ *		Afterwards cart-changing transactions wake it at commit by setting
+ *		its latch through shared memory (NOTIFY would take a global lock at
+ *		commit).  Between wake-ups it sleeps until the next cart passes the
+ *		abandonment threshold or the next step falls due, but no longer than
+ *		personalisation.worker_naptime.  Where pg_cron has no
+ *		personalisation:* job for the database, the worker also runs the
+ *		periodic maintenance jobs on their schedules (jobs.c).
+ *
+ *		A worker whose extension was dropped exits quietly and is not
+ *		restarted; one that is terminated or crashes is restarted by the
+ *		postmaster.  Before DROP DATABASE (lifecycle.c) its worker is asked
+ *		to stop and exits with code 0, so it is neither restarted nor in the
+ *		way of the drop.  On a standby nothing starts until promotion.
  */
 #include "personalisation.h"
 
 #include "access/genam.h"
 #include "access/table.h"
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/indexing.h"
 #include "catalog/pg_extension.h"
 #include "commands/extension.h"
@@ -52,6 +62,9 @@ PG_FUNCTION_INFO_V1(start_worker);
 /* Seconds the postmaster waits before restarting a terminated worker. */
 #define WORKER_RESTART_SECONDS 2
 
+/* Longest a DROP DATABASE waits for the database's worker to stop. */
+#define WORKER_STOP_WAIT_MS (10 * 1000)
+
 /* Most journey runs one unit of work advances, to keep transactions short. */
 #define WORKER_BATCH_RUNS 500
 
@@ -78,11 +91,13 @@ typedef struct WorkerSlot
 	int64		errors;
 	TimestampTz last_error_at;
 	char		last_error[256];
+	bool		stop_requested; /* its database is being dropped */
 } WorkerSlot;
 
 typedef struct WorkerSharedState
 {
 	LWLock	   *lock;
+	bool		start_failure_logged;	/* until a worker starts again */
 	WorkerSlot	slots[MAX_WORKER_DATABASES];
 } WorkerSharedState;
 
@@ -149,7 +164,7 @@ FindSlot(Oid database_id)
  * ExtensionOwner returns the role that owns the extension in the current
  * database, or InvalidOid when it is not installed.
  */
-static Oid
+Oid
 ExtensionOwner(void)
 {
 	Relation	rel = table_open(ExtensionRelationId, AccessShareLock);
@@ -170,8 +185,58 @@ ExtensionOwner(void)
 }
 
 /*
+ * LogStartFailureOnce tells the server log, and not the application whose
+ * commit asked for it, that this database's worker could not be started:
+ * once, until a worker starts again, however many commits retry.
+ */
+void
+LogStartFailureOnce(Oid database_id, const char *detail, const char *hint)
+{
+	bool		first;
+
+	LWLockAcquire(WorkerShared->lock, LW_EXCLUSIVE);
+	first = !WorkerShared->start_failure_logged;
+	WorkerShared->start_failure_logged = true;
+	LWLockRelease(WorkerShared->lock);
+
+	if (first)
+		ereport(LOG_SERVER_ONLY,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not start the personalisation worker for database %u", database_id),
+				 errdetail("%s This is logged once until a worker starts again.", detail),
+				 errhint("%s Until a worker runs, carts are declared abandoned and journey steps sent only by "
+						 "calls to run_due(), such as the personalisation:run-due job where schedule_jobs() "
+						 "registered it with pg_cron.", hint),
+				 errhidestmt(true), errhidecontext(true)));
+}
+
+/*
+ * DescribeWorker fills in a background worker of the library: its entry
+ * function, type, database and the role it connects as (InvalidOid: the
+ * bootstrap superuser).
+ */
+void
+DescribeWorker(BackgroundWorker *worker, const char *function, const char *type,
+			   Oid database_id, Oid owner)
+{
+	memset(worker, 0, sizeof(*worker));
+	worker->bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker->bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker->bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker->bgw_library_name, BGW_MAXLEN, "personalisation");
+	snprintf(worker->bgw_function_name, BGW_MAXLEN, "%s", function);
+	snprintf(worker->bgw_type, BGW_MAXLEN, "%s", type);
+	if (OidIsValid(database_id))
+		snprintf(worker->bgw_name, BGW_MAXLEN, "%s for database %u", type, database_id);
+	else
+		snprintf(worker->bgw_name, BGW_MAXLEN, "%s", type);
+	worker->bgw_main_arg = ObjectIdGetDatum(database_id);
+	memcpy(worker->bgw_extra, &owner, sizeof(Oid));
+}
+
+/*
  * RegisterWorker asks the postmaster for a worker for the current database,
- * connecting as owner.  It returns false, with a warning, when no
+ * connecting as owner.  It returns false, logging why once, when no
  * background worker slot is free.
  */
 static bool
@@ -180,26 +245,19 @@ RegisterWorker(Oid owner)
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
 
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	DescribeWorker(&worker, "PersonalisationWorkerMain", "personalisation worker", MyDatabaseId, owner);
 	worker.bgw_restart_time = WORKER_RESTART_SECONDS;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "personalisation");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "PersonalisationWorkerMain");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "personalisation worker for database %u", MyDatabaseId);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "personalisation worker");
-	worker.bgw_main_arg = ObjectIdGetDatum(MyDatabaseId);
-	memcpy(worker.bgw_extra, &owner, sizeof(Oid));
-	worker.bgw_notify_pid = 0;
 
 	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
 	{
-		ereport(WARNING,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start the personalisation worker for database %u", MyDatabaseId),
-				 errhint("Raise max_worker_processes; until then pg_cron's run_due job does the work each minute.")));
+		LogStartFailureOnce(MyDatabaseId,
+							"Every background worker slot is taken.",
+							"Raise max_worker_processes (each database using the extension takes one) and restart the server.");
 		return false;
 	}
+	LWLockAcquire(WorkerShared->lock, LW_EXCLUSIVE);
+	WorkerShared->start_failure_logged = false;
+	LWLockRelease(WorkerShared->lock);
 	return true;
 }
 
@@ -208,7 +266,7 @@ RegisterWorker(Oid owner)
  * a worker when there is none.  It reports whether a worker is (now)
  * registered.
  */
-static bool
+bool
 WakeOrStartWorker(Oid owner)
 {
 	WorkerSlot *slot;
@@ -218,7 +276,7 @@ WakeOrStartWorker(Oid owner)
 	LWLockAcquire(WorkerShared->lock, LW_EXCLUSIVE);
 	slot = FindSlot(MyDatabaseId);
 	if (slot != NULL)
-		latch = slot->latch;
+		latch = slot->stop_requested ? NULL : slot->latch;
 	else if ((slot = FindSlot(InvalidOid)) != NULL)
 	{
 		memset(slot, 0, sizeof(WorkerSlot));
@@ -229,6 +287,11 @@ WakeOrStartWorker(Oid owner)
 
 	if (latch != NULL)
 		SetLatch(latch);
+	if (slot == NULL)
+		LogStartFailureOnce(MyDatabaseId,
+							psprintf("All %d personalisation worker slots are taken by other databases.",
+									 MAX_WORKER_DATABASES),
+							"Drop the extension from databases that no longer use it.");
 	if (!need_start)
 		return slot != NULL;
 
@@ -266,6 +329,12 @@ WakeWorkerAtCommit(void)
 static bool
 StartWorkerAtCommit(void)
 {
+	if (RecoveryInProgress())
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the personalisation worker cannot run on a standby"),
+				 errdetail("This server is in recovery; its databases get their workers when it is promoted."),
+				 errhint("Call start_worker() on the primary server.")));
 	if (!WakeAtCommit)
 	{
 		WakeAsOwner = ExtensionOwner();
@@ -307,6 +376,82 @@ WorkerInit(void)
 	PreviousShmemStartupHook = shmem_startup_hook;
 	shmem_startup_hook = WorkerShmemStartup;
 	RegisterXactCallback(WorkerXactCallback, NULL);
+}
+
+/*
+ * WorkerRunsHere reports whether this database is served by a worker: the
+ * library is preloaded, workers are enabled and the server is no standby.
+ */
+bool
+WorkerRunsHere(void)
+{
+	return WorkerShared != NULL && WorkerEnabled && !RecoveryInProgress();
+}
+
+/*
+ * StopDatabaseWorker asks the worker of database_id to exit for good, and
+ * waits (up to WORKER_STOP_WAIT_MS) until it has: DROP DATABASE calls it
+ * first, so that the drop finds no one connected and the postmaster has
+ * no worker to restart into a database that is gone.  A worker waiting to
+ * be restarted exits as soon as it starts.
+ */
+void
+StopDatabaseWorker(Oid database_id)
+{
+	WorkerSlot *slot;
+	Latch	   *latch = NULL;
+	TimestampTz deadline = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), WORKER_STOP_WAIT_MS);
+
+	if (WorkerShared == NULL || !OidIsValid(database_id))
+		return;
+
+	LWLockAcquire(WorkerShared->lock, LW_EXCLUSIVE);
+	slot = FindSlot(database_id);
+	if (slot != NULL)
+	{
+		slot->stop_requested = true;
+		latch = slot->latch;
+	}
+	LWLockRelease(WorkerShared->lock);
+	if (slot == NULL)
+		return;
+	if (latch != NULL)
+		SetLatch(latch);
+
+	for (;;)
+	{
+		bool		gone;
+
+		LWLockAcquire(WorkerShared->lock, LW_SHARED);
+		gone = FindSlot(database_id) == NULL;
+		LWLockRelease(WorkerShared->lock);
+		if (gone || GetCurrentTimestamp() >= deadline)
+			return;
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH, 20, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+/*
+ * StopRequested reports whether this database's worker has been asked to
+ * stop.  With free_slot, as a worker that has not claimed its slot yet
+ * leaves, it frees the slot, as no process would otherwise; a running
+ * worker's slot is freed as it exits (ReleaseSlot).
+ */
+static bool
+StopRequested(Oid database_id, bool free_slot)
+{
+	WorkerSlot *slot;
+	bool		requested;
+
+	LWLockAcquire(WorkerShared->lock, free_slot ? LW_EXCLUSIVE : LW_SHARED);
+	slot = FindSlot(database_id);
+	requested = slot != NULL && slot->stop_requested;
+	if (requested && free_slot)
+		slot->database_id = InvalidOid;
+	LWLockRelease(WorkerShared->lock);
+	return requested;
 }
 
 /*
@@ -474,12 +619,128 @@ AwaitWakeInterval(TimestampTz run_started_at)
 }
 
 /*
+ * MsToNextMinute returns the milliseconds left until the next whole minute,
+ * when the periodic jobs may fall due.
+ */
+static long
+MsToNextMinute(TimestampTz now)
+{
+	return (USECS_PER_MINUTE - now % USECS_PER_MINUTE) / 1000 + 1;
+}
+
+/*
+ * RecordFailure logs the error being handled, notes it in the slot and
+ * aborts its transaction, so that the worker goes on.  what_next says, in
+ * the log's detail, when the work is tried again.
+ */
+static void
+RecordFailure(MemoryContext context, const char *what_next)
+{
+	ErrorData  *error;
+
+	MemoryContextSwitchTo(context);
+	error = CopyErrorData();
+	FlushErrorState();
+	AbortCurrentTransaction();
+	ereport(LOG,
+			(errmsg("personalisation worker: %s", error->message),
+			 errdetail("%s", what_next)));
+	RecordRun(0, error->message);
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * StartJobTransaction starts a transaction of the worker's own for a
+ * periodic job, resolving names in pg_catalog only, and shows activity in
+ * pg_stat_activity.
+ */
+static void
+StartJobTransaction(const char *activity)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION,
+							 GUC_ACTION_LOCAL, true, 0, false);
+	PushActiveSnapshot(GetTransactionSnapshot());
+	pgstat_report_activity(STATE_RUNNING, activity);
+}
+
+/*
+ * FinishJobTransaction commits what StartJobTransaction started.
+ */
+static void
+FinishJobTransaction(void)
+{
+	PopActiveSnapshot();
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
+ * RunScheduledJobs runs, each in a transaction of its own, the periodic
+ * jobs with a scheduled minute in (since, until], unless pg_cron has
+ * personalisation:* jobs for this database and so runs them itself.  A job
+ * that fails is logged and runs again at its next minute.  It returns
+ * false when the extension is gone from the database.
+ */
+static bool
+RunScheduledJobs(TimestampTz since, TimestampTz until, MemoryContext context)
+{
+	List	   *due = NIL;
+	bool		installed;
+	ListCell   *cell;
+
+	StartJobTransaction("personalisation: look up due periodic jobs");
+	installed = LockExtension();
+	if (installed)
+	{
+		SPI_connect();
+		if (!PgCronRunsJobs())
+		{
+			MemoryContext previous = MemoryContextSwitchTo(context);
+
+			due = WorkerJobsDue(since, until);
+			MemoryContextSwitchTo(previous);
+		}
+		SPI_finish();
+	}
+	FinishJobTransaction();
+
+	foreach(cell, due)
+	{
+		const char *command = lfirst(cell);
+
+		PG_TRY();
+		{
+			StartJobTransaction(command);
+			if (LockExtension())
+			{
+				SPI_connect();
+				if (SPI_execute(command, false, 0) < 0)
+					elog(ERROR, "could not run periodic job \"%s\"", command);
+				SPI_finish();
+			}
+			FinishJobTransaction();
+		}
+		PG_CATCH();
+		{
+			RecordFailure(context, "The job runs again at its next scheduled minute.");
+		}
+		PG_END_TRY();
+	}
+	return installed;
+}
+
+/*
  * PersonalisationWorkerMain is the worker's entry point: connect, then
  * loop until told to stop, running one unit of work per wake-up, when the
  * next cart passes the abandonment threshold or the next step falls due,
- * or after the naptime, whichever comes first.  Errors are logged and
- * retried after a pause that doubles with each consecutive failure, so a
- * persistent fault never crash-loops.
+ * or after the naptime, whichever comes first, and the periodic jobs due
+ * at each new minute first.  Told to stop (its extension dropped, workers
+ * disabled, its database about to be dropped), it exits with code 0, which
+ * the postmaster does not restart.  Errors are logged and retried after a
+ * pause that doubles with each consecutive failure, so a persistent fault
+ * never crash-loops.
  */
 void
 PersonalisationWorkerMain(Datum main_arg)
@@ -488,11 +749,16 @@ PersonalisationWorkerMain(Datum main_arg)
 	Oid			owner;
 	MemoryContext loop_context;
 	int			backoff_ms = 0;
+	TimestampTz jobs_checked_at;
 
 	memcpy(&owner, MyBgworkerEntry->bgw_extra, sizeof(Oid));
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
+
+	/* its database was dropped while it waited to be restarted */
+	if (StopRequested(database_id, true))
+		proc_exit(0);
 
 	BackgroundWorkerInitializeConnectionByOid(database_id, owner, 0);
 	pgstat_report_appname("personalisation worker");
@@ -510,6 +776,7 @@ PersonalisationWorkerMain(Datum main_arg)
 
 	loop_context = AllocSetContextCreate(TopMemoryContext, "personalisation worker loop",
 										 ALLOCSET_DEFAULT_SIZES);
+	jobs_checked_at = GetCurrentTimestamp();
 
 	for (;;)
 	{
@@ -526,11 +793,28 @@ PersonalisationWorkerMain(Datum main_arg)
 			ConfigReloadPending = false;
 			ProcessConfigFile(PGC_SIGHUP);
 		}
-		if (!WorkerEnabled)
+		if (!WorkerEnabled || StopRequested(database_id, false))
 			proc_exit(0);
 
 		MemoryContextSwitchTo(loop_context);
 		run_started_at = GetCurrentTimestamp();
+		if (run_started_at / USECS_PER_MINUTE != jobs_checked_at / USECS_PER_MINUTE)
+		{
+			PG_TRY();
+			{
+				if (!RunScheduledJobs(jobs_checked_at, run_started_at, loop_context))
+					proc_exit(0);
+			}
+			PG_CATCH();
+			{
+				RecordFailure(loop_context, "The periodic jobs are looked up again at the next minute.");
+			}
+			PG_END_TRY();
+			jobs_checked_at = run_started_at;
+			run_started_at = GetCurrentTimestamp();
+			MemoryContextSwitchTo(loop_context);
+		}
+
 		PG_TRY();
 		{
 			actions = RunUnitOfWork(&more, &next_due_at);
@@ -538,18 +822,8 @@ PersonalisationWorkerMain(Datum main_arg)
 		}
 		PG_CATCH();
 		{
-			ErrorData  *error;
-
-			MemoryContextSwitchTo(loop_context);
-			error = CopyErrorData();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			ereport(LOG,
-					(errmsg("personalisation worker: %s", error->message),
-					 errdetail("The work is retried after a pause.")));
-			RecordRun(0, error->message);
+			RecordFailure(loop_context, "The work is retried after a pause.");
 			backoff_ms = Min(Max(backoff_ms * 2, WorkerNaptimeMs), WORKER_MAX_BACKOFF_MS);
-			pgstat_report_activity(STATE_IDLE, NULL);
 		}
 		PG_END_TRY();
 		MemoryContextSwitchTo(TopMemoryContext);
@@ -563,6 +837,7 @@ PersonalisationWorkerMain(Datum main_arg)
 			continue;
 
 		sleep_ms = backoff_ms > 0 ? backoff_ms : SleepMs(next_due_at);
+		sleep_ms = Min(sleep_ms, MsToNextMinute(GetCurrentTimestamp()));
 		if (sleep_ms <= 0)
 			continue;
 		woken_by = WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
