@@ -52,9 +52,11 @@ SELECT is((SELECT 'run:' || 42::bigint), 'run:42', 'the attacker''s operator is 
 SELECT cmp_ok((SELECT count(*) FROM public.hxa_trap_calls), '>=', 1::bigint, 'and its trap fires');
 DELETE FROM public.hxa_trap_calls;
 
--- the worker on, with a long naptime: only the cart change wakes it
+-- the worker on, with a long naptime: only the cart change wakes it; no
+-- holdout, so that the cart's journey writes its messages whatever its arm
 ALTER SYSTEM SET personalisation.worker_enabled = on;
 ALTER SYSTEM SET personalisation.worker_naptime = '60s';
+ALTER SYSTEM SET personalisation.journey_holdout_percent = 0;
 SELECT pg_reload_conf();
 SELECT ok(personalisation.start_worker(), 'the worker is started');
 
@@ -82,6 +84,7 @@ SELECT is((SELECT count(*) FROM public.hxa_trap_calls WHERE backend_type = 'pers
 
 ALTER SYSTEM RESET personalisation.worker_enabled;
 ALTER SYSTEM RESET personalisation.worker_naptime;
+ALTER SYSTEM RESET personalisation.journey_holdout_percent;
 SELECT pg_reload_conf();
 SELECT ok(pg_temp.wait_until($$SELECT NOT EXISTS (SELECT FROM pg_stat_activity
                                  WHERE backend_type = 'personalisation worker' AND datname = current_database())$$),
