@@ -98,6 +98,18 @@ BEGIN
     IF probes < 300 THEN
         RAISE EXCEPTION 'only % shadows were installed', probes;
     END IF;
+    -- the worker connects as the extension's owner: it must be the armed role
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_extension e
+                    WHERE e.extname OPERATOR(pg_catalog.=) 'personalisation'
+                      AND e.extowner OPERATOR(pg_catalog.=) 'hostile_owner'::pg_catalog.regrole) THEN
+        RAISE EXCEPTION 'the extension is not owned by hostile_owner';
+    END IF;
+    IF EXISTS (SELECT FROM pg_catalog.pg_proc f
+                WHERE f.pronamespace OPERATOR(pg_catalog.=) 'personalisation'::pg_catalog.regnamespace
+                  AND NOT ('hostile.armed=on' OPERATOR(pg_catalog.=) ANY (f.proconfig)
+                           AND 'search_path=public, pg_catalog' OPERATOR(pg_catalog.=) ANY (f.proconfig))) THEN
+        RAISE EXCEPTION 'a function of the extension is not armed with the hostile search path';
+    END IF;
 END
 $$;
 ALTER SEQUENCE public.hostile_hits RESTART;
