@@ -703,11 +703,10 @@ RebuildAffinity(int64 profile_id, bool all_profiles)
 										   ALLOCSET_DEFAULT_SIZES);
 	batch->count = 0;
 
-	portal = SPI_cursor_open_with_args(NULL,
-									   all_profiles
-									   ? REPLAY_QUERY " ORDER BY e.profile_id, e.session_id"
-									   : REPLAY_QUERY " AND e.profile_id = $1 ORDER BY e.session_id",
-									   all_profiles ? 0 : 1, argtypes, values, NULL, false, 0);
+	portal = OpenPinnedCursor(all_profiles
+							  ? REPLAY_QUERY " ORDER BY e.profile_id, e.session_id"
+							  : REPLAY_QUERY " AND e.profile_id = $1 ORDER BY e.session_id",
+							  all_profiles ? 0 : 1, argtypes, values, false);
 	for (;;)
 	{
 		SPITupleTable *rows;

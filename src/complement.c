@@ -690,7 +690,7 @@ LoadHistory(Aggregation *agg, TimestampTz from, TimestampTz to)
 	Portal		portal;
 	StringInfoData buffer;
 
-	portal = SPI_cursor_open_with_args(NULL, HistorySql, 2, argtypes, values, NULL, false, 0);
+	portal = OpenPinnedCursor(HistorySql, 2, argtypes, values, false);
 	initStringInfo(&buffer);
 	for (;;)
 	{
@@ -1062,14 +1062,14 @@ rebuild_complementarity(PG_FUNCTION_ARGS)
 	agg = Aggregate(since, DT_NOEND, ComplementBasketCap);
 	pairs = SortedPairs(agg, &npairs);
 
-	SPI_execute("TRUNCATE personalisation.complement_pairs, personalisation.complement_products,"
-				" personalisation.complement_totals", false, 0);
+	ExecPinned("TRUNCATE personalisation.complement_pairs, personalisation.complement_products,"
+			   " personalisation.complement_totals", 0, NULL, NULL, NULL, false, 0);
 	CommandCounterIncrement();
 	texts = RankTexts(agg);
 	if (npairs > 0)
 	{
 		BulkLoadPairs(pairs, npairs, texts);
-		SPI_execute("REINDEX TABLE personalisation.complement_pairs", false, 0);
+		ExecPinned("REINDEX TABLE personalisation.complement_pairs", 0, NULL, NULL, NULL, false, 0);
 	}
 	if (agg->orders.count > 0)
 	{

@@ -31,7 +31,7 @@ static SavedStatement TouchSessionStatement = {
 
 static SavedStatement CreateSessionStatement = {
 	"INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at)"
-	" VALUES ($1, nextval('personalisation.profile_id_seq'), $2, $2)"
+	" VALUES ($1, pg_catalog.nextval('personalisation.profile_id_seq'), $2, $2)"
 	" ON CONFLICT (session_id) DO NOTHING RETURNING profile_id",
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
@@ -68,7 +68,7 @@ static SavedStatement CartRemoveStatement = {
 
 static SavedStatement RefreshCartStatement = {
 	"INSERT INTO personalisation.carts (profile_id, session_id, line_count, last_activity_at)"
-	" VALUES ($1, $2, (SELECT count(*) FROM personalisation.cart_lines WHERE profile_id = $1), $3)"
+	" VALUES ($1, $2, (SELECT pg_catalog.count(*) FROM personalisation.cart_lines WHERE profile_id = $1), $3)"
 	" ON CONFLICT (profile_id) DO UPDATE"
 	" SET session_id = excluded.session_id, line_count = excluded.line_count,"
 	"     last_activity_at = greatest(personalisation.carts.last_activity_at, excluded.last_activity_at)",

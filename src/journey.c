@@ -64,7 +64,7 @@ static SavedStatement DeclareIdleCartsStatement = {
 	"   FROM personalisation.journeys j"
 	"   JOIN personalisation.carts c"
 	"     ON c.line_count > 0 AND c.last_activity_at <= $1 - $2"
-	"    AND c.last_activity_at > $1 - (SELECT max(greatest($2, s.delay) + s.max_lateness)"
+	"    AND c.last_activity_at > $1 - (SELECT pg_catalog.max(greatest($2, s.delay) + s.max_lateness)"
 	"                                     FROM personalisation.journey_steps s"
 	"                                    WHERE s.journey = j.journey AND s.enabled)"
 	"  WHERE true" DECLARE_ELIGIBLE
@@ -127,11 +127,11 @@ static SavedStatement DueRunsStatement = {
  */
 static SavedStatement NextDueStatement = {
 	"SELECT least("
-	"  (SELECT min(c.last_activity_at) FROM personalisation.carts c"
+	"  (SELECT pg_catalog.min(c.last_activity_at) FROM personalisation.carts c"
 	"    WHERE c.line_count > 0 AND c.last_activity_at > $1 - $2) + $2,"
-	"  (SELECT min(r.anchor_at) FROM personalisation.journey_runs r"
+	"  (SELECT pg_catalog.min(r.anchor_at) FROM personalisation.journey_runs r"
 	"    WHERE r.status = 'active' AND r.declared_at IS NULL AND r.anchor_at > $1 - $2) + $2,"
-	"  (SELECT min(r.next_due_at) FROM personalisation.journey_runs r"
+	"  (SELECT pg_catalog.min(r.next_due_at) FROM personalisation.journey_runs r"
 	"    WHERE r.status = 'active' AND r.next_due_at > $1))",
 	2, {TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
 };

@@ -19,11 +19,16 @@
 /*
  * The sticky arm of a new run, as SQL: a hash of the journey and the profile
  * against personalisation.journey_holdout_percent in basis points, so a
- * profile is in the same arm of a journey for every run.
+ * profile is in the same arm of a journey for every run.  Its operators take
+ * arguments of mixed types (text || bigint, bigint % integer), which no
+ * built-in matches exactly, so they are named in pg_catalog: an operator of
+ * another schema with those exact types would otherwise win.
  */
 #define RUN_ARM(journey, profile, basis_points) \
-	"CASE WHEN (pg_catalog.hashtextextended(" journey " || ':' || " profile ", 0)" \
-	"           & 9223372036854775807) % 10000 < " basis_points \
+	"CASE WHEN (pg_catalog.hashtextextended(" journey " OPERATOR(pg_catalog.||) ':'" \
+	"                                       OPERATOR(pg_catalog.||) " profile ", 0)" \
+	"           OPERATOR(pg_catalog.&) 9223372036854775807) OPERATOR(pg_catalog.%) 10000" \
+	"           OPERATOR(pg_catalog.<) " basis_points \
 	"     THEN 'holdout' ELSE 'treatment' END"
 
 /*

@@ -112,7 +112,7 @@ static SavedStatement EndCollidingRunsStatement = {
 /* $1 from, $2 to: every journey row of from moves to to; the runs remember whence. */
 static SavedStatement MoveJourneyRowsStatement = {
 	"WITH runs AS ("
-	"    UPDATE personalisation.journey_runs SET profile_id = $2, merge_trail = merge_trail || $1"
+	"    UPDATE personalisation.journey_runs SET profile_id = $2, merge_trail = merge_trail OPERATOR(pg_catalog.||) $1"
 	"     WHERE profile_id = $1 RETURNING 1"
 	"), steps AS ("
 	"    UPDATE personalisation.journey_run_steps SET profile_id = $2 WHERE profile_id = $1"

@@ -40,7 +40,7 @@ static SavedStatement LoadRunStepStatement = {
 	"       c.exit_reason,"
 	"       CASE s.channel WHEN 'push' THEN c.push_refusal ELSE c.email_refusal END,"
 	"       s.min_cart_value IS NOT NULL AND s.min_cart_value > coalesce("
-	"           (SELECT sum(l.quantity * p.price) FROM personalisation.cart_lines l"
+	"           (SELECT pg_catalog.sum(l.quantity::pg_catalog.numeric OPERATOR(pg_catalog.*) p.price) FROM personalisation.cart_lines l"
 	"              JOIN personalisation.products p ON p.product_id = l.product_id"
 	"             WHERE l.profile_id = r.profile_id), 0),"
 	"       'recommendations' = ANY (s.blocks), s.max_recommendations,"

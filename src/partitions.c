@@ -47,7 +47,7 @@ static int64 CoveredFirstDay = 0;
 static int64 CoveredLastDay = -1;
 
 static SavedStatement PartitionDaysStatement = {
-	"SELECT substr(c.relname, 9)::date - date '2000-01-01'"
+	"SELECT pg_catalog.substr(c.relname, 9)::date - date '2000-01-01'"
 	"  FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid"
 	" WHERE i.inhparent = pg_catalog.to_regclass('personalisation.events')"
 	"   AND c.relname ~ '^events_p[0-9]{8}$' ORDER BY 1",
@@ -229,7 +229,7 @@ CreateDayPartition(int64 day)
 	FormatDay(&sql, day + 1, true);
 	appendStringInfoString(&sql, " 00:00:00+00')");
 
-	rc = SPI_execute(sql.data, false, 0);
+	rc = ExecPinned(sql.data, 0, NULL, NULL, NULL, false, 0);
 	if (rc != SPI_OK_UTILITY)
 		elog(ERROR, "could not create event partition %s: %s", name.data,
 			 SPI_result_code_string(rc));
@@ -370,7 +370,7 @@ maintain_partitions(PG_FUNCTION_ARGS)
 		initStringInfo(&sql);
 		appendStringInfoString(&sql, "DROP TABLE personalisation.events_p");
 		FormatDay(&sql, days[i], false);
-		if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
+		if (ExecPinned(sql.data, 0, NULL, NULL, NULL, false, 0) != SPI_OK_UTILITY)
 			elog(ERROR, "could not run \"%s\"", sql.data);
 		dropped++;
 	}

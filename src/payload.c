@@ -79,7 +79,7 @@ static SavedStatement PayloadStatement = {
 	"                  'product_id', l.product_id, 'name', pr.name, 'quantity', l.quantity,"
 	"                  'unit_price', pr.price, 'url', pr.url, 'image_url', pr.image_url)"
 	"                ORDER BY l.added_at, l.product_id), '[]'::jsonb) AS items,"
-	"              sum(l.quantity * pr.price) AS value"
+	"              pg_catalog.sum(l.quantity::pg_catalog.numeric OPERATOR(pg_catalog.*) pr.price) AS value"
 	"         FROM personalisation.cart_lines l"
 	"         JOIN personalisation.products pr ON pr.product_id = l.product_id"
 	"        WHERE l.profile_id = r.profile_id AND r.order_id IS NULL) cart"
@@ -88,11 +88,11 @@ static SavedStatement PayloadStatement = {
 	"                  'product_id', b.product_id, 'name', pr.name, 'quantity', b.quantity,"
 	"                  'unit_price', b.unit_price, 'url', pr.url, 'image_url', pr.image_url)"
 	"                ORDER BY b.first_at, b.product_id) AS items,"
-	"              sum(b.value) AS value"
-	"         FROM (SELECT u.product_id, sum(u.quantity) AS quantity, min(u.ordered_at) AS first_at,"
+	"              pg_catalog.sum(b.value) AS value"
+	"         FROM (SELECT u.product_id, pg_catalog.sum(u.quantity) AS quantity, pg_catalog.min(u.ordered_at) AS first_at,"
 	"                      (pg_catalog.array_agg(u.unit_price ORDER BY u.ordered_at DESC, u.order_id DESC))[1]"
 	"                          AS unit_price,"
-	"                      sum(u.quantity * u.unit_price) AS value"
+	"                      pg_catalog.sum(u.quantity::pg_catalog.numeric OPERATOR(pg_catalog.*) u.unit_price) AS value"
 	"                 FROM personalisation.journey_run_purchases u"
 	"                WHERE u.profile_id = r.profile_id AND u.run_id = r.run_id"
 	"                GROUP BY u.product_id) b"
@@ -155,11 +155,11 @@ static SavedStatement RecommendationBlockStatement = {
  * it, and who viewed its page, in [$2 - $3, $2).
  */
 static SavedStatement ProductAudienceStatement = {
-	"SELECT (SELECT count(DISTINCT o.profile_id)"
+	"SELECT (SELECT pg_catalog.count(DISTINCT o.profile_id)"
 	"          FROM personalisation.order_lines ol"
 	"          JOIN personalisation.orders o ON o.order_id = ol.order_id"
 	"         WHERE ol.product_id = $1 AND o.occurred_at >= $2 - $3 AND o.occurred_at < $2),"
-	"       (SELECT count(DISTINCT e.profile_id)"
+	"       (SELECT pg_catalog.count(DISTINCT e.profile_id)"
 	"          FROM personalisation.events e"
 	"         WHERE e.product_id = $1 AND e.kind = 'page_view'"
 	"           AND e.occurred_at >= $2 - $3 AND e.occurred_at < $2)",

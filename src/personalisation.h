@@ -104,6 +104,11 @@ typedef struct SavedStatement
 extern int	ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 					  bool read_only, long count);
 extern Portal OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls);
+extern int	ExecPinned(const char *sql, int nargs, Oid *argtypes, Datum *values, const char *nulls,
+					   bool read_only, long count);
+extern Portal OpenPinnedCursor(const char *sql, int nargs, Oid *argtypes, Datum *values, bool read_only);
+extern int	PinSearchPath(void);
+extern void UnpinSearchPath(int level);
 extern bool TextEqual(text *left, text *right);
 extern char *ClipForMessage(const char *value);
 extern int	TextCompare(text *left, text *right);

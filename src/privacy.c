@@ -297,11 +297,7 @@ PersonTables(int *count)
 static void
 ExecPersonStatement(const char *sql, Person *person, bool read_only)
 {
-	int			rc = SPI_execute_with_args(sql, NUM_PERSON_KEYS, (Oid *) KeyTypes, person->keys,
-										   NULL, read_only, 0);
-
-	if (rc < 0)
-		elog(ERROR, "statement \"%s\" failed: %s", sql, SPI_result_code_string(rc));
+	ExecPinned(sql, NUM_PERSON_KEYS, (Oid *) KeyTypes, person->keys, NULL, read_only, 0);
 }
 
 /*

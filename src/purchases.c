@@ -50,9 +50,9 @@ static SavedStatement UnknownProductStatement = {
 
 static SavedStatement SameOrderStatement = {
 	"SELECT o.session_id = $2"
-	"   AND pg_catalog.array_agg(l.product_id ORDER BY l.product_id COLLATE \"C\") = $3"
-	"   AND pg_catalog.array_agg(l.quantity ORDER BY l.product_id COLLATE \"C\") = $4"
-	"   AND pg_catalog.array_agg(l.unit_price ORDER BY l.product_id COLLATE \"C\") = $5"
+	"   AND pg_catalog.array_agg(l.product_id ORDER BY l.product_id COLLATE \"C\") OPERATOR(pg_catalog.=) $3"
+	"   AND pg_catalog.array_agg(l.quantity ORDER BY l.product_id COLLATE \"C\") OPERATOR(pg_catalog.=) $4"
+	"   AND pg_catalog.array_agg(l.unit_price ORDER BY l.product_id COLLATE \"C\") OPERATOR(pg_catalog.=) $5"
 	"  FROM personalisation.orders o JOIN personalisation.order_lines l USING (order_id)"
 	" WHERE o.order_id = $1 GROUP BY o.session_id",
 	5, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4ARRAYOID, NUMERICARRAYOID}
@@ -62,7 +62,8 @@ static SavedStatement InsertOrderStatement = {
 	"WITH new_order AS ("
 	"  INSERT INTO personalisation.orders"
 	"   (order_id, profile_id, session_id, occurred_at, line_count, total)"
-	"  SELECT $1, $2, $3, $4, pg_catalog.cardinality($5), sum(q * p)"
+	"  SELECT $1, $2, $3, $4, pg_catalog.cardinality($5),"
+	"         pg_catalog.sum(q::pg_catalog.numeric OPERATOR(pg_catalog.*) p)"
 	"    FROM ROWS FROM (pg_catalog.unnest($6), pg_catalog.unnest($7)) AS l(q, p)"
 	"  RETURNING total)"
 	" INSERT INTO personalisation.order_lines (order_id, product_id, quantity, unit_price)"

@@ -146,9 +146,9 @@ static SavedStatement ProductPopularityStatement = {
 	"  SELECT l.product_id, $5 * " POPULARITY_DECAY("o.occurred_at")
 	"    FROM personalisation.orders o JOIN personalisation.order_lines l USING (order_id)"
 	"   WHERE" POPULARITY_WINDOW("o.occurred_at") "),"
-	" summed AS (SELECT product_id, sum(w) AS w FROM weighted GROUP BY product_id)"
+	" summed AS (SELECT product_id, pg_catalog.sum(w) AS w FROM weighted GROUP BY product_id)"
 	" INSERT INTO personalisation.product_popularity (product_id, weighted_events, score, computed_at)"
-	" SELECT product_id, w, w / max(w) OVER (), $1 FROM summed WHERE w > 0",
+	" SELECT product_id, w, w / pg_catalog.max(w) OVER (), $1 FROM summed WHERE w OPERATOR(pg_catalog.>) 0",
 	5, {TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID, FLOAT8OID}
 };
 
@@ -163,16 +163,16 @@ static SavedStatement CategoryPopularityRefreshStatement = {
 	"    FROM personalisation.orders o JOIN personalisation.order_lines l USING (order_id)"
 	"    JOIN personalisation.products p USING (product_id)"
 	"   WHERE p.category_id IS NOT NULL AND" POPULARITY_WINDOW("o.occurred_at") "),"
-	" summed AS (SELECT category_id, sum(w) AS w FROM weighted GROUP BY category_id),"
+	" summed AS (SELECT category_id, pg_catalog.sum(w) AS w FROM weighted GROUP BY category_id),"
 	" path (category_id, w, depth) AS ("
 	"  SELECT category_id, w, 1 FROM summed"
 	"  UNION ALL"
 	"  SELECT c.parent_id, path.w * $6, path.depth + 1"
 	"    FROM path JOIN personalisation.categories c ON c.category_id = path.category_id"
 	"   WHERE c.parent_id IS NOT NULL AND path.depth < $7),"
-	" total AS (SELECT category_id, sum(w) AS w FROM path GROUP BY category_id)"
+	" total AS (SELECT category_id, pg_catalog.sum(w) AS w FROM path GROUP BY category_id)"
 	" INSERT INTO personalisation.category_popularity (category_id, weighted_events, score, computed_at)"
-	" SELECT category_id, w, w / max(w) OVER (), $1 FROM total WHERE w > 0",
+	" SELECT category_id, w, w / pg_catalog.max(w) OVER (), $1 FROM total WHERE w OPERATOR(pg_catalog.>) 0",
 	7, {TIMESTAMPTZOID, TIMESTAMPTZOID, FLOAT8OID, FLOAT8OID, FLOAT8OID, FLOAT8OID, INT4OID}
 };
 

@@ -8,12 +8,53 @@
 #include "personalisation.h"
 
 #include "access/xlog.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/lsyscache.h"
+
+/* The search path every statement of the extension is parsed and run under. */
+#define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
+
+/*
+ * PinSearchPath sets search_path to pg_catalog, pg_temp in a GUC nest level
+ * of its own and returns that level, for UnpinSearchPath; it returns 0 and
+ * changes nothing when the path is pinned already (inside the SECURITY
+ * DEFINER functions and the worker's units of work).  Every statement the
+ * extension runs is parsed and executed under the pinned path, so a
+ * caller's path (a role's or database's setting, a SET, a function
+ * declared without SET search_path) can never put a function or operator of
+ * another schema into one of them.
+ */
+int
+PinSearchPath(void)
+{
+	int			level;
+
+	if (strcmp(namespace_search_path, PINNED_SEARCH_PATH) == 0)
+		return 0;
+	level = NewGUCNestLevel();
+	(void) set_config_option("search_path", PINNED_SEARCH_PATH, PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return level;
+}
+
+/*
+ * UnpinSearchPath restores the search path PinSearchPath replaced, undoing
+ * any setting changed since (a statement cannot carry a search path out of
+ * the pinned region).  An error instead unwinds the level with its
+ * (sub)transaction.
+ */
+void
+UnpinSearchPath(int level)
+{
+	if (level > 0)
+		AtEOXact_GUC(false, level);
+}
 
 /*
  * PrepareSaved prepares a saved statement and keeps its plan the first time
@@ -39,12 +80,15 @@ PrepareSaved(SavedStatement *statement)
 }
 
 /*
- * ExecSaved runs a saved statement inside the caller's SPI connection.
+ * ExecSaved runs a saved statement inside the caller's SPI connection,
+ * under the pinned search path (the plan cache re-parses a statement under
+ * the path it runs with, so the path is pinned for the execution too).
  */
 int
 ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 		  bool read_only, long count)
 {
+	int			level = PinSearchPath();
 	int			rc;
 
 	PrepareSaved(statement);
@@ -52,19 +96,61 @@ ExecSaved(SavedStatement *statement, Datum *values, const char *nulls,
 	if (rc < 0)
 		elog(ERROR, "statement \"%s\" failed: %s",
 			 statement->sql, SPI_result_code_string(rc));
+	UnpinSearchPath(level);
 	return rc;
 }
 
 /*
  * OpenSavedCursor opens a read-only cursor over a saved statement inside the
  * caller's SPI connection, for readers that stop as soon as they have
- * enough rows.
+ * enough rows.  The statement is planned as the cursor opens, under the
+ * pinned search path; fetching plans nothing.
  */
 Portal
 OpenSavedCursor(SavedStatement *statement, Datum *values, const char *nulls)
 {
+	int			level = PinSearchPath();
+	Portal		portal;
+
 	PrepareSaved(statement);
-	return SPI_cursor_open(NULL, statement->plan, values, nulls, true);
+	portal = SPI_cursor_open(NULL, statement->plan, values, nulls, true);
+	UnpinSearchPath(level);
+	return portal;
+}
+
+/*
+ * ExecPinned runs a statement built at run time (DDL naming a partition, a
+ * statement over tables found in the catalog) inside the caller's SPI
+ * connection, under the pinned search path, and returns SPI's result code.
+ */
+int
+ExecPinned(const char *sql, int nargs, Oid *argtypes, Datum *values, const char *nulls,
+		   bool read_only, long count)
+{
+	int			level = PinSearchPath();
+	int			rc;
+
+	rc = SPI_execute_with_args(sql, nargs, argtypes, values, nulls, read_only, count);
+	if (rc < 0)
+		elog(ERROR, "statement \"%s\" failed: %s", sql, SPI_result_code_string(rc));
+	UnpinSearchPath(level);
+	return rc;
+}
+
+/*
+ * OpenPinnedCursor opens a cursor over a statement built at run time, for
+ * the bulk readers that fetch in batches, planned under the pinned search
+ * path.
+ */
+Portal
+OpenPinnedCursor(const char *sql, int nargs, Oid *argtypes, Datum *values, bool read_only)
+{
+	int			level = PinSearchPath();
+	Portal		portal;
+
+	portal = SPI_cursor_open_with_args(NULL, sql, nargs, argtypes, values, NULL, read_only, 0);
+	UnpinSearchPath(level);
+	return portal;
 }
 
 /*

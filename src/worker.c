@@ -549,6 +549,27 @@ LockExtension(void)
 }
 
 /*
+ * StartWorkerTransaction starts a transaction of the worker, with a
+ * snapshot, and pins search_path to pg_catalog, pg_temp for it, returning
+ * the GUC level for UnpinSearchPath.  The worker connects as the
+ * extension's owner, often a superuser, with whatever search_path the
+ * configuration, the database or the role sets ("$user", public by
+ * default, where any role that may create objects in public can shadow an
+ * operator).  The path is pinned here, at the start of every transaction,
+ * rather than once at start-up: a setting changed by anything a unit of
+ * work runs is undone when its level ends, and the next unit starts
+ * pinned again, so no statement can carry another path into later work.
+ */
+static int
+StartWorkerTransaction(void)
+{
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PushActiveSnapshot(GetTransactionSnapshot());
+	return PinSearchPath();
+}
+
+/*
  * RunUnitOfWork runs RunDue(now) over at most WORKER_BATCH_RUNS runs in a
  * transaction of its own, and sets *more when work remains; when none
  * does, it sets *next_due_at to the next instant work falls due
@@ -562,10 +583,8 @@ RunUnitOfWork(bool *more, TimestampTz *next_due_at)
 	int			actions = 0;
 	bool		installed;
 	TimestampTz now;
+	int			pinned_level = StartWorkerTransaction();
 
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "personalisation: run due work");
 
 	installed = LockExtension();
@@ -579,6 +598,7 @@ RunUnitOfWork(bool *more, TimestampTz *next_due_at)
 			*next_due_at = NextDueAt(now);
 	}
 
+	UnpinSearchPath(pinned_level);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
