@@ -116,9 +116,11 @@ typedef struct TrackedEvent
 } TrackedEvent;
 
 /* events.c */
+extern int64 LockedSessionProfile(text *session_id, TimestampTz *last_seen_at);
 extern int64 TouchSession(text *session_id, TimestampTz occurred_at);
 extern bool ClaimEventKey(text *event_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
+extern void SummariseCart(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
 
 /* complement.c */
@@ -173,7 +175,7 @@ typedef struct Merge
 #define MERGE_STATEMENT(sql) {(sql), 4, {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}, NULL}
 
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
-extern void LockSessionForEvent(text *session_id);
+extern bool LockSessionForEvent(text *session_id);
 extern void LockSession(text *session_id);
 extern void LockCustomer(text *customer_id);
 extern void LockProfile(int64 profile_id);
@@ -182,6 +184,7 @@ extern void LockProfile(int64 profile_id);
 extern void AffinityRecordEvent(TrackedEvent *event);
 extern int64 AffinityMergeMove(const Merge *merge);
 extern int64 AffinityMergeUndo(const Merge *merge);
+extern void LockAffinityWriters(void);
 
 /* catalogue.c */
 extern void CatalogueInit(void);

@@ -280,7 +280,10 @@ OrderAlreadyRecorded(text *order_id, text *session_id, OrderItems *items)
  * purchase stops and the start of its post-purchase journeys, and the
  * removal of the purchased products from the buyer's cart.  Calls for one
  * order id are serialised, so a retry racing the original still records
- * the order once.
+ * the order once.  Rows are locked in the order every call keeps (see
+ * docs/identity.md#lock-order): affinity, cart lines, the cart summary,
+ * then the order, its counts and the journeys, which see the purchase exit
+ * rule before the emptied cart's.
  */
 Datum
 track_purchase(PG_FUNCTION_ARGS)
@@ -313,6 +316,17 @@ track_purchase(PG_FUNCTION_ARGS)
 		bool		isnull;
 
 		event.profile_id = TouchSession(event.session_id, event.occurred_at);
+		for (int i = 0; i < items.count; i++)
+		{
+			TrackedEvent line = event;
+
+			line.product_id = items.lines[i].product_id;
+			AffinityRecordEvent(&line);
+		}
+		cart_values[0] = Int64GetDatum(event.profile_id);
+		cart_values[1] = items.product_ids;
+		ExecSaved(&ClearPurchasedStatement, cart_values, NULL, false, 0);
+		SummariseCart(&event);
 
 		order_values[0] = PointerGetDatum(event.order_id);
 		order_values[1] = Int64GetDatum(event.profile_id);
@@ -329,18 +343,9 @@ track_purchase(PG_FUNCTION_ARGS)
 
 		JourneyPurchase(event.profile_id, event.occurred_at);
 		JourneyOrderPlaced(event.profile_id, event.session_id, event.order_id, event.occurred_at);
-		cart_values[0] = Int64GetDatum(event.profile_id);
-		cart_values[1] = items.product_ids;
-		ExecSaved(&ClearPurchasedStatement, cart_values, NULL, false, 0);
-		RefreshCart(&event);
+		JourneyCartChanged(event.profile_id);
+		WakeWorkerAtCommit();
 		InsertEvent(&event);
-		for (int i = 0; i < items.count; i++)
-		{
-			TrackedEvent line = event;
-
-			line.product_id = items.lines[i].product_id;
-			AffinityRecordEvent(&line);
-		}
 	}
 	SPI_finish();
 
