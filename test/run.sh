@@ -39,6 +39,9 @@ pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
 # SIGKILLed backends in the middle of run_due, claim_messages and a purchase
 bash "$REPO_DIR/test/crash.sh" || status=1
 
+# logins, events and purchases of the same customers from 4 clients: no deadlock, nothing lost
+CLUSTER_DIR="$CLUSTER_DIR" bash "$REPO_DIR/test/locking.sh" || status=1
+
 # a 20-second run of the load benchmark in this instance
 LOAD_IN_RUNNING_INSTANCE=1 LOAD_SECONDS=20 CLUSTER_DIR="$CLUSTER_DIR" bash "$REPO_DIR/bench/load.sh" || status=1
 
