@@ -7,11 +7,15 @@
  *		MergeSteps[]: the one table that says what moves when an anonymous
  *		profile is merged into a customer's profile, and how it moves back.
  *
- *		Locks are always taken in this order: the customer's advisory lock,
- *		the advisory lock of the session's profile, the sessions' advisory
- *		locks, session rows, profile rows.  Every tracking call holds its
- *		session's advisory lock in share mode (LockSessionForEvent) while it
- *		reads the session and writes; a login or an unmerge holds it
+ *		Locks are always taken in this order (docs/identity.md#lock-order):
+ *		an order id's advisory lock (purchases), the customer's advisory
+ *		lock, the advisory lock of the session's profile, the sessions'
+ *		advisory locks, session rows, profile rows, affinity rows, cart
+ *		lines, the cart summary, orders and pair counts, consent history,
+ *		subscriptions, journey rows.  Every tracking call holds its session
+ *		in share mode (LockSessionForEvent: the advisory lock, or past 16 of
+ *		those in one transaction the session's row FOR KEY SHARE) while it
+ *		reads the session and writes; a login or an unmerge holds both
  *		exclusively, so an event is never written to a profile that is
  *		being merged away, nor missed by the merge.
  */
@@ -590,20 +594,37 @@ LockSessionForEvent(text *session_id)
 
 /*
  * LockSession keeps the session's events out while a login, an unmerge or
- * an erasure moves or removes it, and waits for the events being written.
+ * an erasure moves or removes it, and waits for the events being written,
+ * as far as they hold the session's advisory lock (see LockSessions).
  */
-void
+static void
 LockSession(text *session_id)
 {
 	LockAdvisoryKey(SESSION_LOCK_KEY, HashText(session_id), ExclusiveLock);
 }
 
 /*
- * LockSessionsFound takes LockSession for every session id the last
+ * LockSessions keeps out the events of the sessions a login, an unmerge or
+ * an erasure moves or removes: it takes LockSession for each (in the order
+ * given), then locks their rows FOR UPDATE in session id order, since an
+ * event past its transaction's advisory locks holds the row instead
+ * (LockSessionForEvent).
+ */
+void
+LockSessions(Datum *session_ids, int count)
+{
+	Datum		values[1];
+
+	for (int i = 0; i < count; i++)
+		LockSession(DatumGetTextPP(session_ids[i]));
+	values[0] = PointerGetDatum(construct_array(session_ids, count, TEXTOID, -1, false, TYPALIGN_INT));
+	ExecSaved(&LockSessionRowsStatement, values, NULL, false, 0);
+}
+
+/*
+ * LockSessionsFound takes LockSessions for every session id the last
  * statement returned in its first column (in the order returned, which is
- * session id order), then locks the sessions' rows FOR UPDATE in the same
- * order: an event past its transaction's advisory locks holds the row
- * instead (LockSessionForEvent).
+ * session id order).
  */
 static void
 LockSessionsFound(void)
@@ -611,16 +632,11 @@ LockSessionsFound(void)
 	uint64		count = SPI_processed;
 	SPITupleTable *found = SPI_tuptable;
 	Datum	   *ids = palloc(sizeof(Datum) * (count + 1));
-	Datum		values[1];
 	bool		isnull;
 
 	for (uint64 i = 0; i < count; i++)
-	{
-		ids[i] = SPI_datumTransfer(SPI_getbinval(found->vals[i], found->tupdesc, 1, &isnull), false, -1);
-		LockSession(DatumGetTextPP(ids[i]));
-	}
-	values[0] = PointerGetDatum(construct_array(ids, (int) count, TEXTOID, -1, false, TYPALIGN_INT));
-	ExecSaved(&LockSessionRowsStatement, values, NULL, false, 0);
+		ids[i] = SPI_getbinval(found->vals[i], found->tupdesc, 1, &isnull);
+	LockSessions(ids, (int) count);
 }
 
 /*

@@ -176,7 +176,7 @@ typedef struct Merge
 
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
 extern bool LockSessionForEvent(text *session_id);
-extern void LockSession(text *session_id);
+extern void LockSessions(Datum *session_ids, int count);
 extern void LockCustomer(text *customer_id);
 extern void LockProfile(int64 profile_id);
 
