@@ -27,7 +27,6 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
-#include "storage/proc.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
@@ -573,23 +572,9 @@ RestoreConsent(const Merge *merge)
 bool
 LockSessionForEvent(text *session_id)
 {
-	static LocalTransactionId counted_xact = InvalidLocalTransactionId;
-	static int	taken = 0;
-	LOCKTAG		tag;
+	static AdvisoryAllowance allowance = {SESSION_ADVISORY_LOCKS};
 
-	if (counted_xact != MyProc->lxid)
-	{
-		counted_xact = MyProc->lxid;
-		taken = 0;
-	}
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) SESSION_LOCK_KEY, (uint32) HashText(session_id), 2);
-	if (LockHeldByMe(&tag, ShareLock))
-		return true;
-	if (taken >= SESSION_ADVISORY_LOCKS)
-		return false;
-	(void) LockAcquire(&tag, ShareLock, false, false);
-	taken++;
-	return true;
+	return LockAdvisoryKeyWithin(SESSION_LOCK_KEY, HashText(session_id), ShareLock, &allowance);
 }
 
 /*

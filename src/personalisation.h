@@ -96,6 +96,16 @@ extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char
 extern int32 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno);
 extern TimestampTz EventRetentionCutoff(TimestampTz now);
 extern void LockAdvisoryKey(int32 space, int32 key, LOCKMODE mode);
+
+/* How many advisory locks of one kind a transaction takes (LockAdvisoryKeyWithin). */
+typedef struct AdvisoryAllowance
+{
+	int			limit;
+	LocalTransactionId xact;	/* the transaction the count is for */
+	int			taken;
+} AdvisoryAllowance;
+
+extern bool LockAdvisoryKeyWithin(int32 space, int32 key, LOCKMODE mode, AdvisoryAllowance *allowance);
 extern int32 HashText(text *value);
 
 /* One event as it is written to personalisation.events. */

@@ -3,9 +3,10 @@
 -- 64 in the test instance), because a transaction takes at most 16 session
 -- advisory locks and locks further sessions' rows instead; and a login still
 -- or an unmerge still waits for such a transaction's uncommitted events,
--- and they for a login, on real concurrent connections (dblink).  Commits, then removes its rows
+-- and they for a login, on real concurrent connections (dblink); and the
+-- same for order ids.  Commits, then removes its rows
 -- (ids starting with ib-).
-SELECT plan(14);
+SELECT plan(17);
 
 SELECT pg_catalog.format('host=%s port=%s dbname=%s user=%s',
          split_part(current_setting('unix_socket_directories'), ',', 1),
@@ -118,6 +119,28 @@ SELECT results_eq(
   $$VALUES ('ib-cust'::text, 1::bigint), (NULL, 3)$$,
   'the unmerge gives back what the merge moved and leaves the customer what came after it');
 
+-- 5. Orders: a transaction takes at most 16 order advisory locks; past them
+-- the new order's row claims its id, and a concurrent retry of that order
+-- waits for it, then records nothing.
+SELECT dblink_exec('ib1', 'BEGIN');
+SELECT * FROM dblink('ib1', $$SELECT count(personalisation.track_purchase('ib-r1', 'ib-o' || i,
+                                  '[{"product_id": "ib-prod", "quantity": 1, "unit_price": 1}]'))
+                                FROM generate_series(1, 20) i$$) AS t(n bigint);
+SELECT is((SELECT count(*)::int FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+            WHERE a.application_name = 'ib1' AND l.locktype = 'advisory' AND l.classid = x'6f726472'::int::oid),
+          16, 'a transaction recording 20 orders holds 16 order advisory locks');
+SELECT dblink_send_query('ib2', $$SELECT personalisation.track_purchase('ib-r1', 'ib-o20',
+                                    '[{"product_id": "ib-prod", "quantity": 1, "unit_price": 1}]')::text$$);
+SELECT ok(pg_temp.waits_on_lock('ib2'), 'a retry of the 20th order waits for that transaction');
+SELECT dblink_exec('ib1', 'COMMIT');
+SELECT * FROM dblink_get_result('ib2') AS t(done text);
+SELECT * FROM dblink_get_result('ib2') AS t(done text);
+SELECT results_eq(
+  $$SELECT (SELECT count(*) FROM personalisation.orders WHERE order_id LIKE 'ib-o%'),
+           (SELECT count(*) FROM personalisation.events WHERE kind = 'purchase' AND order_id LIKE 'ib-o%')$$,
+  $$VALUES (20::bigint, 20::bigint)$$,
+  'the retry recorded nothing: each order and its purchase event once');
+
 SELECT dblink_disconnect('ib1');
 SELECT dblink_disconnect('ib2');
 
@@ -131,7 +154,10 @@ DELETE FROM personalisation.events WHERE profile_id IN (SELECT profile_id FROM i
 DELETE FROM personalisation.affinity WHERE profile_id IN (SELECT profile_id FROM ib_profiles);
 DELETE FROM personalisation.cart_lines WHERE profile_id IN (SELECT profile_id FROM ib_profiles);
 DELETE FROM personalisation.carts WHERE profile_id IN (SELECT profile_id FROM ib_profiles);
+DELETE FROM personalisation.journey_run_steps WHERE profile_id IN (SELECT profile_id FROM ib_profiles);
 DELETE FROM personalisation.journey_runs WHERE profile_id IN (SELECT profile_id FROM ib_profiles);
+DELETE FROM personalisation.orders WHERE order_id LIKE 'ib-o%';
+SELECT orders FROM personalisation.rebuild_complementarity();
 DELETE FROM personalisation.sessions WHERE profile_id IN (SELECT profile_id FROM ib_profiles);
 DELETE FROM personalisation.profiles WHERE profile_id IN (SELECT profile_id FROM ib_profiles);
 DELETE FROM personalisation.products WHERE product_id = 'ib-prod';
