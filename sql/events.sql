@@ -45,3 +45,10 @@ CREATE FUNCTION personalisation.set_consent(
     event_id text DEFAULT NULL)
 RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'set_consent';
+
+-- Many events in one call: each element tracked as the function of its kind
+-- would track it ({"kind": "page_view", "session_id": ..., ...}), in order;
+-- a refused element fails the whole call.
+CREATE FUNCTION personalisation.track_events(events jsonb)
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_events';

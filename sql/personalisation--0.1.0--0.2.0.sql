@@ -410,3 +410,12 @@ ALTER FUNCTION personalisation.jobs(timestamptz, timestamptz)
 REVOKE ALL ON FUNCTION personalisation.jobs(timestamptz, timestamptz) FROM PUBLIC;
 INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('jobs', 'owner_only', 'owner');
+-- locking: track_events(events jsonb), bulk ingestion through the typed tracking functions.
+CREATE FUNCTION personalisation.track_events(events jsonb)
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_events';
+ALTER FUNCTION personalisation.track_events(jsonb) SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION personalisation.track_events(jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION personalisation.track_events(jsonb) TO personalisation_shop;
+INSERT INTO personalisation.access_map (object_name, role_name, runs_as)
+VALUES ('track_events', 'personalisation_shop', 'owner');

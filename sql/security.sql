@@ -52,6 +52,7 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('track_cart_add',       'personalisation_shop',    'owner'),
     ('track_cart_remove',    'personalisation_shop',    'owner'),
     ('track_purchase',       'personalisation_shop',    'owner'),
+    ('track_events',         'personalisation_shop',    'owner'),
     ('track_session_end',    'personalisation_shop',    'owner'),
     ('track_subscription_start', 'personalisation_shop', 'owner'),
     ('track_subscription_stop',  'personalisation_shop', 'owner'),

@@ -662,6 +662,18 @@ FoldInto(AffinityState *state, AffinityState *event, bool session_scope)
 }
 
 /*
+ * LockAffinityWriters holds off every affinity writer until the end of the
+ * transaction (a table lock that tracking calls' row writes wait for), so
+ * that affinity can be rebuilt from the event log.  An unmerge takes it
+ * before it undoes any step, at the affinity rows' place in the lock order.
+ */
+void
+LockAffinityWriters(void)
+{
+	ExecSaved(&LockAffinityStatement, NULL, NULL, false, 0);
+}
+
+/*
  * RebuildAffinity replaces the affinity of one profile (all_profiles false)
  * or of every profile by a replay of the event log, and returns the number
  * of events (purchase lines) replayed.  It holds off every affinity writer
@@ -691,7 +703,7 @@ RebuildAffinity(int64 profile_id, bool all_profiles)
 				 errdetail("The rebuild must see every event committed before it locks the affinity table."),
 				 errhint("Run it at the READ COMMITTED isolation level.")));
 
-	ExecSaved(&LockAffinityStatement, NULL, NULL, false, 0);
+	LockAffinityWriters();
 	if (all_profiles)
 		ExecSaved(&ClearAllAffinityStatement, NULL, NULL, false, 0);
 	else

@@ -29,6 +29,11 @@ static SavedStatement TouchSessionStatement = {
 	2, {TEXTOID, TIMESTAMPTZOID}
 };
 
+static SavedStatement ShareSessionStatement = {
+	"SELECT profile_id, last_seen_at FROM personalisation.sessions WHERE session_id = $1 FOR KEY SHARE",
+	1, {TEXTOID}
+};
+
 static SavedStatement CreateSessionStatement = {
 	"INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at)"
 	" VALUES ($1, pg_catalog.nextval('personalisation.profile_id_seq'), $2, $2)"
@@ -76,39 +81,67 @@ static SavedStatement RefreshCartStatement = {
 };
 
 /*
+ * LockedSessionProfile holds the session against a login moving it
+ * (LockSessionForEvent) and returns its profile, or 0 when the session is
+ * unknown, with its last_seen_at in *last_seen_at.  Under the session's
+ * advisory lock the row is read, under a snapshot taken once the lock is
+ * held, straight from the table; a transaction past its advisory locks
+ * locks the row FOR KEY SHARE instead, reading its newest version.  An
+ * unknown session is held by whoever inserts its row (the unique index
+ * makes a concurrent insert wait), so the caller creates it through SQL.
+ */
+int64
+LockedSessionProfile(text *session_id, TimestampTz *last_seen_at)
+{
+	Datum		key = PointerGetDatum(session_id);
+	RegProcedure eqproc = F_TEXTEQ;
+	DirectTable sessions;
+	Snapshot	snapshot;
+	bool		isnull;
+	int64		profile_id = 0;
+
+	if (!LockSessionForEvent(session_id))
+	{
+		ExecSaved(&ShareSessionStatement, &key, NULL, false, 0);
+		if (SPI_processed == 0)
+			return 0;
+		*last_seen_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+														  SPI_tuptable->tupdesc, 2, &isnull));
+		return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	snapshot = DirectSnapshot();
+	OpenDirectTable(&sessions, DIRECT_SESSIONS, false);
+	if (FetchByPrimaryKey(&sessions, snapshot, 1, &key, &eqproc))
+	{
+		*last_seen_at = DatumGetTimestampTz(DirectRowValue(&sessions, "last_seen_at", &isnull));
+		profile_id = DatumGetInt64(DirectRowValue(&sessions, "profile_id", &isnull));
+	}
+	CloseDirectTable(&sessions);
+	UnregisterSnapshot(snapshot);
+	return profile_id;
+}
+
+/*
  * TouchSession returns the profile the session belongs to, recording the
  * session's activity; a session seen for the first time gets a new
  * anonymous profile.  Two first events of one session at once end with one
  * session and one profile: the loser of the insert race re-reads.  The
- * session is held against a login moving it (LockSessionForEvent), so the
- * profile returned stays the session's until the caller's transaction ends;
- * it is read, under a snapshot taken once that lock is held, straight from
- * the table, and only rewritten (through SQL) once a minute.
+ * session is held against a login moving it (LockedSessionProfile), so the
+ * profile returned stays the session's until the caller's transaction
+ * ends; the row is only rewritten (through SQL, which locks it too) once a
+ * minute.
  */
 int64
 TouchSession(text *session_id, TimestampTz occurred_at)
 {
 	Datum		values[2] = {PointerGetDatum(session_id), TimestampTzGetDatum(occurred_at)};
-	RegProcedure eqproc = F_TEXTEQ;
-	DirectTable sessions;
-	Snapshot	snapshot;
+	TimestampTz last_seen_at = 0;
 	bool		isnull;
-	bool		fresh = false;
-	int64		profile_id = 0;
+	int64		profile_id;
 
-	LockSessionForEvent(session_id);
-	snapshot = DirectSnapshot();
-	OpenDirectTable(&sessions, DIRECT_SESSIONS, false);
-	if (FetchByPrimaryKey(&sessions, snapshot, 1, values, &eqproc))
-	{
-		TimestampTz last_seen_at = DatumGetTimestampTz(DirectRowValue(&sessions, "last_seen_at", &isnull));
-
-		profile_id = DatumGetInt64(DirectRowValue(&sessions, "profile_id", &isnull));
-		fresh = occurred_at < last_seen_at + SESSION_TOUCH_INTERVAL_SECONDS * USECS_PER_SEC;
-	}
-	CloseDirectTable(&sessions);
-	UnregisterSnapshot(snapshot);
-	if (fresh)
+	profile_id = LockedSessionProfile(session_id, &last_seen_at);
+	if (profile_id != 0 && occurred_at < last_seen_at + SESSION_TOUCH_INTERVAL_SECONDS * USECS_PER_SEC)
 		return profile_id;
 
 	for (;;)
@@ -289,18 +322,28 @@ InsertEvent(TrackedEvent *event)
 }
 
 /*
- * RefreshCart brings the profile's cart summary (line count, last activity)
- * up to date after a change to its lines, lets the journeys react (an
- * emptied cart ends its runs, activity restarts their clock), and has the
- * background worker look at the cart once the change commits.
+ * SummariseCart brings the profile's cart summary (line count, last
+ * activity) up to date after a change to its lines.
  */
 void
-RefreshCart(TrackedEvent *event)
+SummariseCart(TrackedEvent *event)
 {
 	Datum		values[3] = {Int64GetDatum(event->profile_id), PointerGetDatum(event->session_id),
 	TimestampTzGetDatum(event->occurred_at)};
 
 	ExecSaved(&RefreshCartStatement, values, NULL, false, 0);
+}
+
+/*
+ * RefreshCart summarises the cart after a change to its lines, lets the
+ * journeys react (an emptied cart ends its runs, activity restarts their
+ * clock), and has the background worker look at the cart once the change
+ * commits.
+ */
+void
+RefreshCart(TrackedEvent *event)
+{
+	SummariseCart(event);
 	JourneyCartChanged(event->profile_id);
 	WakeWorkerAtCommit();
 }
@@ -371,6 +414,7 @@ track_cart_add(PG_FUNCTION_ARGS)
 			Int32GetDatum(event.quantity), PointerGetDatum(event.session_id),
 		TimestampTzGetDatum(event.occurred_at)};
 
+		AffinityRecordEvent(&event);
 		ExecSaved(&CartAddStatement, values, NULL, false, 0);
 		if (SPI_processed == 0)
 			ereport(ERROR,
@@ -381,7 +425,6 @@ track_cart_add(PG_FUNCTION_ARGS)
 							 MAX_QUANTITY)));
 		RefreshCart(&event);
 		InsertEvent(&event);
-		AffinityRecordEvent(&event);
 	}
 	SPI_finish();
 
@@ -415,10 +458,10 @@ track_cart_remove(PG_FUNCTION_ARGS)
 			Int32GetDatum(event.quantity), TimestampTzGetDatum(event.occurred_at)};
 		char		nulls[4] = {' ', ' ', event.quantity > 0 ? ' ' : 'n', ' '};
 
+		AffinityRecordEvent(&event);
 		ExecSaved(&CartRemoveStatement, values, nulls, false, 0);
 		RefreshCart(&event);
 		InsertEvent(&event);
-		AffinityRecordEvent(&event);
 	}
 	SPI_finish();
 

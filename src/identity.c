@@ -7,11 +7,15 @@
  *		MergeSteps[]: the one table that says what moves when an anonymous
  *		profile is merged into a customer's profile, and how it moves back.
  *
- *		Locks are always taken in this order: the customer's advisory lock,
- *		the advisory lock of the session's profile, the sessions' advisory
- *		locks, session rows, profile rows.  Every tracking call holds its
- *		session's advisory lock in share mode (LockSessionForEvent) while it
- *		reads the session and writes; a login or an unmerge holds it
+ *		Locks are always taken in this order (docs/identity.md#lock-order):
+ *		an order id's advisory lock (purchases), the customer's advisory
+ *		lock, the advisory lock of the session's profile, the sessions'
+ *		advisory locks, session rows, profile rows, affinity rows, cart
+ *		lines, the cart summary, orders and pair counts, consent history,
+ *		subscriptions, journey rows.  Every tracking call holds its session
+ *		in share mode (LockSessionForEvent: the advisory lock, or past 16 of
+ *		those in one transaction the session's row FOR KEY SHARE) while it
+ *		reads the session and writes; a login or an unmerge holds both
  *		exclusively, so an event is never written to a profile that is
  *		being merged away, nor missed by the merge.
  */
@@ -23,6 +27,7 @@
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/lsyscache.h"
@@ -39,6 +44,13 @@ PG_FUNCTION_INFO_V1(unmerge);
 #define CUSTOMER_LOCK_KEY 0x63757374
 #define PROFILE_LOCK_KEY 0x70726f66
 #define SESSION_LOCK_KEY 0x73657373
+
+/*
+ * Session advisory locks one transaction's events take (LockSessionForEvent)
+ * before they lock session rows instead: a statement tracking events of
+ * thousands of sessions would otherwise fill the shared lock table.
+ */
+#define SESSION_ADVISORY_LOCKS 16
 
 /* Placeholder values refused whatever personalisation.blocked_identifiers says. */
 static const char *const AlwaysBlocked[] = {"0", "null", "undefined", "anonymous"};
@@ -103,6 +115,12 @@ static SavedStatement SessionProfileStatement = {
 static SavedStatement LockSessionStatement = {
 	"SELECT profile_id FROM personalisation.sessions WHERE session_id = $1 FOR UPDATE",
 	1, {TEXTOID}
+};
+
+/* Locks the rows of the sessions a login or an unmerge moves, in session id order. */
+static SavedStatement LockSessionRowsStatement = {
+	"SELECT FROM personalisation.sessions WHERE session_id = ANY ($1) ORDER BY session_id FOR UPDATE",
+	1, {TEXTARRAYOID}
 };
 
 static SavedStatement InsertSessionStatement = {
@@ -547,39 +565,68 @@ RestoreConsent(const Merge *merge)
 /*
  * LockSessionForEvent holds the session, until the end of the transaction,
  * against a login or unmerge that would move it to another profile, and
- * waits for one in progress.  Every tracking call takes it before reading
- * which profile the session belongs to; many events of one session hold it
- * together.
+ * waits for one in progress, through the session's advisory lock in share
+ * mode; many events of one session hold it together.  Every tracking call
+ * takes it before reading which profile the session belongs to.  The lock
+ * table is shared memory sized for a few dozen locks per transaction, so a
+ * transaction takes at most SESSION_ADVISORY_LOCKS of these; past that it
+ * returns false, and the caller locks the session's row instead (FOR KEY
+ * SHARE, which lives in the tuple and so costs no lock table entry), which
+ * a login's or an unmerge's FOR UPDATE of the row waits for just the same.
  */
-void
+bool
 LockSessionForEvent(text *session_id)
 {
-	LockAdvisoryKey(SESSION_LOCK_KEY, HashText(session_id), ShareLock);
+	static AdvisoryAllowance allowance = {SESSION_ADVISORY_LOCKS};
+
+	return LockAdvisoryKeyWithin(SESSION_LOCK_KEY, HashText(session_id), ShareLock, &allowance);
 }
 
 /*
  * LockSession keeps the session's events out while a login, an unmerge or
- * an erasure moves or removes it, and waits for the events being written.
+ * an erasure moves or removes it, and waits for the events being written,
+ * as far as they hold the session's advisory lock (see LockSessions).
  */
-void
+static void
 LockSession(text *session_id)
 {
 	LockAdvisoryKey(SESSION_LOCK_KEY, HashText(session_id), ExclusiveLock);
 }
 
 /*
- * LockSessionsFound takes LockSession for every session id the last
- * statement returned in its first column (in the order returned).
+ * LockSessions keeps out the events of the sessions a login, an unmerge or
+ * an erasure moves or removes: it takes LockSession for each (in the order
+ * given), then locks their rows FOR UPDATE in session id order, since an
+ * event past its transaction's advisory locks holds the row instead
+ * (LockSessionForEvent).
+ */
+void
+LockSessions(Datum *session_ids, int count)
+{
+	Datum		values[1];
+
+	for (int i = 0; i < count; i++)
+		LockSession(DatumGetTextPP(session_ids[i]));
+	values[0] = PointerGetDatum(construct_array(session_ids, count, TEXTOID, -1, false, TYPALIGN_INT));
+	ExecSaved(&LockSessionRowsStatement, values, NULL, false, 0);
+}
+
+/*
+ * LockSessionsFound takes LockSessions for every session id the last
+ * statement returned in its first column (in the order returned, which is
+ * session id order).
  */
 static void
 LockSessionsFound(void)
 {
 	uint64		count = SPI_processed;
 	SPITupleTable *found = SPI_tuptable;
+	Datum	   *ids = palloc(sizeof(Datum) * (count + 1));
 	bool		isnull;
 
 	for (uint64 i = 0; i < count; i++)
-		LockSession(DatumGetTextPP(SPI_getbinval(found->vals[i], found->tupdesc, 1, &isnull)));
+		ids[i] = SPI_getbinval(found->vals[i], found->tupdesc, 1, &isnull);
+	LockSessions(ids, (int) count);
 }
 
 /*
@@ -653,6 +700,20 @@ LockSessionProfile(text *session_id)
 }
 
 /*
+ * LockProfileRow locks the profile's row FOR UPDATE, leaving its
+ * customer_id as the last statement's result, and reports whether the
+ * profile exists.
+ */
+static bool
+LockProfileRow(int64 profile_id)
+{
+	Datum		values[1] = {Int64GetDatum(profile_id)};
+
+	ExecSaved(&LockProfileStatement, values, NULL, false, 0);
+	return SPI_processed == 1;
+}
+
+/*
  * FindCustomerProfile returns the customer's profile, or 0 when the
  * customer was never identified.
  */
@@ -720,8 +781,10 @@ StepCounts(const int64 *counts)
 }
 
 /*
- * MergeProfiles merges the anonymous profile into the customer's: it
- * writes the ledger entry, then runs every merge step's move.
+ * MergeProfiles merges the anonymous profile into the customer's: it locks
+ * the customer's profile row (the anonymous one is locked already), so that
+ * both are held before any per-profile row as the lock order says, writes
+ * the ledger entry, then runs every merge step's move.
  */
 static void
 MergeProfiles(int64 from_profile_id, int64 into_profile_id, text *customer_id,
@@ -734,9 +797,9 @@ MergeProfiles(int64 from_profile_id, int64 into_profile_id, text *customer_id,
 	TimestampTzGetDatum(occurred_at)};
 	Datum		moved[3];
 
+	LockProfileRow(into_profile_id);
 	ExecSaved(&InsertMergeStatement, entry, NULL, false, 0);
 	merge.merge_id = FirstInt64(1);
-
 
 	for (int i = 0; i < lengthof(MergeSteps); i++)
 		counts[i] = MergeSteps[i].move(&merge);
@@ -765,7 +828,6 @@ Identify(text *session_id, text *customer_id, text *email, TimestampTz occurred_
 	int64		known;
 	bool		isnull;
 	Datum		session_values[3];
-	Datum		profile_values[1];
 	Datum		current_customer;
 
 	LockCustomer(customer_id);
@@ -785,9 +847,7 @@ Identify(text *session_id, text *customer_id, text *email, TimestampTz occurred_
 		/* a first event created the session meanwhile: identify it as it is */
 	}
 
-	profile_values[0] = Int64GetDatum(profile_id);
-	ExecSaved(&LockProfileStatement, profile_values, NULL, false, 0);
-	if (SPI_processed != 1)
+	if (!LockProfileRow(profile_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
 				 errmsg("profile " INT64_FORMAT " of session \"%s\" does not exist",
@@ -1130,6 +1190,9 @@ unmerge(PG_FUNCTION_ARGS)
 
 		ExecMergeStatement(&MergedSessionsStatement, &entry.merge);
 		LockSessionsFound();
+		LockProfileRow(entry.merge.from_profile_id);
+		LockProfileRow(entry.merge.into_profile_id);
+		LockAffinityWriters();
 		for (int i = lengthof(MergeSteps) - 1; i >= 0; i--)
 			counts[i] = MergeSteps[i].undo(&entry.merge);
 

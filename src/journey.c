@@ -136,11 +136,6 @@ static SavedStatement NextDueStatement = {
 	2, {TIMESTAMPTZOID, INTERVALOID}, KEYED_PLAN
 };
 
-static SavedStatement SessionProfileStatement = {
-	"SELECT profile_id FROM personalisation.sessions WHERE session_id = $1",
-	1, {TEXTOID}, KEYED_PLAN
-};
-
 /*
  * HoldoutBasisPoints is personalisation.journey_holdout_percent in
  * hundredths of a percent, the unit the arm hash is compared in.
@@ -301,22 +296,16 @@ track_session_end(PG_FUNCTION_ARGS)
 	TimestampTz occurred_at = RequireEventTime(fcinfo, 1);
 	int64		profile_id;
 	bool		declared;
-	bool		isnull;
+	TimestampTz last_seen_at;
 
 	RequireWritableServer(fcinfo);
 	SPI_connect();
-	LockSessionForEvent(session_id);
-	{
-		Datum		values[1] = {PointerGetDatum(session_id)};
-
-		ExecSaved(&SessionProfileStatement, values, NULL, false, 1);
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
-					 errmsg("session \"%s\" is not known", text_to_cstring(session_id)),
-					 errhint("A session is known from its first tracked event; track its page views and cart changes first.")));
-		profile_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	}
+	profile_id = LockedSessionProfile(session_id, &last_seen_at);
+	if (profile_id == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FOREIGN_KEY_VIOLATION),
+				 errmsg("session \"%s\" is not known", text_to_cstring(session_id)),
+				 errhint("A session is known from its first tracked event; track its page views and cart changes first.")));
 	{
 		Datum		values[3] = {Int64GetDatum(profile_id), PointerGetDatum(session_id),
 		TimestampTzGetDatum(occurred_at)};

@@ -120,6 +120,16 @@ extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char
 extern int32 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno);
 extern TimestampTz EventRetentionCutoff(TimestampTz now);
 extern void LockAdvisoryKey(int32 space, int32 key, LOCKMODE mode);
+
+/* How many advisory locks of one kind a transaction takes (LockAdvisoryKeyWithin). */
+typedef struct AdvisoryAllowance
+{
+	int			limit;
+	LocalTransactionId xact;	/* the transaction the count is for */
+	int			taken;
+} AdvisoryAllowance;
+
+extern bool LockAdvisoryKeyWithin(int32 space, int32 key, LOCKMODE mode, AdvisoryAllowance *allowance);
 extern int32 HashText(text *value);
 extern void RequireWritableServer(FunctionCallInfo fcinfo);
 
@@ -141,9 +151,11 @@ typedef struct TrackedEvent
 } TrackedEvent;
 
 /* events.c */
+extern int64 LockedSessionProfile(text *session_id, TimestampTz *last_seen_at);
 extern int64 TouchSession(text *session_id, TimestampTz occurred_at);
 extern bool ClaimEventKey(text *event_id, TimestampTz occurred_at);
 extern void InsertEvent(TrackedEvent *event);
+extern void SummariseCart(TrackedEvent *event);
 extern void RefreshCart(TrackedEvent *event);
 
 /* complement.c */
@@ -198,8 +210,8 @@ typedef struct Merge
 #define MERGE_STATEMENT(sql) {(sql), 4, {INT8OID, INT8OID, INT8OID, TIMESTAMPTZOID}, NULL}
 
 extern int64 ExecMergeStatement(SavedStatement *statement, const Merge *merge);
-extern void LockSessionForEvent(text *session_id);
-extern void LockSession(text *session_id);
+extern bool LockSessionForEvent(text *session_id);
+extern void LockSessions(Datum *session_ids, int count);
 extern void LockCustomer(text *customer_id);
 extern void LockProfile(int64 profile_id);
 
@@ -207,6 +219,7 @@ extern void LockProfile(int64 profile_id);
 extern void AffinityRecordEvent(TrackedEvent *event);
 extern int64 AffinityMergeMove(const Merge *merge);
 extern int64 AffinityMergeUndo(const Merge *merge);
+extern void LockAffinityWriters(void);
 
 /* catalogue.c */
 extern void CatalogueInit(void);

@@ -509,8 +509,7 @@ forget_customer(PG_FUNCTION_ARGS)
 	CollectPerson(profile_ids, (Datum) 0, tables, count, &person);
 	deconstruct_array(DatumGetArrayTypeP(person.keys[KEY_SESSION]), TEXTOID, -1, false, TYPALIGN_INT,
 					  &sessions, NULL, &nsessions);
-	for (int i = 0; i < nsessions; i++)
-		LockSession(DatumGetTextPP(sessions[i]));
+	LockSessions(sessions, nsessions);
 	/* events recorded while we waited for the sessions carry keys too */
 	CollectPerson(profile_ids, (Datum) 0, tables, count, &person);
 

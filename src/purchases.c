@@ -19,6 +19,15 @@ PG_FUNCTION_INFO_V1(track_purchase);
 /* Advisory lock key (first half) serialising calls for one order id. */
 #define ORDER_LOCK_KEY 0x6f726472
 
+/*
+ * Order advisory locks one transaction takes; past them, the order's row
+ * serialises the calls for its id (see track_purchase), so that a batch of
+ * thousands of orders does not fill the shared lock table.
+ */
+#define ORDER_ADVISORY_LOCKS 16
+
+static AdvisoryAllowance OrderLocks = {ORDER_ADVISORY_LOCKS};
+
 /* One parsed line of a purchase. */
 typedef struct OrderLine
 {
@@ -37,11 +46,6 @@ typedef struct OrderItems
 	Datum		unit_prices;	/* numeric[] */
 } OrderItems;
 
-static SavedStatement LockOrderStatement = {
-	"SELECT pg_catalog.pg_advisory_xact_lock($1, pg_catalog.hashtext($2))",
-	2, {INT4OID, TEXTOID}
-};
-
 static SavedStatement UnknownProductStatement = {
 	"SELECT p FROM pg_catalog.unnest($1) AS p"
 	" WHERE NOT EXISTS (SELECT FROM personalisation.products WHERE product_id = p) LIMIT 1",
@@ -58,6 +62,7 @@ static SavedStatement SameOrderStatement = {
 	5, {TEXTOID, TEXTOID, TEXTARRAYOID, INT4ARRAYOID, NUMERICARRAYOID}
 };
 
+/* Records nothing (no row processed) when another call recorded the order id meanwhile. */
 static SavedStatement InsertOrderStatement = {
 	"WITH new_order AS ("
 	"  INSERT INTO personalisation.orders"
@@ -65,9 +70,11 @@ static SavedStatement InsertOrderStatement = {
 	"  SELECT $1, $2, $3, $4, pg_catalog.cardinality($5),"
 	"         pg_catalog.sum(q::pg_catalog.numeric OPERATOR(pg_catalog.*) p)"
 	"    FROM ROWS FROM (pg_catalog.unnest($6), pg_catalog.unnest($7)) AS l(q, p)"
+	"  ON CONFLICT (order_id) DO NOTHING"
 	"  RETURNING total)"
 	" INSERT INTO personalisation.order_lines (order_id, product_id, quantity, unit_price)"
 	" SELECT $1, pid, q, p FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($6), pg_catalog.unnest($7)) AS l(pid, q, p)"
+	"  WHERE EXISTS (SELECT FROM new_order)"
 	" RETURNING (SELECT total FROM new_order)",
 	7, {TEXTOID, INT8OID, TEXTOID, TIMESTAMPTZOID, TEXTARRAYOID, INT4ARRAYOID, NUMERICARRAYOID}
 };
@@ -337,12 +344,50 @@ OrderAlreadyRecorded(text *order_id, text *session_id, OrderItems *items)
 }
 
 /*
+ * RecordOrder resolves the purchase's session and records the order and its
+ * lines, setting the event's profile and value (the order total).  The
+ * order's row claims its id: a call for the same id that the order's
+ * advisory lock did not hold off (past a transaction's ORDER_ADVISORY_LOCKS)
+ * waits for it on the unique index.  It returns false, having recorded
+ * nothing, when such a call recorded the id meanwhile: a retry, or refused
+ * as another order under the same id.
+ */
+static bool
+RecordOrder(TrackedEvent *event, OrderItems *items)
+{
+	Datum		values[7];
+	bool		isnull;
+
+	event->profile_id = TouchSession(event->session_id, event->occurred_at);
+	values[0] = PointerGetDatum(event->order_id);
+	values[1] = Int64GetDatum(event->profile_id);
+	values[2] = PointerGetDatum(event->session_id);
+	values[3] = TimestampTzGetDatum(event->occurred_at);
+	values[4] = items->product_ids;
+	values[5] = items->quantities;
+	values[6] = items->unit_prices;
+	ExecSaved(&InsertOrderStatement, values, NULL, false, 0);
+	if (SPI_processed == 0)
+	{
+		OrderAlreadyRecorded(event->order_id, event->session_id, items);
+		return false;
+	}
+	event->value = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull),
+									 false, -1);
+	return true;
+}
+
+/*
  * track_purchase records an order: its lines, its complementarity counts
  * (CountPurchase), a purchase event, the end of the buyer's journeys a
  * purchase stops and the start of its post-purchase journeys, and the
  * removal of the purchased products from the buyer's cart.  Calls for one
  * order id are serialised, so a retry racing the original still records
- * the order once.
+ * the order once.  Rows are locked in the order every call keeps (see
+ * docs/identity.md#lock-order): the new order's row claims the order id
+ * right after the session, then affinity, cart lines, the cart summary,
+ * the pair counts and the journeys, which see the purchase exit rule
+ * before the emptied cart's.
  */
 Datum
 track_purchase(PG_FUNCTION_ARGS)
@@ -363,40 +408,12 @@ track_purchase(PG_FUNCTION_ARGS)
 
 	SPI_connect();
 	RequireCataloguedItems(&items);
-	{
-		Datum		lock_values[2] = {Int32GetDatum(ORDER_LOCK_KEY), PointerGetDatum(event.order_id)};
+	LockAdvisoryKeyWithin(ORDER_LOCK_KEY, HashText(event.order_id), ExclusiveLock, &OrderLocks);
 
-		ExecSaved(&LockOrderStatement, lock_values, NULL, false, 0);
-	}
-
-	if (!OrderAlreadyRecorded(event.order_id, event.session_id, &items))
+	if (!OrderAlreadyRecorded(event.order_id, event.session_id, &items) && RecordOrder(&event, &items))
 	{
-		Datum		order_values[7];
 		Datum		cart_values[2];
-		bool		isnull;
 
-		event.profile_id = TouchSession(event.session_id, event.occurred_at);
-
-		order_values[0] = PointerGetDatum(event.order_id);
-		order_values[1] = Int64GetDatum(event.profile_id);
-		order_values[2] = PointerGetDatum(event.session_id);
-		order_values[3] = TimestampTzGetDatum(event.occurred_at);
-		order_values[4] = items.product_ids;
-		order_values[5] = items.quantities;
-		order_values[6] = items.unit_prices;
-		ExecSaved(&InsertOrderStatement, order_values, NULL, false, 0);
-		event.value = SPI_datumTransfer(SPI_getbinval(SPI_tuptable->vals[0],
-													  SPI_tuptable->tupdesc, 1, &isnull),
-										false, -1);
-		CountPurchase(event.order_id, event.occurred_at, items.product_ids);
-
-		JourneyPurchase(event.profile_id, event.occurred_at);
-		JourneyOrderPlaced(event.profile_id, event.session_id, event.order_id, event.occurred_at);
-		cart_values[0] = Int64GetDatum(event.profile_id);
-		cart_values[1] = items.product_ids;
-		ExecSaved(&ClearPurchasedStatement, cart_values, NULL, false, 0);
-		RefreshCart(&event);
-		InsertEvent(&event);
 		for (int i = 0; i < items.count; i++)
 		{
 			TrackedEvent line = event;
@@ -404,6 +421,17 @@ track_purchase(PG_FUNCTION_ARGS)
 			line.product_id = items.lines[i].product_id;
 			AffinityRecordEvent(&line);
 		}
+		cart_values[0] = Int64GetDatum(event.profile_id);
+		cart_values[1] = items.product_ids;
+		ExecSaved(&ClearPurchasedStatement, cart_values, NULL, false, 0);
+		SummariseCart(&event);
+		CountPurchase(event.order_id, event.occurred_at, items.product_ids);
+
+		JourneyPurchase(event.profile_id, event.occurred_at);
+		JourneyOrderPlaced(event.profile_id, event.session_id, event.order_id, event.occurred_at);
+		JourneyCartChanged(event.profile_id);
+		WakeWorkerAtCommit();
+		InsertEvent(&event);
 	}
 	SPI_finish();
 

@@ -13,6 +13,7 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/lock.h"
+#include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
@@ -396,6 +397,34 @@ LockAdvisoryKey(int32 space, int32 key, LOCKMODE mode)
 
 	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) space, (uint32) key, 2);
 	(void) LockAcquire(&tag, mode, false, false);
+}
+
+/*
+ * LockAdvisoryKeyWithin takes LockAdvisoryKey(space, key, mode) unless this
+ * transaction already took allowance->limit locks through the allowance,
+ * and reports whether the transaction holds the lock.  The lock table is
+ * shared memory sized for a few dozen locks per transaction, so a statement
+ * over thousands of keys must hold the rest some other way (a row lock,
+ * which lives in the tuple); the caller does that when this returns false.
+ */
+bool
+LockAdvisoryKeyWithin(int32 space, int32 key, LOCKMODE mode, AdvisoryAllowance *allowance)
+{
+	LOCKTAG		tag;
+
+	if (allowance->xact != MyProc->lxid)
+	{
+		allowance->xact = MyProc->lxid;
+		allowance->taken = 0;
+	}
+	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) space, (uint32) key, 2);
+	if (LockHeldByMe(&tag, mode))
+		return true;
+	if (allowance->taken >= allowance->limit)
+		return false;
+	(void) LockAcquire(&tag, mode, false, false);
+	allowance->taken++;
+	return true;
 }
 
 /*

@@ -49,6 +49,9 @@ bash "$REPO_DIR/test/crash.sh" || status=1
 # dropped databases, a standby and its promotion, restarts beside other libraries
 CLUSTER_DIR="$CLUSTER_DIR" bash "$REPO_DIR/test/lifecycle.sh" || status=1
 
+# logins, events and purchases of the same customers from 4 clients: no deadlock, nothing lost
+CLUSTER_DIR="$CLUSTER_DIR" bash "$REPO_DIR/test/locking.sh" || status=1
+
 # a 20-second run of the load benchmark in this instance
 LOAD_IN_RUNNING_INSTANCE=1 LOAD_SECONDS=20 CLUSTER_DIR="$CLUSTER_DIR" bash "$REPO_DIR/bench/load.sh" || status=1
 

@@ -10,19 +10,7 @@ VALUES ('bi-p1', 'bi-cat', 'P1', 10), ('bi-p2', 'bi-root', 'P2', 20);
 SELECT personalisation.track_purchase('bi-s', 'bi-o1',
   '[{"product_id": "bi-p1", "quantity": 1, "unit_price": 10}]', now() - interval '1 hour');
 
--- A fingerprint of every table ingestion writes to.
-CREATE FUNCTION pg_temp.ingest_state() RETURNS text LANGUAGE sql AS $$
-  SELECT md5(concat_ws('|',
-    (SELECT string_agg(s::text, ',' ORDER BY session_id) FROM personalisation.sessions s),
-    (SELECT string_agg(p::text, ',' ORDER BY profile_id) FROM personalisation.profiles p),
-    (SELECT string_agg(e::text, ',' ORDER BY e::text) FROM personalisation.events e),
-    (SELECT string_agg(k::text, ',' ORDER BY event_id) FROM personalisation.event_keys k),
-    (SELECT string_agg(c::text, ',' ORDER BY profile_id, product_id) FROM personalisation.cart_lines c),
-    (SELECT string_agg(c::text, ',' ORDER BY profile_id) FROM personalisation.carts c),
-    (SELECT string_agg(o::text, ',' ORDER BY order_id) FROM personalisation.orders o),
-    (SELECT string_agg(l::text, ',' ORDER BY order_id, product_id) FROM personalisation.order_lines l),
-    (SELECT string_agg(h::text, ',' ORDER BY profile_id, change_id) FROM personalisation.consent_history h)))
-$$;
+\ir ../ingest_state.sql
 
 -- refused(call, sqlstate, message): the call fails as described and changes nothing.
 CREATE FUNCTION pg_temp.refused(call text, state text, message text) RETURNS SETOF text LANGUAGE plpgsql AS $$

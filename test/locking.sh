@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# test/locking.sh: the lock order under load.  Four pgbench clients run
+# logins, page views, cart additions and removals, email consent changes and
+# purchases on sessions of the same three customers for LOCKING_SECONDS
+# (default 15), so that every kind of call meets a concurrent merge into
+# the same profile.  Then it checks: no failed transaction, no deadlock
+# (pg_stat_database.deadlocks unchanged, none in the server log), every
+# committed call recorded its event, order or consent change, and nothing
+# was left behind on a merged profile (test/locking/check.sql).
+#
+# Run by the test command in its running instance, with PGHOST, PGPORT,
+# PGUSER and CLUSTER_DIR set.  Exits non-zero when a check fails.
+set -euo pipefail
+TEST_DIR=$(cd "$(dirname "$0")" && pwd)
+PG_BINDIR=$(pg_config --bindir)
+LOCKING_SECONDS=${LOCKING_SECONDS:-15}
+DB=personalisation_locking
+LOG="$CLUSTER_DIR/server.log"
+OUT="$CLUSTER_DIR/locking.out"
+
+sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
+
+echo "== locking: 4 clients on the sessions of 3 customers for ${LOCKING_SECONDS}s"
+sql -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
+sql -d "$DB" -c "CREATE EXTENSION personalisation" -f "$TEST_DIR/locking/setup.sql" >/dev/null
+deadlocks_before=$(sql -d "$DB" -c "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
+log_offset=$(stat -c %s "$LOG")
+
+status=0
+"$PG_BINDIR/pgbench" -n -c 4 -j 4 -T "$LOCKING_SECONDS" -D customers=3 -D sessions=300 \
+    -f "$TEST_DIR/locking/identify.sql@3" -f "$TEST_DIR/locking/page_view.sql@4" \
+    -f "$TEST_DIR/locking/cart_add.sql@3" -f "$TEST_DIR/locking/cart_remove.sql@1" \
+    -f "$TEST_DIR/locking/consent.sql@1" -f "$TEST_DIR/locking/purchase.sql@1" \
+    "$DB" >"$OUT" 2>&1 || status=$?
+
+# committed calls per script, as pgbench counted them
+declare -A calls
+while read -r name n; do calls[$name]=$n; done < <(awk '
+    /^SQL script [0-9]+:/ { name = $4; sub(/.*\//, "", name); sub(/\.sql.*/, "", name) }
+    /^ - [0-9]+ transactions/ { print name, $2 }' "$OUT")
+failed=$(awk '/^number of failed transactions/ { print $5 }' "$OUT")
+echo "calls: $(for k in identify page_view cart_add cart_remove consent purchase; do printf '%s %s  ' "$k" "${calls[$k]:-0}"; done)"
+
+failures=0
+report() { if [ "$2" = ok ]; then echo "ok - $1"; else echo "not ok - $1"; failures=$((failures + 1)); fi; }
+if [ "$status" -eq 0 ] && [ "${failed:-x}" = 0 ]; then
+    report "no failed or aborted transaction (pgbench)" ok
+else
+    report "no failed or aborted transaction (pgbench: exit $status, ${failed:-?} failed)" no
+    grep -m 5 -E "error|ERROR|abort" "$OUT" || true
+fi
+log_deadlocks=$(tail -c +$((log_offset + 1)) "$LOG" | grep -c "deadlock detected" || true)
+if [ "$log_deadlocks" = 0 ]; then report "no deadlock in the server log" ok; else
+    report "no deadlock in the server log ($log_deadlocks)" no
+    tail -c +$((log_offset + 1)) "$LOG" | grep -m 3 -A 3 "deadlock detected" || true
+fi
+while IFS= read -r line; do
+    echo "$line"
+    case "$line" in "not ok - "*) failures=$((failures + 1)) ;; esac
+done < <(sql -d "$DB" -v deadlocks_before="$deadlocks_before" \
+             -v identify="${calls[identify]:-0}" -v page_view="${calls[page_view]:-0}" \
+             -v cart_add="${calls[cart_add]:-0}" -v cart_remove="${calls[cart_remove]:-0}" \
+             -v consent="${calls[consent]:-0}" -v purchase="${calls[purchase]:-0}" \
+             -f "$TEST_DIR/locking/check.sql")
+
+sql -d postgres -c "DROP DATABASE $DB" >/dev/null
+echo "locking: $failures check(s) failed"
+[ "$failures" -eq 0 ]
