@@ -90,6 +90,8 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('uplift_test',          'personalisation_analyst', 'caller'),
     ('uplift_claim',         'personalisation_analyst', 'caller'),
     ('uplift_summary',       'personalisation_analyst', 'owner'),
+    ('uplift_report_html',   'personalisation_analyst', 'owner'),
+    ('uplift_arms',          'personalisation_analyst', 'owner'),
     ('pseudonym',            'personalisation_analyst', 'caller'),
     ('affinity_entries',     'personalisation_analyst', 'caller'),
     ('affinity_key',         'personalisation_analyst', 'caller'),

@@ -20,6 +20,7 @@
 #include "affinity.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -250,6 +251,33 @@ ReadRecordedArm(text *session_id, Snapshot snapshot, bool *control)
 }
 
 /*
+ * The end of the WAL the current transaction wrote, when all it wrote so
+ * far is ranking exposures; InvalidXLogRecPtr otherwise.
+ */
+static XLogRecPtr ExposureOnlyWalEnd = InvalidXLogRecPtr;
+static bool ExposureCallbackRegistered = false;
+
+/*
+ * CommitExposuresAsynchronously lets a transaction whose only writes are
+ * ranking exposures commit without waiting for its WAL to reach disk (as
+ * synchronous_commit = off does): otherwise a first ranking, a read until
+ * now, would wait for a WAL flush, ten times what the ranking costs.  A
+ * crash may lose the exposures of the last moments; those sessions are
+ * recorded again at their next ranking.  A transaction that wrote anything
+ * else commits as configured.
+ */
+static void
+CommitExposuresAsynchronously(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT && !XLogRecPtrIsInvalid(ExposureOnlyWalEnd) &&
+		XactLastRecEnd == ExposureOnlyWalEnd)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
+		ExposureOnlyWalEnd = InvalidXLogRecPtr;
+}
+
+/*
  * RecordExposure records a session's first ranking: its arm and when, once
  * (a concurrent first ranking of the same session records nothing more).
  * The reports count the session in this arm from now on, whatever the
@@ -262,9 +290,16 @@ RecordExposure(text *session_id, bool control, TimestampTz at)
 	DirectTable table;
 	Datum	   *values;
 	bool	   *nulls;
+	bool		only_exposures;
 
 	if (XactReadOnly || IsInParallelMode())
 		return;
+	if (!ExposureCallbackRegistered)
+	{
+		RegisterXactCallback(CommitExposuresAsynchronously, NULL);
+		ExposureCallbackRegistered = true;
+	}
+	only_exposures = XLogRecPtrIsInvalid(XactLastRecEnd) || XactLastRecEnd == ExposureOnlyWalEnd;
 	OpenDirectTableForUniqueInsert(&table, DIRECT_RANKING_EXPOSURES);
 	DirectNewRow(&table, &values, &nulls);
 	values[DirectColumn(&table, "session_id") - 1] = PointerGetDatum(session_id);
@@ -275,6 +310,7 @@ RecordExposure(text *session_id, bool control, TimestampTz at)
 	nulls[DirectColumn(&table, "exposed_at") - 1] = false;
 	(void) DirectInsertIfUnique(&table, values, nulls);
 	CloseDirectTable(&table);
+	ExposureOnlyWalEnd = only_exposures ? XactLastRecEnd : InvalidXLogRecPtr;
 }
 
 /*
