@@ -8,7 +8,7 @@ PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Werror -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
 
 # The install script is the concatenation of the parts below, in dependency order.
-SQL_PARTS    = sql/schema.sql sql/events.sql sql/identity.sql sql/affinity.sql sql/complement.sql sql/subscriptions.sql sql/outbox.sql sql/journeys.sql sql/post_purchase.sql sql/maintenance.sql sql/worker.sql sql/privacy.sql sql/backup.sql sql/security.sql
+SQL_PARTS    = sql/schema.sql sql/measurement.sql sql/events.sql sql/identity.sql sql/affinity.sql sql/complement.sql sql/subscriptions.sql sql/outbox.sql sql/journeys.sql sql/post_purchase.sql sql/uplift.sql sql/maintenance.sql sql/worker.sql sql/privacy.sql sql/backup.sql sql/security.sql
 # The install script of the version under development is built from the parts;
 # released install scripts (sql/personalisation--0.1.0.sql) are kept as shipped,
 # and each upgrade script A--B carries every SQL change from release A to B.

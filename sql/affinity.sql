@@ -71,14 +71,24 @@ CREATE FUNCTION personalisation.refresh_popularity(
 RETURNS record LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'refresh_popularity';
 
--- Ranking.
+-- Ranking exposures: one row per session, written by its first rank_* call
+-- (at its `at`), with the arm it was ranked in.  rank_* keeps the session in
+-- that arm and the ranking_holdout report counts it there, whatever
+-- personalisation.ranking_holdout_percent becomes later.
+CREATE TABLE personalisation.ranking_exposures (
+    session_id text PRIMARY KEY,
+    arm        text NOT NULL CHECK (arm IN ('personalised', 'control')),
+    exposed_at timestamptz NOT NULL
+);
+
+-- Ranking.  A first ranking writes the session's exposure: the functions are volatile.
 CREATE FUNCTION personalisation.rank_products(
     session_id text,
     candidates text[],
     explain boolean DEFAULT false,
     at timestamptz DEFAULT pg_catalog.now())
 RETURNS TABLE (product_id text, score float8, "position" int, reason jsonb)
-LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 100
+LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 100
 AS 'MODULE_PATHNAME', 'rank_products';
 
 CREATE FUNCTION personalisation.rank_categories(
@@ -87,7 +97,7 @@ CREATE FUNCTION personalisation.rank_categories(
     explain boolean DEFAULT false,
     at timestamptz DEFAULT pg_catalog.now())
 RETURNS TABLE (category_id text, score float8, "position" int, reason jsonb)
-LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 20
+LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 20
 AS 'MODULE_PATHNAME', 'rank_categories';
 
 CREATE FUNCTION personalisation.rank_modules(
@@ -96,11 +106,12 @@ CREATE FUNCTION personalisation.rank_modules(
     explain boolean DEFAULT false,
     at timestamptz DEFAULT pg_catalog.now())
 RETURNS TABLE (module text, category_id text, score float8, "position" int, reason jsonb)
-LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 20
+LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 20
 AS 'MODULE_PATHNAME', 'rank_modules';
 
--- The ranking holdout: 'personalised' or 'control', by a hash of the session
--- while the visitor is anonymous and of the customer's profile once identified.
+-- The ranking holdout: 'personalised' or 'control', the arm recorded at the
+-- session's first ranking; before it, by a hash of the session while the
+-- visitor is anonymous and of the customer's profile once identified.
 CREATE FUNCTION personalisation.holdout_arm(session_id text)
 RETURNS text LANGUAGE c STABLE PARALLEL RESTRICTED
 AS 'MODULE_PATHNAME', 'holdout_arm_session';
@@ -175,35 +186,41 @@ SELECT a.profile_id,
          ON d.dimension = e.dimension AND d.key_hash = e.key_hash;
 
 -- Analysts: the ranking holdout's outcome.  Each session counts in the arm
--- rank_* gives it now (its customer's, once identified); it converted if it
--- placed an order.  uplift is the arm's conversion rate over the control arm's.
+-- recorded at its first ranking (ranking_exposures), sessions never ranked
+-- not at all; it converted if it placed an order within
+-- personalisation.ranking_attribution_window of that ranking.  uplift is
+-- the arm's conversion rate over the control arm's, with its 95% interval
+-- and p-value (uplift_test, docs/measurement.md).
 CREATE VIEW personalisation.ranking_holdout AS
 WITH session_outcomes AS (
-    SELECT personalisation.holdout_arm(s.session_id,
-             CASE WHEN p.customer_id IS NOT NULL THEN s.profile_id END) AS arm,
-           o.orders, o.revenue
-      FROM personalisation.sessions s
-      JOIN personalisation.profiles p ON p.profile_id = s.profile_id
-      LEFT JOIN (SELECT session_id, count(*) AS orders, sum(total) AS revenue
-                   FROM personalisation.orders GROUP BY session_id) o USING (session_id)
+    SELECT e.arm, count(o.order_id) AS orders, sum(o.total) AS revenue
+      FROM personalisation.ranking_exposures e
+      LEFT JOIN personalisation.orders o
+             ON o.session_id = e.session_id AND o.occurred_at >= e.exposed_at
+            AND o.occurred_at < e.exposed_at + personalisation.ranking_attribution_window()
+     GROUP BY e.session_id, e.arm
 ), arms AS (
     SELECT a.arm,
            count(so.arm) AS sessions,
-           count(so.orders) AS converted_sessions,
+           count(so.arm) FILTER (WHERE so.orders > 0) AS converted_sessions,
            coalesce(sum(so.orders), 0) AS orders,
            coalesce(sum(so.revenue), 0) AS revenue
       FROM (VALUES ('personalised'), ('control')) a (arm)
       LEFT JOIN session_outcomes so USING (arm)
      GROUP BY a.arm
 )
-SELECT arm, sessions, converted_sessions,
-       converted_sessions::float8 / NULLIF(sessions, 0) AS conversion_rate,
-       orders, revenue,
-       (converted_sessions::float8 / NULLIF(sessions, 0)) /
-       NULLIF((SELECT c.converted_sessions::float8 / NULLIF(c.sessions, 0)
-                 FROM arms c WHERE c.arm = 'control'), 0) AS uplift
-  FROM arms
- ORDER BY arm DESC;
+SELECT a.arm, a.sessions, a.converted_sessions,
+       a.converted_sessions::float8 / NULLIF(a.sessions, 0) AS conversion_rate,
+       a.orders, a.revenue,
+       (a.converted_sessions::float8 / NULLIF(a.sessions, 0)) /
+       NULLIF(c.converted_sessions::float8 / NULLIF(c.sessions, 0), 0) AS uplift,
+       round(a.revenue / NULLIF(a.sessions, 0), 2) AS revenue_per_session,
+       u.uplift_low, u.uplift_high, u.p_value, u.min_detectable_uplift, u.sample_hint
+  FROM arms a
+  JOIN arms c ON c.arm = 'control'
+  LEFT JOIN LATERAL personalisation.uplift_test(a.sessions, a.converted_sessions,
+                                                c.sessions, c.converted_sessions) u ON a.arm <> 'control'
+ ORDER BY a.arm DESC;
 
 REVOKE ALL ON FUNCTION personalisation.affinity_fold(bytea, timestamptz, bytea, timestamptz, boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.affinity_entries(bytea, timestamptz, boolean, timestamptz) FROM PUBLIC;

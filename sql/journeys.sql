@@ -234,8 +234,13 @@ AS 'MODULE_PATHNAME', 'attribution_window';
 -- recovered and their revenue, and the recovery rate.  A cart is recovered
 -- when its profile orders within personalisation.attribution_window after
 -- abandonment; the first such order is the recovered revenue, credited to
--- the last step sent (or held) before it.  No personal data.  The
--- post-purchase journeys have their own views (post_purchase.sql).
+-- the last step sent (or held) before it.  Each cart counts in the arm its
+-- run recorded when the cart was declared abandoned.  Against the holdout
+-- arm's row of the same step: the uplift of the recovery rate with its 95%
+-- interval and p-value (uplift_test, docs/measurement.md).  Ordered by
+-- journey, arm (treatment first) and step (the whole arm, then 1, 2, ...).
+-- No personal data.  The post-purchase journeys have their own views
+-- (post_purchase.sql).
 CREATE VIEW personalisation.journey_report AS
 WITH runs AS (
     SELECT r.journey, r.arm, r.profile_id, r.run_id,
@@ -292,7 +297,13 @@ WITH runs AS (
       LEFT JOIN step_outcomes so ON so.journey = a.journey AND so.arm = a.arm AND so.step = js.step
       LEFT JOIN credited c ON c.journey = a.journey AND c.arm = a.arm AND c.step = js.step
 )
-SELECT journey, arm, step, template, carts_abandoned, messages_sent, messages_held,
-       messages_delivered, steps_skipped, carts_recovered, recovered_revenue,
-       round(carts_recovered::numeric / carts_abandoned, 4) AS recovery_rate
-  FROM rows;
+SELECT r.journey, r.arm, r.step, r.template, r.carts_abandoned, r.messages_sent, r.messages_held,
+       r.messages_delivered, r.steps_skipped, r.carts_recovered, r.recovered_revenue,
+       round(r.carts_recovered::numeric / r.carts_abandoned, 4) AS recovery_rate,
+       round(r.recovered_revenue / r.carts_abandoned, 2) AS revenue_per_cart,
+       u.uplift, u.uplift_low, u.uplift_high, u.p_value, u.min_detectable_uplift, u.sample_hint
+  FROM rows r
+  LEFT JOIN rows h ON h.journey = r.journey AND h.arm = 'holdout' AND h.step IS NOT DISTINCT FROM r.step
+  LEFT JOIN LATERAL personalisation.uplift_test(r.carts_abandoned, r.carts_recovered,
+                                                h.carts_abandoned, h.carts_recovered) u ON r.arm <> 'holdout'
+ ORDER BY r.journey, r.arm DESC, r.step NULLS FIRST;

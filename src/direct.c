@@ -53,6 +53,7 @@ static const char *const DirectTableNames[DIRECT_TABLE_COUNT] = {
 	[DIRECT_AFFINITY] = "affinity",
 	[DIRECT_OUTBOX] = "outbox",
 	[DIRECT_OUTBOX_QUEUE_INDEX] = "outbox_queue_idx",
+	[DIRECT_RANKING_EXPOSURES] = "ranking_exposures",
 };
 
 /* Their OIDs, looked up on first use; InvalidOid until then. */

@@ -30,6 +30,8 @@ int			OutboxMaxAttempts = 5;
 int			RetryBackoffSeconds = 60;
 int			CouponValidityMinutes = 48 * 60;
 int			AttributionWindowMinutes = 7 * 24 * 60;
+int			RankingAttributionWindowMinutes = 24 * 60;
+int			RepeatOrderWindowMinutes = 30 * 24 * 60;
 int			SocialProofWindowMinutes = 7 * 24 * 60;
 bool		AffinityTracking = true;
 double		PageViewWeight = 1.0;
@@ -249,6 +251,22 @@ DefineGucs(void)
 							NULL,
 							&AttributionWindowMinutes,
 							7 * 24 * 60, 1, 365 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.ranking_attribution_window",
+							"How long after its first ranking an order placed in a session counts as the session's conversion.",
+							"The ranking_holdout report reads it; changing it changes the report, not what was recorded.",
+							&RankingAttributionWindowMinutes,
+							24 * 60, 1, 365 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.repeat_order_window",
+							"How long after the order that started a post-purchase run a further order counts as a repeat order.",
+							"The post_purchase_order_value report reads it.",
+							&RepeatOrderWindowMinutes,
+							30 * 24 * 60, 1, 365 * 24 * 60,
 							PGC_SUSET, GUC_UNIT_MIN,
 							NULL, NULL, NULL);
 

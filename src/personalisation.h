@@ -37,6 +37,8 @@ extern int	OutboxMaxAttempts;
 extern int	RetryBackoffSeconds;
 extern int	CouponValidityMinutes;
 extern int	AttributionWindowMinutes;
+extern int	RankingAttributionWindowMinutes;
+extern int	RepeatOrderWindowMinutes;
 extern int	SocialProofWindowMinutes;
 extern bool WorkerEnabled;
 extern int	WorkerNaptimeMs;
@@ -265,6 +267,7 @@ typedef enum DirectTableId
 	DIRECT_AFFINITY,
 	DIRECT_OUTBOX,
 	DIRECT_OUTBOX_QUEUE_INDEX,	/* an index: open it with OpenDirectIndex */
+	DIRECT_RANKING_EXPOSURES,
 	DIRECT_TABLE_COUNT
 } DirectTableId;
 

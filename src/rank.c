@@ -19,6 +19,8 @@
  */
 #include "affinity.h"
 
+#include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_type.h"
 #include "common/hashfn.h"
 #include "funcapi.h"
@@ -89,6 +91,7 @@ typedef struct RankItem
 typedef struct Visitor
 {
 	bool		control;		/* in the holdout's control arm */
+	bool		exposed;		/* ranked before: its arm is the one recorded then */
 	AffinityState session;
 	AffinityState profile;
 	float8		session_factor; /* decay of the stored session scores to the read time */
@@ -104,6 +107,13 @@ static SavedStatement CustomerOfSessionStatement = {
 	"SELECT p.profile_id FROM personalisation.sessions s"
 	"  JOIN personalisation.profiles p ON p.profile_id = s.profile_id"
 	" WHERE s.session_id = $1 AND p.customer_id IS NOT NULL",
+	1, {TEXTOID}
+};
+
+static SavedStatement RecordedArmStatement = {
+	"SELECT e.arm OPERATOR(pg_catalog.=) 'control'::pg_catalog.text"
+	"  FROM personalisation.ranking_exposures e"
+	" WHERE e.session_id OPERATOR(pg_catalog.=) $1",
 	1, {TEXTOID}
 };
 
@@ -216,10 +226,99 @@ ArmName(bool control)
 }
 
 /*
+ * ReadRecordedArm reads the arm the session was first ranked in, as
+ * `snapshot` sees it, into *control.  Returns false for a session not
+ * ranked yet.
+ */
+static bool
+ReadRecordedArm(text *session_id, Snapshot snapshot, bool *control)
+{
+	static const RegProcedure text_eq[1] = {F_TEXTEQ};
+	Datum		key = PointerGetDatum(session_id);
+	DirectTable table;
+	bool		found;
+
+	OpenDirectTable(&table, DIRECT_RANKING_EXPOSURES, false);
+	found = FetchByPrimaryKey(&table, snapshot, 1, &key, text_eq);
+	if (found)
+	{
+		bool		isnull;
+
+		*control = strcmp(TextDatumGetCString(DirectRowValue(&table, "arm", &isnull)), "control") == 0;
+	}
+	CloseDirectTable(&table);
+	return found;
+}
+
+/*
+ * The end of the WAL the current transaction wrote, when all it wrote so
+ * far is ranking exposures; InvalidXLogRecPtr otherwise.
+ */
+static XLogRecPtr ExposureOnlyWalEnd = InvalidXLogRecPtr;
+static bool ExposureCallbackRegistered = false;
+
+/*
+ * CommitExposuresAsynchronously lets a transaction whose only writes are
+ * ranking exposures commit without waiting for its WAL to reach disk (as
+ * synchronous_commit = off does): otherwise a first ranking, a read until
+ * now, would wait for a WAL flush, ten times what the ranking costs.  A
+ * crash may lose the exposures of the last moments; those sessions are
+ * recorded again at their next ranking.  A transaction that wrote anything
+ * else commits as configured.
+ */
+static void
+CommitExposuresAsynchronously(XactEvent event, void *arg)
+{
+	if (event == XACT_EVENT_PRE_COMMIT && !XLogRecPtrIsInvalid(ExposureOnlyWalEnd) &&
+		XactLastRecEnd == ExposureOnlyWalEnd)
+		(void) set_config_option("synchronous_commit", "off", PGC_USERSET, PGC_S_SESSION,
+								 GUC_ACTION_LOCAL, true, 0, false);
+	if (event == XACT_EVENT_COMMIT || event == XACT_EVENT_ABORT || event == XACT_EVENT_PREPARE)
+		ExposureOnlyWalEnd = InvalidXLogRecPtr;
+}
+
+/*
+ * RecordExposure records a session's first ranking: its arm and when, once
+ * (a concurrent first ranking of the same session records nothing more).
+ * The reports count the session in this arm from now on, whatever the
+ * share becomes.  Nothing is recorded where nothing may be written: in a
+ * read-only transaction (a standby) or inside a parallel query.
+ */
+static void
+RecordExposure(text *session_id, bool control, TimestampTz at)
+{
+	DirectTable table;
+	Datum	   *values;
+	bool	   *nulls;
+	bool		only_exposures;
+
+	if (XactReadOnly || IsInParallelMode())
+		return;
+	if (!ExposureCallbackRegistered)
+	{
+		RegisterXactCallback(CommitExposuresAsynchronously, NULL);
+		ExposureCallbackRegistered = true;
+	}
+	only_exposures = XLogRecPtrIsInvalid(XactLastRecEnd) || XactLastRecEnd == ExposureOnlyWalEnd;
+	OpenDirectTableForUniqueInsert(&table, DIRECT_RANKING_EXPOSURES);
+	DirectNewRow(&table, &values, &nulls);
+	values[DirectColumn(&table, "session_id") - 1] = PointerGetDatum(session_id);
+	values[DirectColumn(&table, "arm") - 1] = CStringGetTextDatum(ArmName(control));
+	values[DirectColumn(&table, "exposed_at") - 1] = TimestampTzGetDatum(at);
+	nulls[DirectColumn(&table, "session_id") - 1] = false;
+	nulls[DirectColumn(&table, "arm") - 1] = false;
+	nulls[DirectColumn(&table, "exposed_at") - 1] = false;
+	(void) DirectInsertIfUnique(&table, values, nulls);
+	CloseDirectTable(&table);
+	ExposureOnlyWalEnd = only_exposures ? XactLastRecEnd : InvalidXLogRecPtr;
+}
+
+/*
  * LoadVisitor reads the session's profile (is it a customer's?) and the two
  * affinity rows ranking blends, as the calling statement's snapshot sees
- * them, straight from the tables' primary keys; decides the holdout arm;
- * and computes the decay of each row to the read time.  An unknown session
+ * them, straight from the tables' primary keys; decides the holdout arm
+ * (the one recorded at the session's first ranking, if it had one); and
+ * computes the decay of each row to the read time.  An unknown session
  * has no affinity: only the popularity prior ranks for it.
  */
 static void
@@ -238,6 +337,7 @@ LoadVisitor(text *session_id, TimestampTz at, Visitor *visitor)
 	memset(visitor, 0, sizeof(Visitor));
 	visitor->session_factor = visitor->profile_factor = 1.0;
 	visitor->control = ArmIsControl(session_id, false, 0);
+	visitor->exposed = ReadRecordedArm(session_id, snapshot, &visitor->control);
 
 	OpenDirectTable(&table, DIRECT_SESSIONS, false);
 	if (!FetchByPrimaryKey(&table, snapshot, 1, &key, text_eq))
@@ -256,7 +356,7 @@ LoadVisitor(text *session_id, TimestampTz at, Visitor *visitor)
 		customer = !isnull;
 	}
 	CloseDirectTable(&table);
-	if (customer)
+	if (customer && !visitor->exposed)
 		visitor->control = ArmIsControl(session_id, true, DatumGetInt64(profile_id));
 
 	OpenDirectTable(&table, DIRECT_AFFINITY, false);
@@ -777,8 +877,9 @@ typedef enum RankKind
 /*
  * Rank is the body of the three ranking functions: it reads and checks the
  * arguments (session_id, candidates or modules, explain, at), reads the
- * visitor, scores the candidates unless the visitor is in the control arm,
- * and returns them ranked.
+ * visitor, records its exposure if this is its first ranking, scores the
+ * candidates unless the visitor is in the control arm, and returns them
+ * ranked.
  */
 static Datum
 Rank(FunctionCallInfo fcinfo, RankKind kind)
@@ -794,6 +895,8 @@ Rank(FunctionCallInfo fcinfo, RankKind kind)
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	LoadVisitor(session_id, at, &visitor);
+	if (!visitor.exposed)
+		RecordExposure(session_id, visitor.control, at);
 	(void) IndexCandidates(items, count);	/* marks the repeats */
 	if (!visitor.control && kind == RANK_PRODUCTS)
 		ScoreProducts(&visitor, items, count);
@@ -838,26 +941,30 @@ rank_modules(PG_FUNCTION_ARGS)
 
 /*
  * holdout_arm_session(session_id) returns the session's ranking arm,
- * 'personalised' or 'control', as rank_* applies it now.
+ * 'personalised' or 'control', as rank_* applies it now: the arm recorded
+ * at its first ranking, or else the one its hash gives.
  */
 Datum
 holdout_arm_session(PG_FUNCTION_ARGS)
 {
 	text	   *session_id = RequireIdentifier(fcinfo, 0, "session_id");
 	Datum		values[1] = {PointerGetDatum(session_id)};
+	bool		isnull;
 	bool		control;
 
 	SPI_connect();
-	ExecSaved(&CustomerOfSessionStatement, values, NULL, true, 1);
-	if (SPI_processed == 0)
-		control = ArmIsControl(session_id, false, 0);
+	ExecSaved(&RecordedArmStatement, values, NULL, true, 1);
+	if (SPI_processed > 0)
+		control = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	else
 	{
-		bool		isnull;
-
-		control = ArmIsControl(session_id, true,
-							   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-														   SPI_tuptable->tupdesc, 1, &isnull)));
+		ExecSaved(&CustomerOfSessionStatement, values, NULL, true, 1);
+		if (SPI_processed == 0)
+			control = ArmIsControl(session_id, false, 0);
+		else
+			control = ArmIsControl(session_id, true,
+								   DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+															   SPI_tuptable->tupdesc, 1, &isnull)));
 	}
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(ArmName(control)));

@@ -33,13 +33,15 @@ SQL
 echo "== loading the sample shop"
 psql -q -X -d shop -v ON_ERROR_STOP=1 -f "$REPO_DIR/test/demo/shop.sql" >/dev/null
 psql -q -X -d shop -c 'SELECT job_name, schedule FROM personalisation.schedule_jobs()'
+REPORT="$DEMO_DIR/uplift_report.html"
 for part in "$REPO_DIR"/test/demo/[0-9]*.sql; do
-    psql -X -q -d shop -f "$part"
+    psql -X -q -d shop -v report="$REPORT" -f "$part"
 done
 
 cat <<EOT
 
 The demo shop is running.
   connect:  psql -h $DEMO_DIR -p $DEMO_PORT -U $PGUSER shop
+  report:   $REPORT (open it in a browser)
   stop:     make demo-stop
 EOT

@@ -79,9 +79,7 @@ SELECT r.position, d.product_id AS shop_order, r.product_id AS this_visitor_sees
           FROM personalisation.products WHERE category_id = :'fan_category') d ON d.ord = r.position
  ORDER BY r.position LIMIT 10;
 
-\echo '== The holdout report per arm (the sample traffic was generated without any ranking,'
-\echo '   so here the difference between the arms is chance; in a shop it is the uplift)'
-SELECT arm, sessions, converted_sessions, round(conversion_rate::numeric, 4) AS conversion_rate,
-       orders, revenue, round(uplift::numeric, 2) AS uplift
-  FROM personalisation.ranking_holdout;
+\echo '== Each visitor ranked above keeps the arm of its first ranking (personalisation.ranking_exposures);'
+\echo '   part 80 measures what ranking is worth over a simulated week'
+SELECT arm, count(*) AS sessions_ranked FROM personalisation.ranking_exposures GROUP BY arm ORDER BY arm DESC;
 DEALLOCATE homepage;

@@ -96,7 +96,10 @@ SELECT s.product_id, s.started_at - :'t0'::timestamptz AS started_after_order, s
  WHERE x.session_id = 'demo-cleo' ORDER BY s.product_id;
 
 \echo '== The analyst views'
-SELECT * FROM personalisation.post_purchase_order_value ORDER BY journey NULLS FIRST, cohort;
-SELECT * FROM personalisation.subscription_uptake ORDER BY arm NULLS LAST;
+SELECT journey, cohort, messages, orders, order_value, average_order_value
+  FROM personalisation.post_purchase_order_value ORDER BY journey NULLS FIRST, cohort;
+SELECT arm, customers, subscribed_within_30_days, subscribed_later, never_subscribed,
+       uptake_within_30_days, uptake_later
+  FROM personalisation.subscription_uptake ORDER BY arm NULLS LAST;
 
 ROLLBACK;

@@ -64,7 +64,8 @@ SELECT is(array_agg(product_id ORDER BY position), ARRAY['ho-p3', 'ho-p1', 'ho-p
   FROM personalisation.rank_products((SELECT session_id FROM first_arms WHERE personalisation.holdout_arm(session_id) = 'personalised' LIMIT 1),
                                      ARRAY['ho-p2', 'ho-p1', 'ho-p3']);
 
--- The report counts each arm's sessions and the ones that ordered.
+-- The report counts each arm's ranked sessions and the ones that ordered.
+SELECT count(*) FROM first_arms, personalisation.rank_products(session_id, ARRAY['ho-p1']);
 SELECT personalisation.track_purchase(session_id, 'ho-order-' || session_id,
          '[{"product_id": "ho-p1", "quantity": 1, "unit_price": 10}]', now())
   FROM personalisation.sessions WHERE session_id IN ('ho-s10', 'ho-s11', 'ho-s12', 'ho-s13', 'ho-s14', 'ho-s15');
@@ -74,9 +75,9 @@ SELECT results_eq(
   $$SELECT a.arm, count(s.session_id), count(s.session_id) FILTER (WHERE s.session_id IN ('ho-s10', 'ho-s11', 'ho-s12', 'ho-s13', 'ho-s14', 'ho-s15')),
            10::numeric * count(s.session_id) FILTER (WHERE s.session_id IN ('ho-s10', 'ho-s11', 'ho-s12', 'ho-s13', 'ho-s14', 'ho-s15'))
       FROM (VALUES ('control'), ('personalised')) a (arm)
-      LEFT JOIN personalisation.sessions s ON s.session_id LIKE 'ho-s%' AND personalisation.holdout_arm(s.session_id) = a.arm
+      LEFT JOIN personalisation.ranking_exposures s ON s.session_id LIKE 'ho-s%' AND s.arm = a.arm
      GROUP BY a.arm ORDER BY a.arm$$,
-  'each arm counts its sessions, the ones that ordered and their revenue');
+  'each arm counts its ranked sessions, the ones that ordered and their revenue');
 SELECT ok(bool_and(conversion_rate IS NOT DISTINCT FROM converted_sessions::float8 / NULLIF(sessions, 0)
                    AND uplift IS NOT DISTINCT FROM
                        conversion_rate / NULLIF((SELECT conversion_rate FROM personalisation.ranking_holdout WHERE arm = 'control'), 0)),

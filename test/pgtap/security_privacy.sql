@@ -16,11 +16,12 @@ INSERT INTO personalisation.categories VALUES ('fg-cat', NULL, 'Forget');
 INSERT INTO personalisation.products (product_id, category_id, name, price, subscribable, replenish_days)
 VALUES ('fg-p1', 'fg-cat', 'Kettle', 30, false, NULL), ('fg-p2', 'fg-cat', 'Tea', 20, true, 30);
 
--- The customer: a first device, a second device merged at login, consent,
--- an order, an abandoned cart whose journey sent, delivered and queued
+-- The customer: a first device (ranked once), a second device merged at
+-- login, consent, an order, an abandoned cart whose journey sent, delivered and queued
 -- messages and issued a coupon.
 SELECT personalisation.track_page_view('fg-sess-Zq-a', 'fg-cat', NULL, '2025-05-01 09:00+00', 'fg-ev-Zq-1');
 SELECT personalisation.set_consent('fg-sess-Zq-a', 'push', true, '2025-05-01 09:01+00', 'fg-ev-Zq-2');
+SELECT count(*) FROM personalisation.rank_products('fg-sess-Zq-a', ARRAY['fg-p1'], false, '2025-05-01 09:01+00');
 SELECT personalisation.identify('fg-sess-Zq-a', 'fg-cust-Zq', 'fg-zq@example.test', '2025-05-01 09:02+00');
 SELECT personalisation.set_consent('fg-sess-Zq-a', 'email', true, '2025-05-01 09:03+00', 'fg-ev-Zq-3');
 SELECT personalisation.track_cart_add('fg-sess-Zq-b', 'fg-p2', 1, '2025-05-01 09:04+00', 'fg-ev-Zq-4');
