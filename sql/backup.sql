@@ -91,7 +91,7 @@ BEGIN
     'personalisation.complement_totals', 'personalisation.complement_products',
     'personalisation.complement_pairs', 'personalisation.subscriptions',
     'personalisation.outbox', 'personalisation.journey_runs', 'personalisation.journey_run_steps',
-    'personalisation.coupons', 'personalisation.pseudonym_key',
+    'personalisation.coupons', 'personalisation.pseudonym_key', 'personalisation.ranking_exposures',
     'personalisation.removed_shipped_rows',
     'personalisation.profile_id_seq', 'personalisation.consent_history_change_id_seq',
     'personalisation.merge_id_seq', 'personalisation.outbox_message_id_seq',

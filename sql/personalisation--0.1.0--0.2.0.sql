@@ -215,9 +215,6 @@ BEGIN
 END
 $$;
 
--- Keep this the last statement of the script: it covers every function the
--- blocks above added, and refuses one the access map does not name.
-SELECT personalisation.apply_access_map();
 -- Backup and restore (issue 15, point 1; README, "Backup and restore";
 -- sql/backup.sql): pg_dump carries every row the extension holds, and
 -- pg_restore puts the rows and the day partitions back over a fresh
@@ -460,6 +457,8 @@ CREATE TABLE personalisation.ranking_exposures (
     arm        text NOT NULL CHECK (arm IN ('personalised', 'control')),
     exposed_at timestamptz NOT NULL
 );
+-- dumped by pg_dump, as every table listed in sql/backup.sql
+SELECT pg_catalog.pg_extension_config_dump('personalisation.ranking_exposures', '');
 
 -- A first ranking writes the session's exposure.
 ALTER FUNCTION personalisation.rank_products(text, text[], boolean, timestamptz) VOLATILE;
@@ -843,3 +842,7 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('uplift_summary',       'personalisation_analyst', 'owner'),
     ('uplift_report_html',   'personalisation_analyst', 'owner'),
     ('uplift_arms',          'personalisation_analyst', 'owner');
+
+-- Keep this the last statement of the script: it covers every function the
+-- blocks above added, and refuses one the access map does not name.
+SELECT personalisation.apply_access_map();
