@@ -98,6 +98,22 @@ ExtensionSchemaRelid(const char *name)
 }
 
 /*
+ * DirectTableExists says whether one of the extension's tables exists in
+ * this database: a table added by a later version is absent from a database
+ * not yet updated (ALTER EXTENSION personalisation UPDATE), which the
+ * library keeps serving.  Absence is not cached, so the table is found as
+ * soon as the update commits.
+ */
+bool
+DirectTableExists(DirectTableId table)
+{
+	if (OidIsValid(DirectTableOids[table]))
+		return true;
+	DirectTableOids[table] = ExtensionSchemaRelid(DirectTableNames[table]);
+	return OidIsValid(DirectTableOids[table]);
+}
+
+/*
  * DirectTableOid returns the OID of one of the extension's tables.
  */
 static Oid

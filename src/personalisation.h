@@ -281,6 +281,7 @@ typedef struct DirectTable
 	TupleTableSlot *slot;		/* the row being written */
 } DirectTable;
 
+extern bool DirectTableExists(DirectTableId table);
 extern void OpenDirectTable(DirectTable *table, DirectTableId which, bool for_write);
 extern void OpenDirectTableForUniqueInsert(DirectTable *table, DirectTableId which);
 extern void OpenEventPartition(DirectTable *table, int64 day);

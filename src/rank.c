@@ -228,7 +228,7 @@ ArmName(bool control)
 /*
  * ReadRecordedArm reads the arm the session was first ranked in, as
  * `snapshot` sees it, into *control.  Returns false for a session not
- * ranked yet.
+ * ranked yet, and in a database still at 0.1.0, which records no exposures.
  */
 static bool
 ReadRecordedArm(text *session_id, Snapshot snapshot, bool *control)
@@ -238,6 +238,8 @@ ReadRecordedArm(text *session_id, Snapshot snapshot, bool *control)
 	DirectTable table;
 	bool		found;
 
+	if (!DirectTableExists(DIRECT_RANKING_EXPOSURES))
+		return false;
 	OpenDirectTable(&table, DIRECT_RANKING_EXPOSURES, false);
 	found = FetchByPrimaryKey(&table, snapshot, 1, &key, text_eq);
 	if (found)
@@ -895,7 +897,7 @@ Rank(FunctionCallInfo fcinfo, RankKind kind)
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
 	LoadVisitor(session_id, at, &visitor);
-	if (!visitor.exposed)
+	if (!visitor.exposed && DirectTableExists(DIRECT_RANKING_EXPOSURES))
 		RecordExposure(session_id, visitor.control, at);
 	(void) IndexCandidates(items, count);	/* marks the repeats */
 	if (!visitor.control && kind == RANK_PRODUCTS)

@@ -130,6 +130,9 @@ SELECT personalisation.ack_messages(array_agg(message_id)) FROM
 SELECT personalisation.fail_message(message_id, 'mailbox full')
   FROM personalisation.outbox WHERE status = 'claimed' LIMIT 5;
 SELECT personalisation.refresh_popularity(now());
+-- rankings, so that visitors' exposures are recorded
+SELECT count(*) FROM generate_series(1, 30) v,
+       personalisation.rank_products('demo-' || lpad(v::text, 4, '0'), '{sku-00001,sku-00002,sku-00003}');
 SELECT personalisation.maintain_partitions(now());
 SELECT personalisation.maintain_complementarity(now());
 SQL
