@@ -536,6 +536,34 @@ UpdateRowUnlessBusy(DirectTable *table, Snapshot snapshot, ItemPointer tid,
 }
 
 /*
+ * MultiXactHasOtherHolder reports whether a member of the multixact in a
+ * row's xmax other than the current transaction holds the row: a running
+ * locker or updater, or an updater that committed.  The current
+ * transaction's own members (a lock it took, an update in a savepoint since
+ * rolled back) never make the row busy to itself.
+ */
+static bool
+MultiXactHasOtherHolder(MultiXactId multi, uint16 infomask)
+{
+	MultiXactMember *members;
+	int			count = GetMultiXactIdMembers(multi, &members, false, HEAP_XMAX_IS_LOCKED_ONLY(infomask));
+	bool		busy = false;
+
+	for (int i = 0; i < count && !busy; i++)
+	{
+		TransactionId member = members[i].xid;
+
+		if (TransactionIdIsCurrentTransactionId(member))
+			continue;
+		busy = TransactionIdIsInProgress(member) ||
+			(ISUPDATE_from_mxstatus(members[i].status) && TransactionIdDidCommit(member));
+	}
+	if (count > 0)
+		pfree(members);
+	return busy;
+}
+
+/*
  * RowIsBusy reports whether another transaction is changing the row
  * version in table->row (as an index scan left it), or has changed it
  * since the scan's snapshot: its updater or deleter is running or has
@@ -563,7 +591,7 @@ RowIsBusy(DirectTable *table)
 	if (infomask & HEAP_XMAX_INVALID)
 		return false;
 	if (infomask & HEAP_XMAX_IS_MULTI)
-		return MultiXactIdIsRunning(xmax, HEAP_XMAX_IS_LOCKED_ONLY(infomask));
+		return MultiXactHasOtherHolder(xmax, infomask);
 	if (TransactionIdIsCurrentTransactionId(xmax))
 		return false;
 	if (TransactionIdIsInProgress(xmax))

@@ -541,6 +541,14 @@ claim_messages(PG_FUNCTION_ARGS)
 				 errmsg("lease %s is not a positive span of hours, minutes or seconds",
 						DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(lease)))),
 				 errhint("Pass how long the consumer may take to deliver, such as '5 minutes'.")));
+	if (lease->time > (int64) MaxLeaseSeconds * USECS_PER_SEC && !CallerOwnsExtension())
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("lease %s is longer than personalisation.max_lease",
+						DatumGetCString(DirectFunctionCall1(interval_out, IntervalPGetDatum(lease)))),
+				 errdetail("personalisation.max_lease is %d s; only the extension's owner may claim for longer.",
+						   MaxLeaseSeconds),
+				 errhint("Claim for at most personalisation.max_lease, and claim again for the messages still to deliver.")));
 	claim.now = RequireSenderClock(fcinfo, 3);
 	claim.lease_until = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 																TimestampTzGetDatum(claim.now),

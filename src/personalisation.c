@@ -15,6 +15,7 @@ PG_MODULE_MAGIC;
 int			EventRetentionMinutes = 180 * 24 * 60;
 int			PartitionPremakeDays = 7;
 int			MaxClockSkewSeconds = 300;
+int			MaxLeaseSeconds = 3600;
 int			MaxOrderLines = 500;
 int			ComplementMinCoOrders = 2;
 int			ComplementWindowMinutes = 0;
@@ -138,6 +139,14 @@ DefineGucs(void)
 							"Events stamped later than now() plus this are refused as a clock error; so is a now that a caller other than the extension's owner passes to the queue functions further than this from the transaction's time.",
 							&MaxClockSkewSeconds,
 							300, 0, 7 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.max_lease",
+							"The longest lease a delivery worker may take in claim_messages.",
+							"A caller other than the extension's owner asking for a longer lease is refused, so that no sender can hold messages out of the other consumers' reach.",
+							&MaxLeaseSeconds,
+							3600, 1, 7 * 24 * 3600,
 							PGC_SUSET, GUC_UNIT_S,
 							NULL, NULL, NULL);
 

@@ -22,6 +22,7 @@
 extern int	EventRetentionMinutes;
 extern int	PartitionPremakeDays;
 extern int	MaxClockSkewSeconds;
+extern int	MaxLeaseSeconds;
 extern int	MaxOrderLines;
 extern int	ComplementMinCoOrders;
 extern int	ComplementWindowMinutes;

@@ -32,8 +32,12 @@ REPO_DIR=$(cd "$(dirname "$0")/.." && pwd)
 # security_search_path.sql installs shadows of its own in public;
 # ingest_direct.sql and outbox_direct.sql define a shop's own expression and
 # partial indexes (lower(x), x = 'y'), shop code that the extension's
-# writes evaluate: under this database's search_path they name shadows.
-SKIP=(security_roles.sql security_search_path.sql ingest_direct.sql outbox_direct.sql)
+# writes evaluate: under this database's search_path they name shadows;
+# ingest_bulk.sql checks statements over 30,000 sessions with joins on the
+# test's own `=`, which here is a shadow with no hash or merge support, so
+# its checks alone would run for hours (the C statements it drives are
+# pinned like every other).
+SKIP=(security_roles.sql security_search_path.sql ingest_direct.sql outbox_direct.sql ingest_bulk.sql)
 
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
 DROP EXTENSION IF EXISTS personalisation CASCADE;

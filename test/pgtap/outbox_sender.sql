@@ -6,7 +6,7 @@
 -- Messages come from this file's carts (js-*), abandoned three hours before
 -- the transaction's time so that they are due on the server's clock.
 BEGIN;
-SELECT plan(36);
+SELECT plan(40);
 
 SET LOCAL personalisation.event_retention = '36500d';
 SET LOCAL personalisation.journey_holdout_percent = 0;
@@ -62,6 +62,12 @@ SELECT throws_ok($$SELECT * FROM personalisation.claim_messages('js-w1', 10, '5 
 SELECT throws_like($$SELECT * FROM personalisation.claim_messages('js-w1', 10, '5 minutes', now() + interval '6 minutes')$$,
   'now % is more than personalisation.max_clock_skew away from the server''s clock',
   'nor 6 minutes ahead, with max_clock_skew at 5 minutes');
+-- the lease: at most personalisation.max_lease (1 hour by default)
+SELECT throws_like($$SELECT * FROM personalisation.claim_messages('js-w1', 10, '17520000 hours')$$,
+  'lease % is longer than personalisation.max_lease',
+  'a sender cannot hold messages for 2000 years with a long lease');
+SELECT throws_ok($$SELECT * FROM personalisation.claim_messages('js-w1', 10, '61 minutes')$$,
+  '42501', NULL, 'nor for a minute longer than max_lease');
 SELECT is((SELECT count(*) FILTER (WHERE c.session_id = 'js-a')
              FROM personalisation.claim_messages('js-w1', 10000, '5 minutes', now() + interval '4 minutes') c), 2::bigint,
   'a now within max_clock_skew is the sender''s to pass');
@@ -170,6 +176,22 @@ SELECT throws_ok(format($$SELECT pg_temp.ack_message_010(%s, '2016-01-01 00:00+0
   '42501', NULL, 'and ack_message as 0.1.0 declares it refuses a sender''s forged clock too');
 SELECT is(pg_temp.ack_message_010(pg_temp.msg(1)), false, 'while a sender''s call on the server''s clock works');
 RESET ROLE;
+
+-------------------------------------------------------------------------------
+-- A claim passes over rows other transactions hold, never over the rows its
+-- own transaction holds: a message claimed, locked and changed in a
+-- savepoint that was rolled back is claimed again once its lease lapses.
+SELECT pg_temp.abandon('js-b');
+SELECT is((SELECT count(*) FILTER (WHERE c.session_id = 'js-b')
+             FROM personalisation.claim_messages('js-w5', 10000, '1 minute', now() + interval '4 days') c), 2::bigint,
+  'the owner claims the second cart''s messages');
+SELECT count(*) FROM (SELECT FROM personalisation.outbox WHERE session_id = 'js-b' FOR UPDATE) locked;
+SAVEPOINT refused_batch;
+UPDATE personalisation.outbox SET attempts = attempts WHERE session_id = 'js-b';
+ROLLBACK TO SAVEPOINT refused_batch;
+SELECT is((SELECT count(*) FILTER (WHERE c.session_id = 'js-b')
+             FROM personalisation.claim_messages('js-w6', 10000, '1 minute', now() + interval '4 days 2 minutes') c), 2::bigint,
+  'after the savepoint rolled back, the lapsed claims are taken again in the same transaction');
 
 SELECT * FROM finish();
 ROLLBACK;
