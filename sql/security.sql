@@ -155,27 +155,29 @@ BEGIN
             SELECT pg_catalog.format('personalisation.%I(%s)', p.proname,
                                      pg_catalog.pg_get_function_identity_arguments(p.oid)) AS signature
               FROM pg_catalog.pg_proc p
-             WHERE p.pronamespace = 'personalisation'::pg_catalog.regnamespace AND p.proname = entry.object_name
+             WHERE p.pronamespace OPERATOR(pg_catalog.=) 'personalisation'::pg_catalog.regnamespace
+               AND p.proname OPERATOR(pg_catalog.=) entry.object_name
         LOOP
             matched := true;
-            IF entry.runs_as = 'owner' THEN
+            IF entry.runs_as OPERATOR(pg_catalog.=) 'owner' THEN
                 EXECUTE pg_catalog.format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = pg_catalog, pg_temp',
                                           target.signature);
             END IF;
-            IF entry.role_name <> 'owner_only' THEN
+            IF entry.role_name OPERATOR(pg_catalog.<>) 'owner_only' THEN
                 EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO %I', target.signature, entry.role_name);
             END IF;
         END LOOP;
         FOR target IN
             SELECT pg_catalog.format('personalisation.%I', c.relname) AS relation, c.relkind
               FROM pg_catalog.pg_class c
-             WHERE c.relnamespace = 'personalisation'::pg_catalog.regnamespace AND c.relname = entry.object_name
-               AND c.relkind IN ('r', 'p', 'v', 'm')
+             WHERE c.relnamespace OPERATOR(pg_catalog.=) 'personalisation'::pg_catalog.regnamespace
+               AND c.relname OPERATOR(pg_catalog.=) entry.object_name
+               AND c.relkind OPERATOR(pg_catalog.=) ANY ('{r,p,v,m}'::pg_catalog."char"[])
         LOOP
             matched := true;
-            IF entry.role_name <> 'owner_only' THEN
+            IF entry.role_name OPERATOR(pg_catalog.<>) 'owner_only' THEN
                 EXECUTE pg_catalog.format('GRANT %s ON TABLE %s TO %I',
-                                          CASE WHEN target.relkind IN ('v', 'm') THEN 'SELECT'
+                                          CASE WHEN target.relkind OPERATOR(pg_catalog.=) ANY ('{v,m}'::pg_catalog."char"[]) THEN 'SELECT'
                                                ELSE 'SELECT, INSERT, UPDATE, DELETE' END,
                                           target.relation, entry.role_name);
             END IF;
@@ -189,11 +191,12 @@ BEGIN
 
     SELECT pg_catalog.string_agg(DISTINCT o.name, ', ') INTO missing
       FROM (SELECT p.proname::text AS name FROM pg_catalog.pg_proc p
-             WHERE p.pronamespace = 'personalisation'::pg_catalog.regnamespace
+             WHERE p.pronamespace OPERATOR(pg_catalog.=) 'personalisation'::pg_catalog.regnamespace
             UNION ALL
             SELECT c.relname::text FROM pg_catalog.pg_class c
-             WHERE c.relnamespace = 'personalisation'::pg_catalog.regnamespace AND c.relkind IN ('v', 'm')) o
-     WHERE NOT EXISTS (SELECT FROM personalisation.access_map m WHERE m.object_name = o.name);
+             WHERE c.relnamespace OPERATOR(pg_catalog.=) 'personalisation'::pg_catalog.regnamespace
+               AND c.relkind OPERATOR(pg_catalog.=) ANY ('{v,m}'::pg_catalog."char"[])) o
+     WHERE NOT EXISTS (SELECT FROM personalisation.access_map m WHERE m.object_name OPERATOR(pg_catalog.=) o.name);
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'the access map does not say who may use: %', missing
               USING HINT = 'Add one line per name to the access map in sql/security.sql: the role that may use it, or owner_only.';

@@ -157,7 +157,7 @@ SELECT is((SELECT count(*) FILTER (WHERE c.session_id = 'js-a' AND c.last_error 
              FROM personalisation.claim_messages('js-w4', 10000, '1 hour', now() + interval '3 days') c), 1::bigint,
   'the next claim hands the message out with the cut error');
 SELECT is((SELECT octet_length(e.value ->> 'last_error') FROM jsonb_array_elements(
-             personalisation.export_customer('cust-js-a') -> 'tables' -> 'outbox') e
+             personalisation.export_customer('cust-js-a') -> 'tables' -> 'outbox') AS e(value)
            WHERE (e.value ->> 'message_id')::bigint = pg_temp.msg(2)), 4095,
   'and export_customer shows the customer''s messages with it');
 
