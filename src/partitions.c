@@ -195,8 +195,7 @@ EnsurePartitionIndexes(int64 day)
 		appendStringInfo(&sql, "CREATE INDEX %s ON personalisation.events_p", index.data);
 		FormatDay(&sql, day, false);
 		appendStringInfo(&sql, " %s", definitions[i]);
-		if (SPI_execute(sql.data, false, 0) != SPI_OK_UTILITY)
-			elog(ERROR, "could not run \"%s\"", sql.data);
+		(void) ExecPinned(sql.data, 0, NULL, NULL, NULL, false, 0);
 	}
 }
 

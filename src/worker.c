@@ -670,27 +670,27 @@ RecordFailure(MemoryContext context, const char *what_next)
 }
 
 /*
- * StartJobTransaction starts a transaction of the worker's own for a
- * periodic job, resolving names in pg_catalog only, and shows activity in
- * pg_stat_activity.
+ * StartJobTransaction starts a worker transaction (StartWorkerTransaction:
+ * search_path pinned) for a periodic job, shows the job in
+ * pg_stat_activity, and returns the pinned GUC level.
  */
-static void
+static int
 StartJobTransaction(const char *activity)
 {
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	(void) set_config_option("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION,
-							 GUC_ACTION_LOCAL, true, 0, false);
-	PushActiveSnapshot(GetTransactionSnapshot());
+	int			pinned_level = StartWorkerTransaction();
+
 	pgstat_report_activity(STATE_RUNNING, activity);
+	return pinned_level;
 }
 
 /*
- * FinishJobTransaction commits what StartJobTransaction started.
+ * FinishJobTransaction unpins the search path and commits what
+ * StartJobTransaction started.
  */
 static void
-FinishJobTransaction(void)
+FinishJobTransaction(int pinned_level)
 {
+	UnpinSearchPath(pinned_level);
 	PopActiveSnapshot();
 	CommitTransactionCommand();
 	pgstat_report_activity(STATE_IDLE, NULL);
@@ -709,8 +709,9 @@ RunScheduledJobs(TimestampTz since, TimestampTz until, MemoryContext context)
 	List	   *due = NIL;
 	bool		installed;
 	ListCell   *cell;
+	int			pinned_level;
 
-	StartJobTransaction("personalisation: look up due periodic jobs");
+	pinned_level = StartJobTransaction("personalisation: look up due periodic jobs");
 	installed = LockExtension();
 	if (installed)
 	{
@@ -724,7 +725,7 @@ RunScheduledJobs(TimestampTz since, TimestampTz until, MemoryContext context)
 		}
 		SPI_finish();
 	}
-	FinishJobTransaction();
+	FinishJobTransaction(pinned_level);
 
 	foreach(cell, due)
 	{
@@ -732,15 +733,14 @@ RunScheduledJobs(TimestampTz since, TimestampTz until, MemoryContext context)
 
 		PG_TRY();
 		{
-			StartJobTransaction(command);
+			pinned_level = StartJobTransaction(command);
 			if (LockExtension())
 			{
 				SPI_connect();
-				if (SPI_execute(command, false, 0) < 0)
-					elog(ERROR, "could not run periodic job \"%s\"", command);
+				(void) ExecPinned(command, 0, NULL, NULL, NULL, false, 0);
 				SPI_finish();
 			}
-			FinishJobTransaction();
+			FinishJobTransaction(pinned_level);
 		}
 		PG_CATCH();
 		{
