@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test/locking.sh: the lock order under load.  Four pgbench clients run
 # logins, page views, cart additions and removals, email consent changes and
-# purchases on sessions of the same three customers for LOCKING_SECONDS
-# (default 15), so that every kind of call meets a concurrent merge into
-# the same profile.  Then it checks: no failed transaction, no deadlock
+# purchases on sessions of the same three customers, LOCKING_CALLS (default
+# 5000) calls each, so that every kind of call meets a concurrent merge into
+# the same profile.  A fixed number of calls, not a duration: a run cut off
+# by time ends with calls committed that pgbench never counted.  Then it checks: no failed transaction, no deadlock
 # (pg_stat_database.deadlocks unchanged, none in the server log), every
 # committed call recorded its event, order or consent change, and nothing
 # was left behind on a merged profile (test/locking/check.sql).
@@ -13,21 +14,21 @@
 set -euo pipefail
 TEST_DIR=$(cd "$(dirname "$0")" && pwd)
 PG_BINDIR=$(pg_config --bindir)
-LOCKING_SECONDS=${LOCKING_SECONDS:-15}
+LOCKING_CALLS=${LOCKING_CALLS:-5000}
 DB=personalisation_locking
 LOG="$CLUSTER_DIR/server.log"
 OUT="$CLUSTER_DIR/locking.out"
 
 sql() { psql -X -q -At -v ON_ERROR_STOP=1 "$@"; }
 
-echo "== locking: 4 clients on the sessions of 3 customers for ${LOCKING_SECONDS}s"
+echo "== locking: 4 clients on the sessions of 3 customers, ${LOCKING_CALLS} calls each"
 sql -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB" -c "CREATE DATABASE $DB"
 sql -d "$DB" -c "CREATE EXTENSION personalisation" -f "$TEST_DIR/locking/setup.sql" >/dev/null
 deadlocks_before=$(sql -d "$DB" -c "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()")
 log_offset=$(stat -c %s "$LOG")
 
 status=0
-"$PG_BINDIR/pgbench" -n -c 4 -j 4 -T "$LOCKING_SECONDS" -D customers=3 -D sessions=300 \
+"$PG_BINDIR/pgbench" -n -c 4 -j 4 -t "$LOCKING_CALLS" -D customers=3 -D sessions=300 \
     -f "$TEST_DIR/locking/identify.sql@3" -f "$TEST_DIR/locking/page_view.sql@4" \
     -f "$TEST_DIR/locking/cart_add.sql@3" -f "$TEST_DIR/locking/cart_remove.sql@1" \
     -f "$TEST_DIR/locking/consent.sql@1" -f "$TEST_DIR/locking/purchase.sql@1" \
