@@ -782,8 +782,9 @@ StepCounts(const int64 *counts)
 
 /*
  * MergeProfiles merges the anonymous profile into the customer's: it locks
- * the customer's profile row (the anonymous one is locked already), so that
- * both are held before any per-profile row as the lock order says, writes
+ * the customer's profile row (Identify locked both already, in id order; this
+ * keeps the step safe for any caller), so that both are held before any
+ * per-profile row as the lock order says, writes
  * the ledger entry, then runs every merge step's move.
  */
 static void
@@ -847,6 +848,14 @@ Identify(text *session_id, text *customer_id, text *email, TimestampTz occurred_
 		/* a first event created the session meanwhile: identify it as it is */
 	}
 
+	/*
+	 * Profile rows are locked in id order: the customer's profile first when
+	 * it is the older one, so that two logins swapping two sessions between
+	 * two customers cannot each hold the profile the other one waits for.
+	 */
+	known = FindCustomerProfile(customer_id);
+	if (known != 0 && known < profile_id)
+		LockProfileRow(known);
 	if (!LockProfileRow(profile_id))
 		ereport(ERROR,
 				(errcode(ERRCODE_DATA_CORRUPTED),
@@ -865,7 +874,6 @@ Identify(text *session_id, text *customer_id, text *email, TimestampTz occurred_
 
 	if (isnull)
 	{
-		known = FindCustomerProfile(customer_id);
 		if (known == 0)
 		{
 			Datum		claim[3] = {Int64GetDatum(profile_id), PointerGetDatum(customer_id),
@@ -1190,8 +1198,8 @@ unmerge(PG_FUNCTION_ARGS)
 
 		ExecMergeStatement(&MergedSessionsStatement, &entry.merge);
 		LockSessionsFound();
-		LockProfileRow(entry.merge.from_profile_id);
-		LockProfileRow(entry.merge.into_profile_id);
+		LockProfileRow(Min(entry.merge.from_profile_id, entry.merge.into_profile_id));
+		LockProfileRow(Max(entry.merge.from_profile_id, entry.merge.into_profile_id));
 		LockAffinityWriters();
 		for (int i = lengthof(MergeSteps) - 1; i >= 0; i--)
 			counts[i] = MergeSteps[i].undo(&entry.merge);
