@@ -2,4 +2,5 @@
 \set c random(1, :customers)
 \set s random(1, :sessions)
 \set p random(1, 6)
-SELECT personalisation.track_cart_add('lk-' || :c || '-' || :s, 'lk-p' || :p, 1);
+WITH call AS (SELECT personalisation.track_cart_add('lk-' || :c || '-' || :s, 'lk-p' || :p, 1) AS result)
+INSERT INTO locking_calls (kind) SELECT 'cart_add' FROM call;

@@ -1,8 +1,17 @@
 -- test/locking.sh checks, run once the clients have stopped (psql variables:
--- deadlocks_before, and the committed calls of each kind as pgbench counted
--- them: identify, page_view, cart_add, cart_remove, consent, purchase).
+-- deadlocks_before, and calls, the number of calls the clients made).  The
+-- committed calls of each kind are counted from the ledger locking_calls.
 -- Prints one "ok - " or "not ok - " line per check.
 CREATE TEMP TABLE checks (name text, ok boolean, detail text);
+CREATE TEMP TABLE committed AS
+SELECT k.kind, count(c.kind) AS calls
+  FROM (VALUES ('identify'), ('page_view'), ('cart_add'), ('cart_remove'), ('consent'), ('purchase')) AS k(kind)
+  LEFT JOIN locking_calls c USING (kind)
+ GROUP BY k.kind;
+
+INSERT INTO checks
+SELECT 'every call committed', sum(calls) = :calls, sum(calls) || ' committed of ' || :calls || ' calls'
+  FROM committed;
 
 INSERT INTO checks
 SELECT 'no deadlock (pg_stat_database)', deadlocks = :deadlocks_before, deadlocks - :deadlocks_before || ' deadlocks'
@@ -12,17 +21,21 @@ SELECT 'no deadlock (pg_stat_database)', deadlocks = :deadlocks_before, deadlock
 INSERT INTO checks
 SELECT 'every ' || kind || ' call recorded its event', count(e.kind) = calls,
        count(e.kind) || ' events of ' || calls || ' calls'
-  FROM (VALUES ('page_view', :page_view), ('cart_add', :cart_add), ('cart_remove', :cart_remove),
-               ('purchase', :purchase)) AS k(kind, calls)
+  FROM committed k
   LEFT JOIN personalisation.events e USING (kind)
+ WHERE k.kind IN ('page_view', 'cart_add', 'cart_remove', 'purchase')
  GROUP BY kind, calls;
 INSERT INTO checks
-SELECT 'every purchase recorded its order', count(*) = :purchase, count(*) || ' orders of ' || :purchase || ' calls'
-  FROM personalisation.orders;
+SELECT 'every purchase recorded its order', count(*) = k.calls, count(*) || ' orders of ' || k.calls || ' calls'
+  FROM personalisation.orders, committed k
+ WHERE k.kind = 'purchase'
+ GROUP BY k.calls;
 INSERT INTO checks
-SELECT 'every consent call recorded its change', count(*) = :consent,
-       count(*) || ' changes of ' || :consent || ' calls'
-  FROM personalisation.consent_history;
+SELECT 'every consent call recorded its change', count(*) = k.calls,
+       count(*) || ' changes of ' || k.calls || ' calls'
+  FROM personalisation.consent_history, committed k
+ WHERE k.kind = 'consent'
+ GROUP BY k.calls;
 
 -- Nothing left behind by a merge: every event, order and consent change is
 -- on the profile its session belongs to now (a session belongs to one
@@ -49,7 +62,9 @@ SELECT 'every cart summary counts its lines', count(*) = 0, count(*) || ' carts 
   FROM personalisation.carts c
  WHERE c.line_count <> (SELECT count(*) FROM personalisation.cart_lines l WHERE l.profile_id = c.profile_id);
 INSERT INTO checks
-SELECT 'the logins merged sessions', count(*) > 0, count(*) || ' merges of ' || :identify || ' logins'
-  FROM personalisation.merges;
+SELECT 'the logins merged sessions', count(*) > 0, count(*) || ' merges of ' || k.calls || ' logins'
+  FROM personalisation.merges, committed k
+ WHERE k.kind = 'identify'
+ GROUP BY k.calls;
 
 SELECT CASE WHEN ok THEN 'ok - ' ELSE 'not ok - ' END || name || ' (' || detail || ')' FROM checks;

@@ -2,4 +2,5 @@
 \set c random(1, :customers)
 \set s random(1, :sessions)
 \set p random(1, 6)
-SELECT personalisation.track_page_view('lk-' || :c || '-' || :s, NULL, 'lk-p' || :p);
+WITH call AS (SELECT personalisation.track_page_view('lk-' || :c || '-' || :s, NULL, 'lk-p' || :p) AS result)
+INSERT INTO locking_calls (kind) SELECT 'page_view' FROM call;
