@@ -193,6 +193,7 @@ AppendGrouped(StringInfo out, int64 value)
  * experiment, for example "ranking: 1.42x conversion (95% 1.18-1.71),
  * 30,214 visitors, significant".  A result whose interval holds 1 is "not
  * significant"; one without an uplift says there is none to claim yet.
+ * The unit name is a plural; one unit drops its final s ("1 customer").
  */
 Datum
 uplift_claim(PG_FUNCTION_ARGS)
@@ -215,7 +216,10 @@ uplift_claim(PG_FUNCTION_ARGS)
 	}
 	appendStringInfoString(&out, ", ");
 	AppendGrouped(&out, units);
-	appendStringInfo(&out, " %s", unit_name);
+	if (units == 1 && strlen(unit_name) > 1 && unit_name[strlen(unit_name) - 1] == 's')
+		appendStringInfo(&out, " %.*s", (int) strlen(unit_name) - 1, unit_name);
+	else
+		appendStringInfo(&out, " %s", unit_name);
 	if (!PG_ARGISNULL(4) && !PG_ARGISNULL(5) && !PG_ARGISNULL(6))
 	{
 		bool		significant = PG_GETARG_FLOAT8(5) > 1.0 || PG_GETARG_FLOAT8(6) < 1.0;

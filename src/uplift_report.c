@@ -23,6 +23,10 @@ PG_FUNCTION_INFO_V1(uplift_report_html);
 #define LABEL_WIDTH 260
 #define ROW_HEIGHT 30
 #define PLOT_WIDTH (CHART_WIDTH - LABEL_WIDTH - 20)
+/* Beside a chart, right of its plot: the numbers each row draws. */
+#define VALUE_WIDTH 180
+/* A funnel bar at its widest; its counts are written right of it. */
+#define BAR_WIDTH (PLOT_WIDTH - VALUE_WIDTH)
 
 /* The uplift axis: a log scale between these ratios. */
 #define AXIS_MIN 0.25
@@ -170,7 +174,9 @@ AppendClaims(StringInfo out)
 
 /*
  * AppendIntervals appends the chart of every experiment's uplift: a dot
- * at the estimate, a bar over its 95% interval, a line at 1 (no effect).
+ * at the estimate, a bar over its 95% interval, a line at 1 (no effect),
+ * and right of the plot the estimate and interval in numbers (an interval
+ * beyond the axis is drawn to its end, with an arrow).
  */
 static void
 AppendIntervals(StringInfo out, ArmRow *rows, int count)
@@ -185,11 +191,11 @@ AppendIntervals(StringInfo out, ArmRow *rows, int count)
 	appendStringInfo(out, "<h2>Uplift against control, with its 95%% interval</h2>\n"
 					 "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" "
 					 "role=\"img\" aria-label=\"uplift intervals\">\n",
-					 CHART_WIDTH, height);
+					 CHART_WIDTH + VALUE_WIDTH, height);
 	appendStringInfo(out, "<line x1=\"%.1f\" y1=\"0\" x2=\"%.1f\" y2=\"%d\" class=\"one\"/>\n",
 					 AxisX(1.0), AxisX(1.0), height - ROW_HEIGHT);
 	for (double tick = AXIS_MIN; tick <= AXIS_MAX; tick *= 2)
-		appendStringInfo(out, "<text x=\"%.1f\" y=\"%d\" class=\"tick\">%gx</text>\n",
+		appendStringInfo(out, "<text x=\"%.1f\" y=\"%d\" class=\"tick\" text-anchor=\"middle\">%gx</text>\n",
 						 AxisX(tick), height - 10, tick);
 	drawn = 0;
 	for (int i = 0; i < count; i++)
@@ -205,11 +211,26 @@ AppendIntervals(StringInfo out, ArmRow *rows, int count)
 		AppendEscaped(out, row->metric);
 		appendStringInfoString(out, "</text>\n");
 		if (row->has_interval)
+		{
 			appendStringInfo(out, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" class=\"interval\"/>\n",
 							 AxisX(row->low), y, AxisX(row->high), y);
+			if (row->low < AXIS_MIN)
+				appendStringInfo(out, "<path d=\"M %.1f %d l 8 -6 v 12 z\" class=\"estimate\"/>\n",
+								 AxisX(AXIS_MIN) - 8, y);
+			if (row->high > AXIS_MAX)
+				appendStringInfo(out, "<path d=\"M %.1f %d l -8 -6 v 12 z\" class=\"estimate\"/>\n",
+								 AxisX(AXIS_MAX) + 8, y);
+		}
 		if (row->has_uplift)
+		{
 			appendStringInfo(out, "<circle cx=\"%.1f\" cy=\"%d\" r=\"5\" class=\"estimate\">"
 							 "<title>%.2fx</title></circle>\n", AxisX(row->uplift), y, row->uplift);
+			appendStringInfo(out, "<text x=\"%d\" y=\"%d\" class=\"value\">%.2fx", CHART_WIDTH, y + 5,
+							 row->uplift);
+			if (row->has_interval)
+				appendStringInfo(out, " (95%% %.2f-%.2f)", row->low, row->high);
+			appendStringInfoString(out, "</text>\n");
+		}
 		else
 			appendStringInfo(out, "<text x=\"%d\" y=\"%d\" class=\"none\">no uplift yet</text>\n",
 							 LABEL_WIDTH, y + 5);
@@ -222,7 +243,8 @@ AppendIntervals(StringInfo out, ArmRow *rows, int count)
  * AppendBars appends one chart of horizontal bars for the rows first to
  * last - 1 of one experiment: its arms as a whole (steps false), or its
  * step rows (steps true).  Each bar is the row's exposed units, the
- * largest drawn full width, with its converted share drawn over it.
+ * largest drawn full width, with its converted share drawn over it; the
+ * counts are written right of the widest bar.
  */
 static void
 AppendBars(StringInfo out, ArmRow *rows, int first, int last, bool steps)
@@ -248,7 +270,7 @@ AppendBars(StringInfo out, ArmRow *rows, int first, int last, bool steps)
 	{
 		ArmRow	   *row = &rows[i];
 		double		rate = row->exposed > 0 ? (double) row->converted / row->exposed : 0.0;
-		double		exposed_width = (double) PLOT_WIDTH * row->exposed / widest;
+		double		exposed_width = (double) BAR_WIDTH * row->exposed / widest;
 
 		if (row->has_step != steps)
 			continue;
@@ -261,7 +283,7 @@ AppendBars(StringInfo out, ArmRow *rows, int first, int last, bool steps)
 		appendStringInfo(out, "<rect x=\"%d\" y=\"%d\" width=\"%.1f\" height=\"20\" class=\"%s\"/>\n",
 						 LABEL_WIDTH, y + 5, exposed_width * rate, row->treated ? "treated" : "control");
 		appendStringInfo(out, "<text x=\"%d\" y=\"%d\" class=\"count\">" INT64_FORMAT " of " INT64_FORMAT
-						 " (%.1f%%)</text>\n", LABEL_WIDTH + 6, y + 20, row->converted, row->exposed,
+						 " (%.1f%%)</text>\n", LABEL_WIDTH + BAR_WIDTH + 10, y + 20, row->converted, row->exposed,
 						 100.0 * rate);
 		y += ROW_HEIGHT;
 	}
@@ -286,7 +308,7 @@ uplift_report_html(PG_FUNCTION_ARGS)
 						   "body { font-family: sans-serif; margin: 2em; color: #222; }\n"
 						   "li.significant { color: #05612b; } li.open { color: #7a5b00; }\n"
 						   "svg { display: block; margin: 0.5em 0 1.5em; }\n"
-						   ".label, .count, .tick, .none { font-size: 13px; fill: #222; }\n"
+						   ".label, .count, .tick, .none, .value { font-size: 13px; fill: #222; }\n"
 						   ".exposed { fill: #dde3ea; } .treated { fill: #2f7ed8; } .control { fill: #8d99a6; }\n"
 						   ".interval { stroke: #2f7ed8; stroke-width: 4; } .estimate { fill: #0b3d75; }\n"
 						   ".one { stroke: #c0392b; stroke-dasharray: 4 3; }\n"

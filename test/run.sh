@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command (make test): installs what is missing, builds, installs,
 # starts a throw-away instance preloading pg_cron and personalisation, runs
-# the pg_regress suite, the pgTAP suite, the upgrade and backup tests, crash recovery and
+# the pg_regress suite, the pgTAP suite, the upgrade and backup tests, the
+# report page in a browser, crash recovery and
 # a short load run, and exits non-zero on any failure.
 set -euo pipefail
 source "$(dirname "$0")/cluster.sh"
@@ -42,6 +43,9 @@ bash "$REPO_DIR/test/upgrade.sh" || status=1
 
 # the demo shop dumped and restored (pg_dump -Fc / pg_restore, pg_dumpall / psql): every row back
 bash "$REPO_DIR/test/backup.sh" || status=1
+
+# the report page, with a planted effect for every experiment, rendered in headless Chromium
+bash "$REPO_DIR/test/report_page.sh" || status=1
 
 # SIGKILLed backends in the middle of run_due, claim_messages and a purchase
 bash "$REPO_DIR/test/crash.sh" || status=1

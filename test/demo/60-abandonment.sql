@@ -1,25 +1,27 @@
 -- Demo: one abandoned cart's messages appearing over simulated time.
 -- run_due(now) is called with explicit instants instead of waiting for
--- pg_cron, so the whole 72-hour sequence plays out in a second.  Run with
--- psql against a database that has the extension; everything happens in one
--- transaction that is rolled back at the end.
+-- pg_cron or the worker, so the whole 72-hour sequence plays out in a
+-- second.  The story lies six weeks back, before the sample shop's traffic
+-- and the later parts' simulated days, so the demo's clock only moves
+-- forward.  Run with psql against the demo shop (test/demo.sh, which pauses
+-- the real-time clocks meanwhile); everything it writes stays in the
+-- database.
 \set ON_ERROR_STOP on
 \pset pager off
-BEGIN;
-SET LOCAL personalisation.journey_holdout_percent = 0;   -- this cart is not in the holdout
-SET LOCAL timezone = 'UTC';
+SET personalisation.journey_holdout_percent = 0;   -- this cart is not in the holdout
+SET timezone = 'UTC';
 
 \echo
 \echo '== The default abandoned-cart journey (rows the shop can change)'
 SELECT step, name, delay, channel, template, blocks FROM personalisation.journey_steps
  WHERE journey = 'abandoned_cart' ORDER BY step;
 
-\echo '== Ann browses, opts in to push, and leaves two kettles in her cart an hour ago'
+\echo '== Ann browses, opts in to push, and leaves two kettles in her cart six weeks ago (t0)'
 INSERT INTO personalisation.categories VALUES ('demo-kitchen', NULL, 'Kitchen') ON CONFLICT DO NOTHING;
 INSERT INTO personalisation.products (product_id, category_id, name, price, url, image_url) VALUES
   ('demo-kettle', 'demo-kitchen', 'Copper kettle', 49.00, 'https://shop.example/kettle', 'https://img.example/kettle.jpg')
   ON CONFLICT DO NOTHING;
-SELECT now() - interval '1 hour' AS t0 \gset
+SELECT date_trunc('hour', now()) - interval '42 days' AS t0 \gset
 SELECT personalisation.track_page_view('demo-ann', NULL, 'demo-kettle', :'t0');
 SELECT personalisation.set_consent('demo-ann', 'push', true, :'t0');
 SELECT personalisation.track_cart_add('demo-ann', 'demo-kettle', 2, :'t0');
@@ -66,5 +68,3 @@ SELECT r.status, r.abandoned_at - :'t0'::timestamptz AS abandoned_after, c.code 
 \echo '== The analyst view'
 SELECT arm, step, template, carts_abandoned, messages_sent, messages_delivered, carts_recovered, recovery_rate
   FROM personalisation.journey_report WHERE journey = 'abandoned_cart' ORDER BY arm, step NULLS FIRST;
-
-ROLLBACK;

@@ -1,16 +1,17 @@
 -- Demo: one order's post-purchase messages over simulated time.  Cleo buys
--- two consumables 35 days ago; run_due(now) is called at instants after her
+-- two consumables 38 days ago; run_due(now) is called at instants after her
 -- order instead of waiting for pg_cron, so the 30-day sequence (cross-sell
 -- emails on days 3 and 14, a subscription offer before each product runs
 -- out) plays out in a second.  Run with psql against the demo shop after
--- part 50 (its order history feeds the recommendations); everything happens
--- in one transaction that is rolled back at the end.
+-- part 50 (its order history feeds the recommendations) and part 60 (whose
+-- story ends where hers begins: the demo's clock only moves forward); her
+-- month ends a week ago, where part 80's simulated week begins.  Everything
+-- it writes stays in the database.
 \set ON_ERROR_STOP on
 \pset pager off
 \pset footer off
-BEGIN;
-SET LOCAL personalisation.journey_holdout_percent = 0;   -- Cleo is not in the holdout
-SET LOCAL timezone = 'UTC';
+SET personalisation.journey_holdout_percent = 0;   -- Cleo is not in the holdout
+SET timezone = 'UTC';
 
 \echo
 \echo '== The default post-purchase journeys (rows the shop can change)'
@@ -28,9 +29,9 @@ SELECT p.product_id AS soap
   FROM personalisation.products p JOIN personalisation.complement_product_orders n USING (product_id)
  WHERE p.category_id = :'cream_category' AND p.product_id <> :'cream' AND p.in_stock AND p.subscribable
  ORDER BY n.orders DESC, p.product_id LIMIT 1 \gset
-SELECT date_trunc('hour', now()) - interval '35 days' AS t0 \gset
+SELECT date_trunc('hour', now()) - interval '38 days' AS t0 \gset
 
-\echo '== Cleo, a known customer with email consent, buys one cream and two soaps 35 days ago (t0)'
+\echo '== Cleo, a known customer with email consent, buys one cream and two soaps 38 days ago (t0)'
 SELECT personalisation.identify('demo-cleo', 'demo-cleo', 'cleo@example.com', :'t0'::timestamptz - interval '1 hour') \g /dev/null
 SELECT personalisation.set_consent('demo-cleo', 'email', true, :'t0'::timestamptz - interval '1 hour');
 SELECT personalisation.track_purchase('demo-cleo', 'demo-order-cleo-1',
@@ -101,5 +102,3 @@ SELECT journey, cohort, messages, orders, order_value, average_order_value
 SELECT arm, customers, subscribed_within_30_days, subscribed_later, never_subscribed,
        uptake_within_30_days, uptake_later
   FROM personalisation.subscription_uptake ORDER BY arm NULLS LAST;
-
-ROLLBACK;

@@ -1,30 +1,42 @@
 -- Demo: proof of uplift.  A simulated week of 6,000 new visitors to the
 -- demo shop, hour by hour, with effects planted where the shop would hope
--- to find them, then the reports that measure them.  Every visitor is
--- ranked on arrival (20% held out of ranking) and buys with a planted
--- probability: 12% when ranked, 8% in control (1.5x).  Of the others, 40%
--- leave a cart; an abandoned cart (the week's, and the shop's own) is
--- recovered 26 hours later, after the ranking's one-day window, for 15% of
--- the treated carts and 5% of the held-out ones (3x; 10% of carts are held
--- out, as the shop's own were).  A buyer comes back four days later for
--- 25% of the post-purchase treatment and 12% of its holdout.  run_due
--- advances the clock every simulated hour and a delivery loop claims and
--- acknowledges what it wrote; pg_cron's minute clock is paused meanwhile,
--- since it would act at the real time, ahead of the simulated one.  Draws
--- are hashes of the session ids: the same shop every time.  Each simulated
--- hour is committed: everything stays in the database to explore.
+-- to find them, then the reports that measure them.
+--
+-- Ranking: every visitor has a latent interest, one of the six top-level
+-- categories, looks at two of its products, and is then shown the homepage's
+-- category modules, ranked (20% of visitors held out: the shop's order).  A
+-- visitor responds to what is shown: one whose category is among the first
+-- two modules buys with 12% probability, any other with 6%.  The shop's
+-- order leads with kitchen and garden, which a third of the visitors like,
+-- so the planted effect is what ranking makes of that: the demo prints the
+-- conversion each arm was due from what it was shown, and their ratio,
+-- before the measured uplift.
+-- Cart recovery: of those who do not buy, 40% leave a cart; an abandoned
+-- cart (the week's, and the shop's own) is recovered 26 hours later, after
+-- the social-proof email and the ranking's one-day window, for 15% of the
+-- treated carts and 5% of the held-out ones (3x; 20% of carts held out).
+-- Post-purchase: a buyer comes back six hours after the day-3 cross-sell
+-- email, for 25% of the treatment and 12% of its holdout (2.1x).
+--
+-- run_due advances the clock every simulated hour and a delivery loop
+-- claims and acknowledges what it wrote (test/demo.sh keeps pg_cron's
+-- minute clock and the worker, which act at the real time, paused
+-- meanwhile).  Draws are hashes of the session ids: the same shop every
+-- time.  Each simulated hour is committed: everything stays in the
+-- database to explore.
 \set ON_ERROR_STOP on
 \pset pager off
 \pset footer off
 SET personalisation.ranking_holdout_percent = 20;
-SET personalisation.journey_holdout_percent = 10;
+SET personalisation.journey_holdout_percent = 20;
 SET personalisation.frequency_cap = 3;
 SET timezone = 'UTC';
 
 \echo
 \echo '== Proof of uplift: a simulated week of 6,000 visitors with planted effects'
-\echo '   ranking 1.5x conversion (12% against 8%), cart recovery 3x (15% against 5%),'
-\echo '   post-purchase repeat orders 2.1x (25% against 12%)'
+\echo '   ranking: a visitor buys with 12% if the first two modules shown include the category'
+\echo '   they like, else with 6%; cart recovery 3x (15% against 5% of abandoned carts);'
+\echo '   post-purchase repeat orders 2.1x (25% against 12% of buyers)'
 
 -- u(key): a uniform number in [0, 1) from a hash of the key
 CREATE FUNCTION pg_temp.u(key text) RETURNS float8 LANGUAGE sql IMMUTABLE AS $$
@@ -43,16 +55,21 @@ LANGUAGE sql AS $$
                        FROM personalisation.products p WHERE p.product_id = product)), at)
 $$;
 
+-- the week's visitors: when each arrives, the category it likes, and the
+-- two of its products it looks at (product i lies in top-level category
+-- floor(((i - 1) % 120) / 20) of the alphabetical six, as shop.sql spreads them)
 CREATE TEMP TABLE week_visitors AS
 SELECT v, 'week-' || lpad(v::text, 4, '0') AS session_id,
        date_trunc('hour', now()) - interval '7 days' + (v - 1) * interval '7 days' / 6000 AS arrived_at,
-       format('sku-%s', lpad((1 + (v * 37) % 3000)::text, 5, '0')) AS product_id
-  FROM generate_series(1, 6000) v;
--- the 40 products every visitor's page lists
-SELECT set_config('demo.candidates', array_agg(product_id ORDER BY product_id)::text, false) IS NOT NULL AS listed
-  FROM (SELECT product_id FROM personalisation.products WHERE in_stock ORDER BY product_id LIMIT 40) p;
-
-SELECT cron.alter_job(jobid, active => false) FROM cron.job WHERE jobname = 'personalisation:run-due';
+       (ARRAY['beauty', 'garden', 'kitchen', 'living', 'outdoor', 'pets'])[1 + t] AS likes,
+       format('sku-%s', lpad((1 + 20 * t + (v * 7) % 20 + 120 * (v % 25))::text, 5, '0')) AS product_id,
+       format('sku-%s', lpad((1 + 20 * t + (v * 7 + 3) % 20 + 120 * ((v + 11) % 25))::text, 5, '0')) AS second_product_id
+  FROM generate_series(1, 6000) v,
+       LATERAL (SELECT floor(6 * pg_temp.u('likes' || v))::int AS t) AS likes;
+-- what each visitor was shown, and the conversion that was due from it
+CREATE TEMP TABLE week_shown (session_id text PRIMARY KEY, arm text, shown text[], due float8);
+-- the homepage's category modules, in the shop's order
+SELECT set_config('demo.modules', '{kitchen,garden,outdoor,living,beauty,pets}', false) IS NOT NULL AS listed;
 
 DO $$
 DECLARE
@@ -61,18 +78,25 @@ DECLARE
     hour_end timestamptz;
     visitor record;
     visitor_arm text;
+    visitor_shown text[];
+    visitor_due float8;
 BEGIN
     FOR h IN 0..167 LOOP
         hour_start := week_start + h * interval '1 hour';
         hour_end := hour_start + interval '1 hour';
         FOR visitor IN SELECT * FROM week_visitors
                         WHERE arrived_at >= hour_start AND arrived_at < hour_end ORDER BY v LOOP
-            PERFORM count(*) FROM personalisation.rank_products(visitor.session_id,
-                        current_setting('demo.candidates')::text[], false, visitor.arrived_at);
-            SELECT e.arm INTO visitor_arm FROM personalisation.ranking_exposures e WHERE e.session_id = visitor.session_id;
             PERFORM personalisation.track_page_view(visitor.session_id, NULL, visitor.product_id,
+                                                    visitor.arrived_at);
+            PERFORM personalisation.track_page_view(visitor.session_id, NULL, visitor.second_product_id,
                                                     visitor.arrived_at + interval '1 minute');
-            IF pg_temp.u('buy' || visitor.session_id) < (CASE visitor_arm WHEN 'personalised' THEN 0.12 ELSE 0.08 END) THEN
+            SELECT array_agg(r.category_id ORDER BY r.position) INTO visitor_shown
+              FROM personalisation.rank_categories(visitor.session_id, current_setting('demo.modules')::text[],
+                                                   false, visitor.arrived_at + interval '2 minutes') r;
+            SELECT e.arm INTO visitor_arm FROM personalisation.ranking_exposures e WHERE e.session_id = visitor.session_id;
+            visitor_due := CASE WHEN visitor.likes = ANY (visitor_shown[1:2]) THEN 0.12 ELSE 0.06 END;
+            INSERT INTO week_shown VALUES (visitor.session_id, visitor_arm, visitor_shown, visitor_due);
+            IF pg_temp.u('buy' || visitor.session_id) < visitor_due THEN
                 PERFORM personalisation.identify(visitor.session_id, 'week-customer-' || visitor.v,
                                                  'week' || visitor.v || '@example.com',
                                                  visitor.arrived_at + interval '2 minutes');
@@ -100,11 +124,11 @@ BEGIN
             AND pg_temp.u('recover' || r.session_id) < CASE r.arm WHEN 'treatment' THEN 0.15 ELSE 0.05 END;
         PERFORM pg_temp.buy(r.session_id, 'week-repeat-' || r.run_id,
                             (SELECT w.product_id FROM week_visitors w WHERE w.session_id = r.session_id),
-                            r.anchor_at + interval '4 days')
+                            r.anchor_at + interval '3 days 6 hours')
            FROM personalisation.journey_runs r
           WHERE r.journey = 'post_purchase' AND r.session_id LIKE 'week-%'
-            AND r.anchor_at + interval '4 days' >= hour_start
-            AND r.anchor_at + interval '4 days' < hour_end
+            AND r.anchor_at + interval '3 days 6 hours' >= hour_start
+            AND r.anchor_at + interval '3 days 6 hours' < hour_end
             AND pg_temp.u('repeat' || r.session_id) < CASE r.arm WHEN 'treatment' THEN 0.25 ELSE 0.12 END;
 
         -- the clock, and a delivery worker draining the outbox
@@ -117,7 +141,15 @@ BEGIN
 END
 $$;
 
-SELECT cron.alter_job(jobid, active => true) FROM cron.job WHERE jobname = 'personalisation:run-due';
+\echo '== The planted ranking effect: what each arm was shown, and the conversion due from it'
+SELECT arm, count(*) AS visitors,
+       round(avg((likes = ANY (shown[1:2]))::int), 3) AS liked_category_in_first_two,
+       round(avg(due)::numeric, 4) AS conversion_due
+  FROM week_shown JOIN week_visitors USING (session_id) GROUP BY arm ORDER BY arm DESC;
+SELECT round((avg(due) FILTER (WHERE arm = 'personalised') / avg(due) FILTER (WHERE arm = 'control'))::numeric, 2)
+       AS planted_ranking_uplift
+  FROM week_shown \gset
+\echo '   the planted ranking uplift:' :planted_ranking_uplift 'x; the measured one follows, with its interval'
 
 \echo '== What the shop can claim (personalisation.uplift_summary())'
 SELECT experiment, metric, units, claim FROM personalisation.uplift_summary();
@@ -139,6 +171,14 @@ SELECT cohort, customers, repeat_customers, repeat_order_rate, revenue_per_custo
        round(uplift::numeric, 2) AS uplift, round(uplift_low::numeric, 2) AS low,
        round(uplift_high::numeric, 2) AS high
   FROM personalisation.post_purchase_order_value WHERE journey = 'post_purchase';
+
+\echo '== Planted against measured: each interval should contain the effect the simulation planted'
+SELECT s.experiment, s.metric, p.planted, round(s.uplift::numeric, 2) AS measured,
+       round(s.uplift_low::numeric, 2) AS low, round(s.uplift_high::numeric, 2) AS high,
+       s.uplift_low <= p.planted AND p.planted <= s.uplift_high AS interval_contains_planted
+  FROM personalisation.uplift_summary() s
+  JOIN (VALUES ('ranking', :planted_ranking_uplift), ('abandoned_cart', 3.0), ('post_purchase', round(25 / 12.0, 2)))
+       AS p(experiment, planted) USING (experiment);
 
 \pset format unaligned
 \pset tuples_only on

@@ -82,5 +82,11 @@ SELECT count(personalisation.track_purchase(d.session_id, 'order-' || d.v,
 
 SELECT count(personalisation.set_consent(session_id, 'push', true, started_at + interval '10 seconds')) AS push_consents
   FROM demo_visits WHERE consent_roll < 0.4;
+-- email consent is given at sign-up: those visitors are known customers with
+-- an address (the first 120 stay anonymous, for the identity walk-through
+-- and the backup test to log in)
+SELECT count(personalisation.identify(session_id, 'shopper-' || v, 'shopper' || v || '@example.com',
+                                      started_at + interval '15 seconds')) AS sign_ups
+  FROM demo_visits WHERE consent_roll < 0.3 AND v > 120;
 SELECT count(personalisation.set_consent(session_id, 'email', true, started_at + interval '15 seconds')) AS email_consents
   FROM demo_visits WHERE consent_roll < 0.3;

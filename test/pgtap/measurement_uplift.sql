@@ -7,7 +7,7 @@
 -- count; nor must an order placed after the attribution window.  Changing
 -- the holdout share afterwards must change no reported number.
 BEGIN;
-SELECT plan(15);
+SELECT plan(16);
 
 SET LOCAL timezone = 'UTC';
 SET LOCAL personalisation.event_retention = '36500d';
@@ -40,6 +40,9 @@ SELECT throws_ok($$SELECT * FROM personalisation.uplift_test(-1, 0, 10, 1)$$, '2
 SELECT is(personalisation.uplift_claim('ranking', 'conversion', 30214, 'visitors', 1.42, 1.18, 1.71, 0.0004),
           'ranking: 1.42x conversion (95% 1.18-1.71), 30,214 visitors, significant (p = 0.0004)',
           'the claim states the uplift, its interval, the sample and the verdict');
+SELECT is(personalisation.uplift_claim('subscription_offer', 'uptake', 1, 'customers', NULL, NULL, NULL, NULL),
+          'subscription_offer: no uptake uplift to claim yet, 1 customer',
+          'a claim without an uplift says so, and one unit is named in the singular');
 
 -- The planted effect.
 DELETE FROM personalisation.ranking_exposures;
