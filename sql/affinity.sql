@@ -108,6 +108,16 @@ CREATE FUNCTION personalisation.rank_modules(
 RETURNS TABLE (module text, category_id text, score float8, "position" int, reason jsonb)
 LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 20
 AS 'MODULE_PATHNAME', 'rank_modules';
+-- modules as a string: parsed by rank_modules itself, so that a JSON syntax
+-- error gets the extension's message and hint.
+CREATE FUNCTION personalisation.rank_modules(
+    session_id text,
+    modules text,
+    explain boolean DEFAULT false,
+    at timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE (module text, category_id text, score float8, "position" int, reason jsonb)
+LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 20
+AS 'MODULE_PATHNAME', 'rank_modules';
 
 -- The ranking holdout: 'personalised' or 'control', the arm recorded at the
 -- session's first ranking; before it, by a hash of the session while the

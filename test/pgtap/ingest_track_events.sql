@@ -98,7 +98,7 @@ SELECT * FROM pg_temp.refused(
   '22023', 'event 1 has key "prodct_id", which a page_view event does not take', 'a misspelt key');
 SELECT * FROM pg_temp.refused(
   $$SELECT personalisation.track_events('[{"kind": "cart_add", "session_id": "te-x4", "product_id": "te-p1", "quantity": 1.5}]')$$,
-  '22023', 'event 1 has a "quantity" that is not a whole number of at most 2147483647', 'a fractional quantity');
+  '22023', 'event 1 has a "quantity" that is not a whole number of at most 9223372036854775807', 'a fractional quantity');
 SELECT * FROM pg_temp.refused(
   $$SELECT personalisation.track_events('{"kind": "page_view", "session_id": "te-x5"}')$$,
   '22023', 'events must be a JSON array', 'an object instead of an array');
