@@ -30,7 +30,7 @@ CREATE FUNCTION pg_temp.session_state(session text) RETURNS text LANGUAGE sql AS
     (SELECT string_agg(concat_ws(',', x.session_id = '', a.dimension, a.key_hash, round(a.score::numeric, 6)), ';'
                        ORDER BY x.session_id = '', a.dimension, a.key_hash)
        FROM personalisation.affinity x JOIN personalisation.sessions s USING (profile_id)
-       CROSS JOIN LATERAL personalisation.affinity_entries(x.entries, x.decayed_to, x.session_id <> '',
+       CROSS JOIN LATERAL personalisation._affinity_entries(x.entries, x.decayed_to, x.session_id <> '',
                                                            '2026-01-01 10:08+00') a
       WHERE s.session_id = session AND x.session_id IN ('', session)))
 $$;
