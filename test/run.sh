@@ -37,6 +37,12 @@ psql -q -X -d "$DB" -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap'
 export PERSONALISATION_DOCS="$REPO_DIR/docs"
 pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
 
+# docs/reference.md names every public function, view and setting, as test/reference.py writes it
+python3 "$REPO_DIR/test/reference.py" "$DB" --check || status=1
+
+# every sql block of the README and docs runs, in a fresh database per file
+bash "$REPO_DIR/test/doctest.sh" || status=1
+
 # 0.1.0 installed, filled, updated: the same rows, and the schema of a fresh install
 bash "$REPO_DIR/test/upgrade.sh" || status=1
 
