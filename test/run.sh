@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The test command (make test): installs what is missing, builds, installs,
 # starts a throw-away instance preloading pg_cron and personalisation, runs
-# the pg_regress suite, the pgTAP suite, the upgrade and backup tests, crash recovery and
-# a short load run, and exits non-zero on any failure.
+# the pg_regress suite, the pgTAP suite, the reference check, the doc test, the delivery
+# worker example, the upgrade and backup tests, crash recovery and a short load run, and exits non-zero on any failure.
 set -euo pipefail
 source "$(dirname "$0")/cluster.sh"
 
@@ -42,6 +42,9 @@ python3 "$REPO_DIR/test/reference.py" "$DB" --check || status=1
 
 # every sql block of the README and docs runs, in a fresh database per file
 bash "$REPO_DIR/test/doctest.sh" || status=1
+
+# the reference delivery worker claims, renders, sends to an SMTP sink on loopback, acknowledges and fails
+bash "$REPO_DIR/examples/test.sh" || status=1
 
 # 0.1.0 installed, filled, updated: the same rows, and the schema of a fresh install
 bash "$REPO_DIR/test/upgrade.sh" || status=1
