@@ -158,24 +158,33 @@ def sqlstates():
     return codes
 
 
-def balanced(text, start):
-    """Returns the index just past the bracket that closes the one at start."""
-    depth = 0
-    i = start
+def scan(text, start):
+    """Splits the bracketed C text starting at start: returns the index just past its closing
+    bracket and its top-level comma-separated parts (string literals skipped whole)."""
+    depth, i, parts, part_start = 0, start, [], start + 1
     while i < len(text):
         c = text[i]
         if c == '"':
             i += 1
             while text[i] != '"':
                 i += 2 if text[i] == "\\" else 1
-        elif c in "({":
+        elif c in "([{":
             depth += 1
-        elif c in ")}":
+        elif c in ")]}":
             depth -= 1
             if depth == 0:
-                return i + 1
+                parts.append(text[part_start:i].strip())
+                return i + 1, parts
+        elif c == "," and depth == 1:
+            parts.append(text[part_start:i].strip())
+            part_start = i + 1
         i += 1
-    return i
+    return i, parts
+
+
+def balanced(text, start):
+    """Returns the index just past the bracket that closes the one at start."""
+    return scan(text, start)[0]
 
 
 def c_strings(expr, macros):
@@ -197,10 +206,60 @@ def c_strings(expr, macros):
     return "".join(out)
 
 
+# Functions that raise an error their callers describe: the SQLSTATE, message
+# and hint of each call come from the call's arguments ({n}: argument n as a
+# string, "code n": argument n as an ERRCODE_ name).
+WRAPPERS = {
+    "ItemsError": {"code": "code 1", "message": "purchase item <value> {2}", "hint": None, "args": 3},
+    "JsonArgument": {"code": "22P02", "message": "{2} is not valid JSON: \"<value>\"", "hint": "{3}", "args": 4},
+    "BadEvent": {"code": "22023", "message": "event <value> {1}", "hint": None, "args": 2},
+}
+
+# Functions a C function calls through a table rather than by name.
+TABLE_CALLS = {
+    "track_events": ["track_page_view", "track_cart_add", "track_cart_remove", "track_purchase", "set_consent"],
+}
+
+
+def arguments(call):
+    """The top-level comma-separated arguments of a C call's text, brackets included."""
+    return scan(call, 0)[1]
+
+
+def wrapped_errors(body, wrapper_hints, codes, macros):
+    """The errors the calls in body to the WRAPPERS raise."""
+    errors = []
+    for name, wrapper in WRAPPERS.items():
+        for m in re.finditer(r"\b%s\(" % name, body):
+            args = arguments(body[m.end() - 1:balanced(body, m.end() - 1)])
+            if len(args) < wrapper["args"]:
+                continue
+
+            def argument(match):
+                return format_string(args[int(match.group(1))], macros)
+            code = wrapper["code"]
+            if code.startswith("code "):
+                code = codes.get(args[int(code.split()[1])], args[int(code.split()[1])])
+            message = re.sub(r"\{(\d)\}", argument, wrapper["message"])
+            hint = re.sub(r"\{(\d)\}", argument, wrapper["hint"]) if wrapper["hint"] else wrapper_hints.get(name, "")
+            errors.append((code, message, hint))
+    return errors
+
+
+def format_string(expr, macros):
+    """The format string of a C expression: its leading string literals and macros, before
+    the first argument that fills them in."""
+    first = arguments("(" + expr + ")")[0]
+    if re.match(r"psprintf\s*\(", first):
+        first = arguments(first[first.index("("):])[0]
+    return c_strings(first, macros)
+
+
 def c_source():
     """Reads every C function of src/: its comment, its body's calls and its errors."""
     codes = sqlstates()
     functions = {}
+    wrapper_hints = {}
     for name in sorted(os.listdir(os.path.join(REPO, "src"))):
         if not name.endswith(".c"):
             continue
@@ -208,7 +267,7 @@ def c_source():
         macros = {}
         for m in re.finditer(r'^#define\s+(\w+)\s+((?:"(?:[^"\\]|\\.)*"\s*(?:\\\n\s*)?)+)', text, re.M):
             macros[m.group(1)] = c_strings(m.group(2).replace("\\\n", ""), {})
-        for m in re.finditer(r"^(\w+)\(([^;{]*?)\)\s*\n\{", text, re.M):
+        for m in re.finditer(r"^(\w+)\(([^;{()]*)\)\s*\n\{", text, re.M):
             fname = m.group(1)
             body_start = m.end() - 1
             body = text[body_start:balanced(text, body_start)]
@@ -223,17 +282,22 @@ def c_source():
                 code = re.search(r"errcode\((ERRCODE_\w+)\)", call)
                 msg = re.search(r"\berrmsg\(", call)
                 hint = re.search(r"\berrhint\(", call)
-                if not code or not msg:
+                if not msg:
                     continue
-                message = call[msg.end():balanced(call, msg.end() - 1) - 1]
-                message = c_strings(message.split('",', 1)[0] + '"' if '",' in message else message, macros)
+                message = format_string(call[msg.end():balanced(call, msg.end() - 1) - 1], macros)
                 hint_text = ""
                 if hint:
                     h = call[hint.end():balanced(call, hint.end() - 1) - 1]
-                    hint_text = c_strings(h.split('",', 1)[0] + '"' if '",' in h else h, macros)
-                errors.append((codes.get(code.group(1), code.group(1)), message, hint_text))
-            calls = set(re.findall(r"\b([A-Za-z_]\w*)\s*\(", body))
-            functions[fname] = {"comment": comment, "errors": errors, "calls": calls}
+                    hint_text = format_string(h, macros)
+                if fname in WRAPPERS:
+                    wrapper_hints[fname] = hint_text
+                elif code:
+                    errors.append((codes.get(code.group(1), code.group(1)), message, hint_text))
+            calls = set(re.findall(r"\b([A-Za-z_]\w*)\s*\(", body)) | set(TABLE_CALLS.get(fname, []))
+            functions[fname] = {"comment": comment, "errors": errors, "calls": calls, "body": body,
+                                "macros": macros}
+    for f in functions.values():
+        f["errors"].extend(wrapped_errors(f["body"], wrapper_hints, codes, f["macros"]))
     return functions
 
 
