@@ -45,12 +45,16 @@ SELECT personalisation._pseudonym(k.key, 'profile:' || e.profile_id) AS person_k
        e.value
   FROM personalisation.events e CROSS JOIN personalisation.pseudonym_key k;
 
+-- Orders as analysts see them: the order and its customer as pseudonyms,
+-- when, how many lines and the total.
 CREATE VIEW personalisation.orders_report WITH (security_barrier) AS
 SELECT personalisation._pseudonym(k.key, 'order:' || o.order_id) AS order_key,
        personalisation._pseudonym(k.key, 'profile:' || o.profile_id) AS person_key,
        o.occurred_at, o.line_count, o.total
   FROM personalisation.orders o CROSS JOIN personalisation.pseudonym_key k;
 
+-- Order lines as analysts see them: the order as a pseudonym, the product,
+-- quantity and unit price.
 CREATE VIEW personalisation.order_lines_report WITH (security_barrier) AS
 SELECT personalisation._pseudonym(k.key, 'order:' || l.order_id) AS order_key,
        l.product_id, l.quantity, l.unit_price

@@ -477,6 +477,8 @@ def check(db):
     for f in functions:
         if "### `%s" % f["name"] not in text:
             problems.append("function %s is missing from docs/reference.md" % f["name"])
+        if f["name"] not in EXAMPLES:
+            problems.append("function %s has no example: add one to EXAMPLES in test/reference.py" % f["name"])
     for v in views:
         if "### `%s`" % v["name"] not in text:
             problems.append("view %s is missing from docs/reference.md" % v["name"])
