@@ -45,7 +45,7 @@ RETURNS bytea LANGUAGE c STABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'affinity_fold';
 
 -- A stored affinity's entries, decayed to `at`.
-CREATE FUNCTION personalisation.affinity_entries(
+CREATE FUNCTION personalisation._affinity_entries(
     entries bytea, decayed_to timestamptz, session_scope boolean,
     at timestamptz DEFAULT pg_catalog.now(),
     OUT dimension text, OUT key_hash bigint, OUT score float8)
@@ -53,7 +53,7 @@ RETURNS SETOF record LANGUAGE c STABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'affinity_entries';
 
 -- The key a category, product or brand is scored under.
-CREATE FUNCTION personalisation.affinity_key(dimension text, key text)
+CREATE FUNCTION personalisation._affinity_key(dimension text, key text)
 RETURNS bigint LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'affinity_key';
 
@@ -108,6 +108,16 @@ CREATE FUNCTION personalisation.rank_modules(
 RETURNS TABLE (module text, category_id text, score float8, "position" int, reason jsonb)
 LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 20
 AS 'MODULE_PATHNAME', 'rank_modules';
+-- modules as a string: parsed by rank_modules itself, so that a JSON syntax
+-- error gets the extension's message and hint.
+CREATE FUNCTION personalisation.rank_modules(
+    session_id text,
+    modules text,
+    explain boolean DEFAULT false,
+    at timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE (module text, category_id text, score float8, "position" int, reason jsonb)
+LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 20
+AS 'MODULE_PATHNAME', 'rank_modules';
 
 -- The ranking holdout: 'personalised' or 'control', the arm recorded at the
 -- session's first ranking; before it, by a hash of the session while the
@@ -118,35 +128,35 @@ AS 'MODULE_PATHNAME', 'holdout_arm_session';
 
 -- The same without a lookup: by the session while anonymous (customer_profile_id
 -- NULL), by the customer's profile once identified.
-CREATE FUNCTION personalisation.holdout_arm(session_id text, customer_profile_id bigint)
+CREATE FUNCTION personalisation._holdout_arm(session_id text, customer_profile_id bigint)
 RETURNS text LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'holdout_arm_of';
 
 -- The category tree and the facts of products tracked or ranked lately
 -- (category, brand, stock, popularity) are cached by every backend: a change
 -- makes them read again.
-CREATE FUNCTION personalisation.catalogue_changed()
+CREATE FUNCTION personalisation._catalogue_changed()
 RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'catalogue_changed';
 
 CREATE TRIGGER category_tree_changed
     AFTER INSERT OR UPDATE OR DELETE ON personalisation.categories
-    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation._catalogue_changed();
 CREATE TRIGGER category_tree_truncated
     AFTER TRUNCATE ON personalisation.categories
-    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation._catalogue_changed();
 CREATE TRIGGER product_facets_changed
     AFTER INSERT OR UPDATE OR DELETE ON personalisation.products
-    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation._catalogue_changed();
 CREATE TRIGGER product_facets_truncated
     AFTER TRUNCATE ON personalisation.products
-    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation._catalogue_changed();
 CREATE TRIGGER product_popularity_changed
     AFTER INSERT OR UPDATE OR DELETE ON personalisation.product_popularity
-    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation._catalogue_changed();
 CREATE TRIGGER product_popularity_truncated
     AFTER TRUNCATE ON personalisation.product_popularity
-    FOR EACH STATEMENT EXECUTE FUNCTION personalisation.catalogue_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION personalisation._catalogue_changed();
 -- They fire for replicated changes too (session_replication_role = replica, as
 -- in a logical replication apply worker): a catalogue fed from elsewhere
 -- must not leave stale copies behind.
@@ -158,15 +168,15 @@ ALTER TABLE personalisation.product_popularity
     ENABLE ALWAYS TRIGGER product_popularity_changed, ENABLE ALWAYS TRIGGER product_popularity_truncated;
 
 -- Every category, product and brand with the key its affinity is stored under.
-CREATE VIEW personalisation.affinity_dimensions AS
+CREATE VIEW personalisation._affinity_dimensions AS
 SELECT 'category'::text AS dimension, c.category_id AS key,
-       personalisation.affinity_key('category', c.category_id) AS key_hash
+       personalisation._affinity_key('category', c.category_id) AS key_hash
   FROM personalisation.categories c
 UNION ALL
-SELECT 'product', p.product_id, personalisation.affinity_key('product', p.product_id)
+SELECT 'product', p.product_id, personalisation._affinity_key('product', p.product_id)
   FROM personalisation.products p
 UNION ALL
-SELECT 'brand', b.brand, personalisation.affinity_key('brand', b.brand)
+SELECT 'brand', b.brand, personalisation._affinity_key('brand', b.brand)
   FROM (SELECT DISTINCT brand FROM personalisation.products WHERE brand IS NOT NULL) b;
 
 -- Analysts: every current score, decayed to now, per profile (scope
@@ -181,8 +191,8 @@ SELECT a.profile_id,
        e.score,
        a.decayed_to AS last_event_at
   FROM personalisation.affinity a
- CROSS JOIN LATERAL personalisation.affinity_entries(a.entries, a.decayed_to, a.session_id <> '') e
-  LEFT JOIN personalisation.affinity_dimensions d
+ CROSS JOIN LATERAL personalisation._affinity_entries(a.entries, a.decayed_to, a.session_id <> '') e
+  LEFT JOIN personalisation._affinity_dimensions d
          ON d.dimension = e.dimension AND d.key_hash = e.key_hash;
 
 -- Analysts: the ranking holdout's outcome.  Each session counts in the arm
@@ -223,8 +233,8 @@ SELECT a.arm, a.sessions, a.converted_sessions,
  ORDER BY a.arm DESC;
 
 REVOKE ALL ON FUNCTION personalisation.affinity_fold(bytea, timestamptz, bytea, timestamptz, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION personalisation.affinity_entries(bytea, timestamptz, boolean, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION personalisation.affinity_key(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation._affinity_entries(bytea, timestamptz, boolean, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation._affinity_key(text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.rebuild_affinity(bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.expire_session_affinity(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.refresh_popularity(timestamptz) FROM PUBLIC;
@@ -232,5 +242,5 @@ REVOKE ALL ON FUNCTION personalisation.rank_products(text, text[], boolean, time
 REVOKE ALL ON FUNCTION personalisation.rank_categories(text, text[], boolean, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.rank_modules(text, jsonb, boolean, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.holdout_arm(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION personalisation.holdout_arm(text, bigint) FROM PUBLIC;
-REVOKE ALL ON FUNCTION personalisation.catalogue_changed() FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation._holdout_arm(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation._catalogue_changed() FROM PUBLIC;

@@ -28,49 +28,49 @@ CREATE TABLE personalisation.removed_shipped_rows (
     PRIMARY KEY (relation, key)
 );
 
-CREATE FUNCTION personalisation.replace_installed_row()
+CREATE FUNCTION personalisation._replace_installed_row()
 RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'replace_installed_row';
 
-CREATE FUNCTION personalisation.shipped_row_edited()
+CREATE FUNCTION personalisation._shipped_row_edited()
 RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'shipped_row_edited';
 
-CREATE FUNCTION personalisation.remember_removed_row()
+CREATE FUNCTION personalisation._remember_removed_row()
 RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'remember_removed_row';
 
-CREATE FUNCTION personalisation.apply_removed_row()
+CREATE FUNCTION personalisation._apply_removed_row()
 RETURNS trigger LANGUAGE c
 AS 'MODULE_PATHNAME', 'apply_removed_row';
 
 CREATE TRIGGER journeys_replace_installed
     BEFORE INSERT ON personalisation.journeys
-    FOR EACH ROW EXECUTE FUNCTION personalisation.replace_installed_row();
+    FOR EACH ROW EXECUTE FUNCTION personalisation._replace_installed_row();
 CREATE TRIGGER journey_steps_replace_installed
     BEFORE INSERT ON personalisation.journey_steps
-    FOR EACH ROW EXECUTE FUNCTION personalisation.replace_installed_row();
+    FOR EACH ROW EXECUTE FUNCTION personalisation._replace_installed_row();
 CREATE TRIGGER pseudonym_key_replace_installed
     BEFORE INSERT ON personalisation.pseudonym_key
-    FOR EACH ROW EXECUTE FUNCTION personalisation.replace_installed_row();
+    FOR EACH ROW EXECUTE FUNCTION personalisation._replace_installed_row();
 CREATE TRIGGER complement_state_replace_installed
     BEFORE INSERT ON personalisation.complement_state
-    FOR EACH ROW EXECUTE FUNCTION personalisation.replace_installed_row();
+    FOR EACH ROW EXECUTE FUNCTION personalisation._replace_installed_row();
 CREATE TRIGGER journeys_edited
     BEFORE UPDATE ON personalisation.journeys
-    FOR EACH ROW WHEN (OLD.shipped AND NEW.shipped) EXECUTE FUNCTION personalisation.shipped_row_edited();
+    FOR EACH ROW WHEN (OLD.shipped AND NEW.shipped) EXECUTE FUNCTION personalisation._shipped_row_edited();
 CREATE TRIGGER journey_steps_edited
     BEFORE UPDATE ON personalisation.journey_steps
-    FOR EACH ROW WHEN (OLD.shipped AND NEW.shipped) EXECUTE FUNCTION personalisation.shipped_row_edited();
+    FOR EACH ROW WHEN (OLD.shipped AND NEW.shipped) EXECUTE FUNCTION personalisation._shipped_row_edited();
 CREATE TRIGGER journeys_removed
     AFTER DELETE ON personalisation.journeys
-    FOR EACH ROW EXECUTE FUNCTION personalisation.remember_removed_row();
+    FOR EACH ROW EXECUTE FUNCTION personalisation._remember_removed_row();
 CREATE TRIGGER journey_steps_removed
     AFTER DELETE ON personalisation.journey_steps
-    FOR EACH ROW EXECUTE FUNCTION personalisation.remember_removed_row();
+    FOR EACH ROW EXECUTE FUNCTION personalisation._remember_removed_row();
 CREATE TRIGGER removed_shipped_rows_apply
     BEFORE INSERT ON personalisation.removed_shipped_rows
-    FOR EACH ROW EXECUTE FUNCTION personalisation.apply_removed_row();
+    FOR EACH ROW EXECUTE FUNCTION personalisation._apply_removed_row();
 
 -- What pg_dump carries: every row of these tables (the journeys and steps
 -- the shop changed or added), and the position of every sequence.  Derived

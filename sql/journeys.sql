@@ -225,7 +225,7 @@ CREATE FUNCTION personalisation.track_session_end(
 RETURNS boolean LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'track_session_end';
 
-CREATE FUNCTION personalisation.attribution_window()
+CREATE FUNCTION personalisation._attribution_window()
 RETURNS interval LANGUAGE c STABLE PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'attribution_window';
 
@@ -255,7 +255,7 @@ WITH runs AS (
            SELECT o.order_id, o.total, o.occurred_at FROM personalisation.orders o
             WHERE o.profile_id = r.profile_id
               AND o.occurred_at >= r.abandoned_at
-              AND o.occurred_at < r.abandoned_at + personalisation.attribution_window()
+              AND o.occurred_at < r.abandoned_at + personalisation._attribution_window()
             ORDER BY o.occurred_at LIMIT 1) rec ON true
 ), arms AS (
     SELECT journey, arm, count(*) AS carts_abandoned,

@@ -846,6 +846,74 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('uplift_report_html',   'personalisation_analyst', 'owner'),
     ('uplift_arms',          'personalisation_analyst', 'owner');
 
+-- Cart quantities are bigint, so that a driver binding int8 reaches the
+-- functions and a quantity beyond int4 gets the extension's own 22003.
+DROP FUNCTION personalisation.track_cart_add(text, text, int, timestamptz, text);
+CREATE FUNCTION personalisation.track_cart_add(
+    session_id text,
+    product_id text,
+    quantity bigint DEFAULT 1,
+    occurred_at timestamptz DEFAULT pg_catalog.now(),
+    event_id text DEFAULT NULL)
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_cart_add';
+DROP FUNCTION personalisation.track_cart_remove(text, text, int, timestamptz, text);
+CREATE FUNCTION personalisation.track_cart_remove(
+    session_id text,
+    product_id text,
+    quantity bigint DEFAULT NULL,
+    occurred_at timestamptz DEFAULT pg_catalog.now(),
+    event_id text DEFAULT NULL)
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_cart_remove';
+
+-- The text overloads of the jsonb-taking functions call the same C function,
+-- which parses the string itself: a literal or a driver's untyped parameter
+-- with a JSON syntax error gets the extension's message and hint.
+CREATE FUNCTION personalisation.track_purchase(
+    session_id text,
+    order_id text,
+    items text,
+    occurred_at timestamptz DEFAULT pg_catalog.now())
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_purchase';
+
+CREATE FUNCTION personalisation.track_events(events text)
+RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'track_events';
+
+-- modules as a string: parsed by rank_modules itself, so that a JSON syntax
+-- error gets the extension's message and hint.
+CREATE FUNCTION personalisation.rank_modules(
+    session_id text,
+    modules text,
+    explain boolean DEFAULT false,
+    at timestamptz DEFAULT pg_catalog.now())
+RETURNS TABLE (module text, category_id text, score float8, "position" int, reason jsonb)
+LANGUAGE c VOLATILE PARALLEL RESTRICTED ROWS 20
+AS 'MODULE_PATHNAME', 'rank_modules';
+
+-- Internal helpers take a leading underscore (analysts keep EXECUTE on the
+-- caller-run ones their reporting views call): views and triggers follow the
+-- renamed objects by oid, and the library's statements name the new ones.
+ALTER FUNCTION personalisation.affinity_entries(bytea, timestamptz, boolean, timestamptz) RENAME TO _affinity_entries;
+ALTER FUNCTION personalisation.affinity_key(text, text) RENAME TO _affinity_key;
+ALTER FUNCTION personalisation.pseudonym(bytea, text) RENAME TO _pseudonym;
+ALTER FUNCTION personalisation.attribution_window() RENAME TO _attribution_window;
+ALTER FUNCTION personalisation.catalogue_changed() RENAME TO _catalogue_changed;
+ALTER FUNCTION personalisation.holdout_arm(text, bigint) RENAME TO _holdout_arm;
+ALTER FUNCTION personalisation.replace_installed_row() RENAME TO _replace_installed_row;
+ALTER FUNCTION personalisation.shipped_row_edited() RENAME TO _shipped_row_edited;
+ALTER FUNCTION personalisation.remember_removed_row() RENAME TO _remember_removed_row;
+ALTER FUNCTION personalisation.apply_removed_row() RENAME TO _apply_removed_row;
+ALTER VIEW personalisation.affinity_dimensions RENAME TO _affinity_dimensions;
+ALTER VIEW personalisation.subscription_customers RENAME TO _subscription_customers;
+UPDATE personalisation.access_map SET object_name = '_' || object_name
+ WHERE object_name IN ('pseudonym', 'affinity_entries', 'affinity_key', 'attribution_window', 'catalogue_changed', 'replace_installed_row', 'shipped_row_edited', 'remember_removed_row',
+                       'apply_removed_row', 'affinity_dimensions', 'subscription_customers');
+INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
+    ('_holdout_arm',         'owner_only',              'owner');
+
 -- Keep this the last statement of the script: it covers every function the
 -- blocks above added, and refuses one the access map does not name.
 SELECT personalisation.apply_access_map();

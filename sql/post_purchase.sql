@@ -55,7 +55,7 @@ WITH standing AS (
     SELECT DISTINCT c.journey, c.arm, o.order_id, o.total
       FROM cross_sell c
       JOIN standing o ON o.profile_id = c.profile_id AND o.occurred_at > c.done_at
-                     AND o.occurred_at < c.done_at + personalisation.attribution_window()
+                     AND o.occurred_at < c.done_at + personalisation._attribution_window()
 ), messages AS (
     SELECT journey, arm, count(*) AS messages FROM cross_sell GROUP BY journey, arm
 ), enrolled AS (
@@ -106,7 +106,7 @@ SELECT m.journey, m.arm, m.messages, count(f.order_id), coalesce(sum(f.total), 0
 -- retention window, the 30 days up to the first order's 365th day: a
 -- standing order placed in (first + 335 days, first + 365 days], or a
 -- subscription active at some point of it.  The base of the two views below.
-CREATE VIEW personalisation.subscription_customers AS
+CREATE VIEW personalisation._subscription_customers AS
 SELECT c.profile_id, c.first_order_at,
        (SELECT min(s.started_at) FROM personalisation.subscriptions s
          WHERE s.profile_id = c.profile_id) AS first_subscribed_at,
@@ -154,7 +154,7 @@ WITH arms AS (
                AS retention_customers,
            count(*) FILTER (WHERE first_order_at + interval '365 days' <= pg_catalog.now()
                               AND retained_12_months) AS retained
-      FROM personalisation.subscription_customers
+      FROM personalisation._subscription_customers
      WHERE first_order_at + interval '30 days' <= pg_catalog.now()
      GROUP BY ROLLUP (offer_arm)
 )
@@ -191,6 +191,6 @@ SELECT timing AS subscription_timing, count(*) AS customers,
                     WHEN c.first_subscribed_at <= c.first_order_at + interval '365 days' THEN 'after_30_days'
                     ELSE 'never' END AS timing,
                c.retained_12_months AS retained
-          FROM personalisation.subscription_customers c
+          FROM personalisation._subscription_customers c
          WHERE c.first_order_at + interval '365 days' <= pg_catalog.now()) t
  GROUP BY timing;

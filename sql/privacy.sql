@@ -28,7 +28,7 @@ VALUES (pg_catalog.sha256(pg_catalog.convert_to(
 -- HMAC-SHA256 of value under key, 16 bytes in hex.  It takes the key as an
 -- argument, so calling it reveals nothing: only the views, which read the
 -- key with the owner's rights, produce the installation's pseudonyms.
-CREATE FUNCTION personalisation.pseudonym(key bytea, value text)
+CREATE FUNCTION personalisation._pseudonym(key bytea, value text)
 RETURNS text LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
 AS 'MODULE_PATHNAME', 'pseudonym';
 
@@ -38,28 +38,32 @@ AS 'MODULE_PATHNAME', 'pseudonym';
 -- session_key, an order order_key; each is stable, so rows link up across
 -- the views.
 CREATE VIEW personalisation.events_report WITH (security_barrier) AS
-SELECT personalisation.pseudonym(k.key, 'profile:' || e.profile_id) AS person_key,
-       personalisation.pseudonym(k.key, 'session:' || e.session_id) AS session_key,
+SELECT personalisation._pseudonym(k.key, 'profile:' || e.profile_id) AS person_key,
+       personalisation._pseudonym(k.key, 'session:' || e.session_id) AS session_key,
        e.kind, e.occurred_at, e.category_id, e.product_id, e.quantity,
-       personalisation.pseudonym(k.key, 'order:' || e.order_id) AS order_key,
+       personalisation._pseudonym(k.key, 'order:' || e.order_id) AS order_key,
        e.value
   FROM personalisation.events e CROSS JOIN personalisation.pseudonym_key k;
 
+-- Orders as analysts see them: the order and its customer as pseudonyms,
+-- when, how many lines and the total.
 CREATE VIEW personalisation.orders_report WITH (security_barrier) AS
-SELECT personalisation.pseudonym(k.key, 'order:' || o.order_id) AS order_key,
-       personalisation.pseudonym(k.key, 'profile:' || o.profile_id) AS person_key,
+SELECT personalisation._pseudonym(k.key, 'order:' || o.order_id) AS order_key,
+       personalisation._pseudonym(k.key, 'profile:' || o.profile_id) AS person_key,
        o.occurred_at, o.line_count, o.total
   FROM personalisation.orders o CROSS JOIN personalisation.pseudonym_key k;
 
+-- Order lines as analysts see them: the order as a pseudonym, the product,
+-- quantity and unit price.
 CREATE VIEW personalisation.order_lines_report WITH (security_barrier) AS
-SELECT personalisation.pseudonym(k.key, 'order:' || l.order_id) AS order_key,
+SELECT personalisation._pseudonym(k.key, 'order:' || l.order_id) AS order_key,
        l.product_id, l.quantity, l.unit_price
   FROM personalisation.order_lines l CROSS JOIN personalisation.pseudonym_key k;
 
 -- People as analysts see them: known (a customer) or anonymous, and what
 -- they allowed us to send.
 CREATE VIEW personalisation.people_report WITH (security_barrier) AS
-SELECT personalisation.pseudonym(k.key, 'profile:' || p.profile_id) AS person_key,
+SELECT personalisation._pseudonym(k.key, 'profile:' || p.profile_id) AS person_key,
        p.created_at, p.customer_id IS NOT NULL AS known, p.email IS NOT NULL AS has_email,
        p.email_consent
   FROM personalisation.profiles p CROSS JOIN personalisation.pseudonym_key k;
@@ -67,7 +71,7 @@ SELECT personalisation.pseudonym(k.key, 'profile:' || p.profile_id) AS person_ke
 -- Affinity as analysts see it: affinity_scores with pseudonyms for the
 -- profile and the session.
 CREATE VIEW personalisation.affinity_report WITH (security_barrier) AS
-SELECT personalisation.pseudonym(k.key, 'profile:' || a.profile_id) AS person_key, a.scope,
-       personalisation.pseudonym(k.key, 'session:' || a.session_id) AS session_key,
+SELECT personalisation._pseudonym(k.key, 'profile:' || a.profile_id) AS person_key, a.scope,
+       personalisation._pseudonym(k.key, 'session:' || a.session_id) AS session_key,
        a.dimension, a.key, a.score, a.last_event_at
   FROM personalisation.affinity_scores a CROSS JOIN personalisation.pseudonym_key k;

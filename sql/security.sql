@@ -80,7 +80,6 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('affinity_report',      'personalisation_analyst', 'owner'),
     ('ranking_holdout',      'personalisation_analyst', 'owner'),
     ('holdout_arm',          'personalisation_analyst', 'owner'),
-    ('attribution_window',   'personalisation_analyst', 'caller'),
     ('ranking_attribution_window', 'personalisation_analyst', 'caller'),
     ('repeat_order_window',  'personalisation_analyst', 'caller'),
     ('uplift_test',          'personalisation_analyst', 'caller'),
@@ -88,9 +87,6 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('uplift_summary',       'personalisation_analyst', 'owner'),
     ('uplift_report_html',   'personalisation_analyst', 'owner'),
     ('uplift_arms',          'personalisation_analyst', 'owner'),
-    ('pseudonym',            'personalisation_analyst', 'caller'),
-    ('affinity_entries',     'personalisation_analyst', 'caller'),
-    ('affinity_key',         'personalisation_analyst', 'caller'),
 -- delivery workers
     ('claim_messages',       'personalisation_sender',  'owner'),
     ('ack_message',          'personalisation_sender',  'owner'),
@@ -110,22 +106,31 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('rebuild_affinity',     'owner_only',              'owner'),
     ('expire_session_affinity', 'owner_only',           'owner'),
     ('refresh_popularity',   'owner_only',              'owner'),
-    ('catalogue_changed',    'owner_only',              'owner'),
-    ('replace_installed_row', 'owner_only',             'owner'),
-    ('shipped_row_edited',   'owner_only',              'owner'),
-    ('remember_removed_row', 'owner_only',              'owner'),
-    ('apply_removed_row',    'owner_only',              'owner'),
+    ('_catalogue_changed',    'owner_only',              'owner'),
+    ('_replace_installed_row', 'owner_only',             'owner'),
+    ('_shipped_row_edited',   'owner_only',              'owner'),
+    ('_remember_removed_row', 'owner_only',              'owner'),
+    ('_apply_removed_row',    'owner_only',              'owner'),
     ('affinity_fold',        'owner_only',              'caller'),
     ('affinity_scores',      'owner_only',              'owner'),
-    ('affinity_dimensions',  'owner_only',              'owner'),
+    ('_affinity_dimensions',  'owner_only',              'owner'),
     ('rebuild_complementarity',   'owner_only',         'owner'),
     ('maintain_complementarity',  'owner_only',         'owner'),
     ('pause_complementarity',     'owner_only',         'owner'),
     ('complement_product_orders', 'owner_only',         'owner'),
     ('journey_run_checks',   'owner_only',              'owner'),
     ('journey_run_purchases', 'owner_only',             'owner'),
-    ('subscription_customers', 'owner_only',            'owner'),
-    ('apply_access_map',     'owner_only',              'owner');
+    ('_subscription_customers', 'owner_only',            'owner'),
+    ('apply_access_map',     'owner_only',              'owner'),
+-- internal helpers: named with a leading underscore and free to change in any
+-- release (docs/reference.md lists the stable surface).  A view's user needs
+-- EXECUTE on the functions the view calls, so analysts keep it on the
+-- caller-run helpers their reporting views call; no other role has any.
+    ('_pseudonym',           'personalisation_analyst', 'caller'),
+    ('_affinity_entries',    'personalisation_analyst', 'caller'),
+    ('_affinity_key',        'personalisation_analyst', 'caller'),
+    ('_attribution_window',  'personalisation_analyst', 'caller'),
+    ('_holdout_arm',         'owner_only',              'owner');
 
 -- apply_access_map() makes the schema's privileges what the access map says,
 -- and refuses a function or view the map does not classify.  Nothing is left

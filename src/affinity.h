@@ -54,6 +54,7 @@ extern float8 AffinityScore(AffinityState *state, uint64 key);
 
 /* catalogue.c */
 extern int	CategoryPath(uint64 category_key, uint64 *path);
+extern char *CategoryName(uint64 category_key);
 /* What tracking and ranking need of a product. */
 typedef struct ProductFacts
 {

@@ -34,7 +34,7 @@ extern Datum set_consent(PG_FUNCTION_ARGS);
 typedef enum EventArgType
 {
 	EVENT_ARG_TEXT,				/* a string */
-	EVENT_ARG_INT4,				/* a whole number */
+	EVENT_ARG_INT8,				/* a whole number (bigint) */
 	EVENT_ARG_BOOL,				/* true or false */
 	EVENT_ARG_TIME,				/* a timestamp string; absent means now() */
 	EVENT_ARG_JSONB				/* any JSON value, passed on as jsonb */
@@ -45,7 +45,7 @@ typedef struct EventArg
 {
 	const char *key;
 	EventArgType type;
-	int32		default_int;	/* EVENT_ARG_INT4: the default when absent, 0 for NULL */
+	int64		default_int;	/* EVENT_ARG_INT8: the default when absent, 0 for NULL */
 } EventArg;
 
 /* One kind of event: its name in "kind", and the function's arguments in order. */
@@ -62,10 +62,10 @@ static const EventKind EventKinds[] = {
 	{{"session_id", EVENT_ARG_TEXT}, {"category_id", EVENT_ARG_TEXT}, {"product_id", EVENT_ARG_TEXT},
 	{"occurred_at", EVENT_ARG_TIME}, {"event_id", EVENT_ARG_TEXT}}},
 	{"cart_add", track_cart_add, 5,
-	{{"session_id", EVENT_ARG_TEXT}, {"product_id", EVENT_ARG_TEXT}, {"quantity", EVENT_ARG_INT4, 1},
+	{{"session_id", EVENT_ARG_TEXT}, {"product_id", EVENT_ARG_TEXT}, {"quantity", EVENT_ARG_INT8, 1},
 	{"occurred_at", EVENT_ARG_TIME}, {"event_id", EVENT_ARG_TEXT}}},
 	{"cart_remove", track_cart_remove, 5,
-	{{"session_id", EVENT_ARG_TEXT}, {"product_id", EVENT_ARG_TEXT}, {"quantity", EVENT_ARG_INT4},
+	{{"session_id", EVENT_ARG_TEXT}, {"product_id", EVENT_ARG_TEXT}, {"quantity", EVENT_ARG_INT8},
 	{"occurred_at", EVENT_ARG_TIME}, {"event_id", EVENT_ARG_TEXT}}},
 	{"purchase", track_purchase, 4,
 	{{"session_id", EVENT_ARG_TEXT}, {"order_id", EVENT_ARG_TEXT}, {"items", EVENT_ARG_JSONB},
@@ -177,8 +177,8 @@ SetArgument(FunctionCallInfo call, int a, const EventArg *arg, JsonbContainer *e
 	{
 		if (arg->type == EVENT_ARG_TIME)
 			call->args[a].value = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
-		else if (arg->type == EVENT_ARG_INT4 && arg->default_int != 0)
-			call->args[a].value = Int32GetDatum(arg->default_int);
+		else if (arg->type == EVENT_ARG_INT8 && arg->default_int != 0)
+			call->args[a].value = Int64GetDatum(arg->default_int);
 		else
 			call->args[a].isnull = true;
 		return;
@@ -197,19 +197,19 @@ SetArgument(FunctionCallInfo call, int a, const EventArg *arg, JsonbContainer *e
 			call->args[a].value = PointerGetDatum(cstring_to_text_with_len(value->val.string.val,
 																		   value->val.string.len));
 			break;
-		case EVENT_ARG_INT4:
+		case EVENT_ARG_INT8:
 			if (value->type != jbvNumeric ||
 				!DatumGetBool(DirectFunctionCall2(numeric_eq, NumericGetDatum(value->val.numeric),
 												  DirectFunctionCall2(numeric_trunc,
 																	  NumericGetDatum(value->val.numeric),
 																	  Int32GetDatum(0)))) ||
 				DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(value->val.numeric),
-												  NumericGetDatum(int64_to_numeric(PG_INT32_MAX)))) > 0 ||
+												  NumericGetDatum(int64_to_numeric(PG_INT64_MAX)))) > 0 ||
 				DatumGetInt32(DirectFunctionCall2(numeric_cmp, NumericGetDatum(value->val.numeric),
-												  NumericGetDatum(int64_to_numeric(PG_INT32_MIN)))) < 0)
-				BadEvent(number, psprintf("has a \"%s\" that is not a whole number of at most %d",
-										  arg->key, PG_INT32_MAX));
-			call->args[a].value = DirectFunctionCall1(numeric_int4, NumericGetDatum(value->val.numeric));
+												  NumericGetDatum(int64_to_numeric(PG_INT64_MIN)))) < 0)
+				BadEvent(number, psprintf("has a \"%s\" that is not a whole number of at most " INT64_FORMAT,
+										  arg->key, PG_INT64_MAX));
+			call->args[a].value = DirectFunctionCall1(numeric_int8, NumericGetDatum(value->val.numeric));
 			break;
 		case EVENT_ARG_BOOL:
 			if (value->type != jbvBool)
@@ -255,7 +255,7 @@ track_events(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("events must not be null"),
 				 errhint(EVENTS_HINT)));
-	events = PG_GETARG_JSONB_P(0);
+	events = JsonArgument(fcinfo, 0, "events", EVENTS_HINT);
 	if (!JB_ROOT_IS_ARRAY(events) || JB_ROOT_IS_SCALAR(events))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -38,6 +38,7 @@ typedef struct CategoryNode
 {
 	uint64		key;			/* hash key: the category's affinity key */
 	uint64		parent;			/* the parent's key, 0 for a root */
+	char	   *category_id;	/* the category's id, for explanations */
 	int			depth;			/* entries of path in use, 0 until computed */
 	uint64		path[MAX_CATEGORY_DEPTH];
 } CategoryNode;
@@ -133,6 +134,7 @@ ReadCategoryTree(void)
 		CategoryNode *node = hash_search(tree, &key, HASH_ENTER, NULL);
 
 		node->parent = isnull ? 0 : AffinityTextKey(AFFINITY_CATEGORY, DatumGetTextPP(parent));
+		node->category_id = MemoryContextStrdup(context, TextDatumGetCString(id));
 		node->depth = 0;
 	}
 	SPI_freetuptable(rows);
@@ -196,6 +198,23 @@ CategoryPath(uint64 category_key, uint64 *path)
 		ComputePath(node);
 	memcpy(path, node->path, sizeof(uint64) * node->depth);
 	return node->depth;
+}
+
+/*
+ * CategoryName returns a copy of the id of the category with this key, or
+ * NULL when the catalogue does not hold it, so that an explanation can say
+ * from which category on a path an affinity came.  Needs an SPI connection,
+ * and may replace SPI_tuptable.
+ */
+char *
+CategoryName(uint64 category_key)
+{
+	CategoryNode *node;
+
+	if (CategoryTree == NULL || CategoryTreeReadAt != CategoryInvalidations)
+		ReadCategoryTree();
+	node = hash_search(CategoryTree, &category_key, HASH_FIND, NULL);
+	return node == NULL ? NULL : pstrdup(node->category_id);
 }
 
 /*

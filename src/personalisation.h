@@ -14,6 +14,7 @@
 #include "storage/lockdefs.h"
 #include "utils/guc.h"
 #include "utils/inval.h"
+#include "utils/jsonb.h"
 #include "utils/timestamp.h"
 
 #include "compat.h"
@@ -121,6 +122,7 @@ extern text *OptionalIdentifier(FunctionCallInfo fcinfo, int argno, const char *
 extern TimestampTz RequireEventTime(FunctionCallInfo fcinfo, int argno);
 extern TimestampTz RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname);
 extern int32 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno);
+extern Jsonb *JsonArgument(FunctionCallInfo fcinfo, int argno, const char *argname, const char *hint);
 extern TimestampTz EventRetentionCutoff(TimestampTz now);
 extern void LockAdvisoryKey(int32 space, int32 key, LOCKMODE mode);
 

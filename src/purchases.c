@@ -403,7 +403,8 @@ track_purchase(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("purchase items must not be null"),
 				 errhint("Pass items as a JSON array of objects with product_id, quantity and unit_price.")));
-	items = ParseItems(PG_GETARG_JSONB_P(2));
+	items = ParseItems(JsonArgument(fcinfo, 2, "items",
+									"Pass items as a JSON array of objects with product_id, quantity and unit_price."));
 	event.occurred_at = RequireEventTime(fcinfo, 3);
 
 	SPI_connect();

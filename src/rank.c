@@ -85,6 +85,7 @@ typedef struct RankItem
 	RankTier	tier;
 	float8		signals[NUM_SIGNALS];
 	float8		score;
+	uint64		category_key;	/* the category whose path gave the category signals, 0 if none */
 } RankItem;
 
 /* What ranking knows about the visitor. */
@@ -409,6 +410,8 @@ ScoreCategoryPath(Visitor *visitor, text *category_id, RankItem *item)
 
 	for (int k = 0; k < depth; k++, share *= AncestorDamping)
 		ScoreKey(visitor, path[k], share, &item->signals[SIGNAL_SESSION_CATEGORY]);
+	if (depth > 0)
+		item->category_key = path[0];
 	return depth > 0;
 }
 
@@ -614,12 +617,87 @@ PushKey(JsonbParseState **state, const char *key)
 	pushJsonbValue(state, WJB_KEY, &value);
 }
 
+/* Decimal places an explanation's figures are rounded to. */
+#define EXPLAIN_DIGITS 4
+
 /*
- * Explain builds an item's explanation: its arm, every non-zero signal
- * (they sum to the score), and why it was put last if it was.
+ * RoundForReading returns figure rounded to EXPLAIN_DIGITS decimal places,
+ * or NULL when it rounds to zero: an explanation is read by people, and
+ * 2.78e-45 says nothing to them.
+ */
+static Numeric
+RoundForReading(float8 figure)
+{
+	Datum		rounded = DirectFunctionCall2(numeric_round,
+											  DirectFunctionCall1(float8_numeric, Float8GetDatum(figure)),
+											  Int32GetDatum(EXPLAIN_DIGITS));
+
+	if (DatumGetBool(DirectFunctionCall2(numeric_eq, rounded,
+										 DirectFunctionCall1(int4_numeric, Int32GetDatum(0)))))
+		return NULL;
+	return DatumGetNumeric(rounded);
+}
+
+/*
+ * PushRounded adds key: figure rounded for reading, unless it rounds to zero.
+ */
+static void
+PushRounded(JsonbParseState **state, const char *key, float8 figure)
+{
+	JsonbValue	value = {.type = jbvNumeric};
+
+	value.val.numeric = RoundForReading(figure);
+	if (value.val.numeric == NULL)
+		return;
+	PushKey(state, key);
+	pushJsonbValue(state, WJB_VALUE, &value);
+}
+
+/*
+ * PushCategorySources adds "category_from": {category id: its part of the
+ * session_category and profile_category signals} for each category on the
+ * path of the item's category that contributes, so that an affinity a leaf
+ * inherits from a parent says which parent it came from.
+ */
+static void
+PushCategorySources(JsonbParseState **state, Visitor *visitor, RankItem *item)
+{
+	uint64		path[MAX_CATEGORY_DEPTH];
+	int			depth = CategoryPath(item->category_key, path);
+	float8		share = 1.0;
+	bool		opened = false;
+
+	for (int k = 0; k < depth; k++, share *= AncestorDamping)
+	{
+		float8		parts[2] = {0.0, 0.0};
+		char	   *category_id;
+
+		ScoreKey(visitor, path[k], share, parts);
+		if (RoundForReading(parts[0] + parts[1]) == NULL)
+			continue;
+		category_id = CategoryName(path[k]);
+		if (category_id == NULL)
+			continue;
+		if (!opened)
+		{
+			PushKey(state, "category_from");
+			pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+			opened = true;
+		}
+		PushRounded(state, category_id, parts[0] + parts[1]);
+	}
+	if (opened)
+		pushJsonbValue(state, WJB_END_OBJECT, NULL);
+}
+
+/*
+ * Explain builds an item's explanation: its arm, every signal that is not
+ * zero at EXPLAIN_DIGITS decimal places (they sum to the score, which stays
+ * exact), from which categories the category signals came, and why it was
+ * put last if it was.
  */
 static Datum
-Explain(RankItem *item, bool control)
+Explain(Visitor *visitor, RankItem *item, bool control)
 {
 	JsonbParseState *state = NULL;
 	JsonbValue	value;
@@ -634,14 +712,12 @@ Explain(RankItem *item, bool control)
 
 	for (int s = 0; s < NUM_SIGNALS && !control; s++)
 	{
-		if (item->signals[s] == 0.0)
-			continue;
-		PushKey(&state, SignalNames[s]);
-		value.type = jbvNumeric;
-		value.val.numeric = DatumGetNumeric(DirectFunctionCall1(float8_numeric,
-																Float8GetDatum(item->signals[s])));
-		pushJsonbValue(&state, WJB_VALUE, &value);
+		if (item->signals[s] != 0.0)
+			PushRounded(&state, SignalNames[s], item->signals[s]);
 	}
+	if (!control && item->category_key != 0 &&
+		(item->signals[SIGNAL_SESSION_CATEGORY] != 0.0 || item->signals[SIGNAL_PROFILE_CATEGORY] != 0.0))
+		PushCategorySources(&state, visitor, item);
 	if (!control && item->tier != TIER_RANKED)
 	{
 		PushKey(&state, item->tier == TIER_UNKNOWN ? "unknown" : "out_of_stock");
@@ -667,10 +743,11 @@ Explain(RankItem *item, bool control)
  * returned once, at their first place.
  */
 static void
-EmitRanking(FunctionCallInfo fcinfo, RankItem *items, int count, bool control, bool explain,
+EmitRanking(FunctionCallInfo fcinfo, Visitor *visitor, RankItem *items, int count, bool explain,
 			bool modules)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	bool		control = visitor->control;
 	int32		position = 0;
 
 	SumSignals(items, count);
@@ -694,7 +771,7 @@ EmitRanking(FunctionCallInfo fcinfo, RankItem *items, int count, bool control, b
 		values[column++] = Float8GetDatum(items[i].score);
 		values[column++] = Int32GetDatum(++position);
 		nulls[column] = !explain;
-		values[column] = explain ? Explain(&items[i], control) : (Datum) 0;
+		values[column] = explain ? Explain(visitor, &items[i], control) : (Datum) 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
 }
@@ -836,7 +913,8 @@ ReadModules(FunctionCallInfo fcinfo, int argno, int *count)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("modules must not be null"),
 				 errhint("Pass a JSON array of {\"module\": \"name\", \"category_id\": \"id\"} in the shop's order.")));
-	modules = PG_GETARG_JSONB_P(argno);
+	modules = JsonArgument(fcinfo, argno, "modules",
+						   "Pass a JSON array of {\"module\": \"name\", \"category_id\": \"id\"} in the shop's order.");
 	if (!JB_ROOT_IS_ARRAY(modules) || JB_ROOT_IS_SCALAR(modules))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -904,7 +982,7 @@ Rank(FunctionCallInfo fcinfo, RankKind kind)
 		ScoreProducts(&visitor, items, count);
 	else if (!visitor.control)
 		ScoreCategories(&visitor, items, count, kind == RANK_MODULES);
-	EmitRanking(fcinfo, items, count, visitor.control, explain, kind == RANK_MODULES);
+	EmitRanking(fcinfo, &visitor, items, count, explain, kind == RANK_MODULES);
 	SPI_finish();
 	return (Datum) 0;
 }

@@ -16,7 +16,10 @@
 #include "storage/proc.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
+#include "utils/syscache.h"
+#include "catalog/pg_proc.h"
 
 /* The search path every statement of the extension is parsed and run under. */
 #define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
@@ -354,14 +357,15 @@ RequireInstant(FunctionCallInfo fcinfo, int argno, const char *argname)
 }
 
 /*
- * RequirePositiveQuantity returns argument argno, refusing NULL, zero,
- * negative quantities and quantities above MAX_QUANTITY, the most a cart
- * line holds.
+ * RequirePositiveQuantity returns argument argno, a bigint so that a driver
+ * binding int8 reaches the function, refusing NULL, zero, negative
+ * quantities and quantities above MAX_QUANTITY, the most a cart line holds,
+ * with the extension's own errors.
  */
 int32
 RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno)
 {
-	int32		quantity;
+	int64		quantity;
 
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
@@ -369,19 +373,19 @@ RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno)
 				 errmsg("quantity must not be null"),
 				 errhint("Pass a quantity of 1 or more.")));
 
-	quantity = PG_GETARG_INT32(argno);
+	quantity = PG_GETARG_INT64(argno);
 	if (quantity <= 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("quantity %d is not positive", quantity),
+				 errmsg("quantity " INT64_FORMAT " is not positive", quantity),
 				 errhint("Pass a quantity of 1 or more.")));
 	if (quantity > MAX_QUANTITY)
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("quantity %d is out of range", quantity),
+				 errmsg("quantity " INT64_FORMAT " is out of range", quantity),
 				 errdetail("A quantity is a whole number from 1 to %d.", MAX_QUANTITY),
 				 errhint("Pass the number of units the visitor added or removed.")));
-	return quantity;
+	return (int32) quantity;
 }
 
 /*
@@ -450,4 +454,58 @@ RequireWritableServer(FunctionCallInfo fcinfo)
 				 errmsg("%s cannot run on a standby", get_func_name(fcinfo->flinfo->fn_oid)),
 				 errdetail("This server is in recovery: it replays its primary's changes and accepts no writes."),
 				 errhint("Send this call to the primary server.")));
+}
+
+/*
+ * JsonArgument returns argument argno, which is not null, as jsonb.  Each
+ * jsonb-taking function has a text overload calling the same C function, so
+ * that a string argument (a literal, or a driver's untyped parameter) is
+ * parsed here rather than by jsonb's input function: a JSON syntax error
+ * then says which argument it is in and what the function accepts, instead
+ * of PostgreSQL's bare "invalid input syntax for type json".
+ */
+Jsonb *
+JsonArgument(FunctionCallInfo fcinfo, int argno, const char *argname, const char *hint)
+{
+	Oid			declared = InvalidOid;
+	char	   *source;
+	Datum		parsed = (Datum) 0;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (fcinfo->flinfo != NULL && OidIsValid(fcinfo->flinfo->fn_oid))
+	{
+		HeapTuple	tuple = SearchSysCache1(PROCOID, ObjectIdGetDatum(fcinfo->flinfo->fn_oid));
+
+		if (HeapTupleIsValid(tuple))
+		{
+			Form_pg_proc proc = (Form_pg_proc) GETSTRUCT(tuple);
+
+			if (argno < proc->pronargs)
+				declared = proc->proargtypes.values[argno];
+			ReleaseSysCache(tuple);
+		}
+	}
+	if (declared != TEXTOID)
+		return PG_GETARG_JSONB_P(argno);
+
+	source = text_to_cstring(PG_GETARG_TEXT_PP(argno));
+	PG_TRY();
+	{
+		parsed = DirectFunctionCall1(jsonb_in, CStringGetDatum(source));
+	}
+	PG_CATCH();
+	{
+		ErrorData  *error;
+
+		MemoryContextSwitchTo(caller);
+		error = CopyErrorData();
+		FlushErrorState();
+		ereport(ERROR,
+				(errcode(error->sqlerrcode),
+				 errmsg("%s is not valid JSON: \"%s\"", argname, ClipForMessage(source)),
+				 errdetail("%s", error->detail ? error->detail : error->message),
+				 errhint("%s", hint)));
+	}
+	PG_END_TRY();
+	return DatumGetJsonbP(parsed);
 }

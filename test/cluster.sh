@@ -6,7 +6,7 @@
 
 REPO_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PG_BINDIR=$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/bin)
-REQUIRED_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap pgtap chromium nodejs)
+REQUIRED_PACKAGES=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron postgresql-15-pgtap pgtap chromium nodejs python3-psycopg python3-aiosmtpd)
 
 # as_root runs a command as root: directly when we are root, through sudo otherwise.
 as_root() {

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The test command (make test): installs what is missing, builds, installs,
 # starts a throw-away instance preloading pg_cron and personalisation, runs
-# the pg_regress suite, the pgTAP suite, the upgrade and backup tests, the
-# report page in a browser, crash recovery and
-# a short load run, and exits non-zero on any failure.
+# the pg_regress suite, the pgTAP suite, the reference check, the doc test, the delivery
+# worker example, the upgrade and backup tests, the report page in a browser, crash
+# recovery and a short load run, and exits non-zero on any failure.
 set -euo pipefail
 source "$(dirname "$0")/cluster.sh"
 
@@ -37,6 +37,15 @@ psql -q -X -d "$DB" -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap'
 # security_hostile.sql reads the documented SQLSTATEs from docs/security.md
 export PERSONALISATION_DOCS="$REPO_DIR/docs"
 pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
+
+# docs/reference.md names every public function, view and setting, as test/reference.py writes it
+python3 "$REPO_DIR/test/reference.py" "$DB" --check || status=1
+
+# every sql block of the README and docs runs, in a fresh database per file
+bash "$REPO_DIR/test/doctest.sh" || status=1
+
+# the reference delivery worker claims, renders, sends to an SMTP sink on loopback, acknowledges and fails
+bash "$REPO_DIR/examples/test.sh" || status=1
 
 # 0.1.0 installed, filled, updated: the same rows, and the schema of a fresh install
 bash "$REPO_DIR/test/upgrade.sh" || status=1

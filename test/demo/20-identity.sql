@@ -11,7 +11,7 @@ SELECT profile_id, customer_id, email,
 SELECT personalisation.identify('demo-0013', 'alice') = :alice_profile AS same_profile;
 SELECT count(*) AS events, count(DISTINCT session_id) AS sessions
   FROM personalisation.events WHERE profile_id = :alice_profile;
-SELECT merge_id, from_profile_id, profile_id AS into_profile_id, reason, moved
+SELECT merge_id, from_profile_id, profile_id, reason, moved
   FROM personalisation.merges WHERE profile_id = :alice_profile;
 
 \echo '== Every merge can be undone: the phone session gets its own history back'

@@ -38,9 +38,9 @@ SELECT is(status, 'DO', 'connection b tracked its events') FROM dblink_get_resul
 
 -- scores read at base, against sum(2^(-age / half-life)) over the events
 CREATE FUNCTION pg_temp.score(session text, key_kind text, key text, at timestamptz) RETURNS float8 LANGUAGE sql AS $$
-  SELECT e.score FROM personalisation.affinity a, personalisation.affinity_entries(a.entries, a.decayed_to, a.session_id <> '', at) e
+  SELECT e.score FROM personalisation.affinity a, personalisation._affinity_entries(a.entries, a.decayed_to, a.session_id <> '', at) e
    WHERE a.profile_id = (SELECT profile_id FROM personalisation.sessions WHERE session_id = 'afc-s1')
-     AND a.session_id = session AND e.key_hash = personalisation.affinity_key(key_kind, key)
+     AND a.session_id = session AND e.key_hash = personalisation._affinity_key(key_kind, key)
 $$;
 CREATE FUNCTION pg_temp.closed_form(offsets float8[], half_life float8) RETURNS float8 LANGUAGE sql AS $$
   SELECT sum(2 ^ (-o / half_life)) FROM unnest(offsets) o

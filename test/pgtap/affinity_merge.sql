@@ -37,7 +37,7 @@ SELECT is((SELECT count(*) FROM personalisation.affinity WHERE profile_id = :pho
           'the anonymous profile keeps no affinity');
 SELECT is((SELECT count(*) FROM personalisation.affinity WHERE profile_id = :desk AND session_id = 'afm-phone'), 1::bigint,
           'the phone''s session affinity moved with it');
-SELECT is(personalisation.holdout_arm('afm-phone'), personalisation.holdout_arm(NULL, :desk::bigint),
+SELECT is(personalisation.holdout_arm('afm-phone'), personalisation._holdout_arm(NULL, :desk::bigint),
           'the phone''s holdout arm is now the customer''s');
 
 -- After the login, the phone ranks by the customer's profile too.

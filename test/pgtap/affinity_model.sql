@@ -62,9 +62,9 @@ SELECT ok(pg_temp.close(pg_temp.score('af-decay', 'profile', 'category', 'af-hom
 -- Reading decays to the read time: affinity_entries at now() + one half-life halves.
 SELECT ok(pg_temp.close(
   (SELECT e.score FROM personalisation.affinity a JOIN personalisation.sessions s USING (profile_id),
-          personalisation.affinity_entries(a.entries, a.decayed_to, false, now() + interval '14 days') e
+          personalisation._affinity_entries(a.entries, a.decayed_to, false, now() + interval '14 days') e
     WHERE s.session_id = 'af-decay' AND a.session_id = ''
-      AND e.key_hash = personalisation.affinity_key('product', 'af-p1')),
+      AND e.key_hash = personalisation._affinity_key('product', 'af-p1')),
   pg_temp.score('af-decay', 'profile', 'product', 'af-p1') / 2),
   'a read one half-life later reads half');
 
@@ -170,9 +170,9 @@ SELECT ok(bool_and(pg_temp.close(f.score,
           'the fold of two affinities is their sum')
   FROM personalisation.affinity a JOIN personalisation.sessions sa ON sa.profile_id = a.profile_id,
        personalisation.affinity b JOIN personalisation.sessions sb ON sb.profile_id = b.profile_id,
-       personalisation.affinity_entries(personalisation.affinity_fold(a.entries, a.decayed_to, b.entries, b.decayed_to, false),
+       personalisation._affinity_entries(personalisation.affinity_fold(a.entries, a.decayed_to, b.entries, b.decayed_to, false),
                                         greatest(a.decayed_to, b.decayed_to), false) f
-       JOIN personalisation.affinity_dimensions d USING (dimension, key_hash)
+       JOIN personalisation._affinity_dimensions d USING (dimension, key_hash)
  WHERE sa.session_id = 'af-order-a' AND a.session_id = '' AND sb.session_id = 'af-anc' AND b.session_id = '';
 
 -- Session rows expire 20 session half-lives after their last event; profile rows stay.
@@ -185,11 +185,11 @@ SELECT results_eq(
   $$VALUES ('af-old', true), ('af-recent', false), ('af-recent', true)$$,
   'the old session''s row is gone, the recent one and both profiles stay');
 
-SELECT throws_ok($$SELECT personalisation.affinity_key('colour', 'red')$$, '22023',
+SELECT throws_ok($$SELECT personalisation._affinity_key('colour', 'red')$$, '22023',
                  'unknown affinity dimension "colour"', 'an unknown dimension is refused');
 SELECT throws_ok($$SELECT personalisation.affinity_fold('\x0102'::bytea, now(), ''::bytea, now(), false)$$, 'XX001',
                  'affinity entries of 2 bytes are corrupt', 'stored entries of the wrong length are refused');
-SELECT throws_ok($$SELECT * FROM personalisation.affinity_entries(decode(repeat('00', 12), 'hex'), now(), false)$$, 'XX001',
+SELECT throws_ok($$SELECT * FROM personalisation._affinity_entries(decode(repeat('00', 12), 'hex'), now(), false)$$, 'XX001',
                  'affinity entries of 12 bytes are corrupt', 'a stored key without a dimension is refused');
 SELECT throws_ok($$SELECT personalisation.expire_session_affinity(NULL)$$, '22004',
                  'now must not be null', 'a NULL time is refused');

@@ -2,7 +2,7 @@
 -- documented SQLSTATE and leaves every table exactly as it was.
 BEGIN;
 SET LOCAL personalisation.event_retention = '36500d';
-SELECT plan(96);
+SELECT plan(111);
 
 INSERT INTO personalisation.categories VALUES ('bi-root', NULL, 'Root'), ('bi-cat', 'bi-root', 'Cat');
 INSERT INTO personalisation.products (product_id, category_id, name, price)
@@ -44,9 +44,35 @@ SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_remove('bi-s',
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', 1000001)$$, '22003', 'quantity 1000001 is out of range');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', 2147483647)$$, '22003', 'quantity 2147483647 is out of range');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_remove('bi-s', 'bi-p1', 1000001)$$, '22003', 'quantity 1000001 is out of range');
+-- quantities are bigint: an int8 beyond int4 (a literal, or a driver binding int8) gets the same 22003
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', 3000000000)$$, '22003', 'quantity 3000000000 is out of range');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_remove('bi-s', 'bi-p1', 9223372036854775807)$$, '22003', 'quantity 9223372036854775807 is out of range');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-s', 'bi-p1', -3000000000::int8)$$, '22023', 'quantity -3000000000 is not positive');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_events('[{"kind": "cart_add", "session_id": "bi-s", "product_id": "bi-p1", "quantity": 3000000000}]')$$, '22003', 'quantity 3000000000 is out of range');
+SELECT lives_ok($$SELECT personalisation.track_cart_add('bi-int8', 'bi-p1', 2::int8, now() - interval '1 hour')$$,
+  'an int8 quantity within range is accepted');
+SELECT is((SELECT quantity FROM personalisation.cart_lines l JOIN personalisation.sessions s USING (profile_id)
+            WHERE s.session_id = 'bi-int8'), 2, 'and put in the cart');
 SELECT lives_ok($$SELECT personalisation.track_cart_add('bi-cart', 'bi-p2', 1000000, now() - interval '1 hour')$$,
   'a cart line of 1,000,000 units is accepted');
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_cart_add('bi-cart', 'bi-p2', 1)$$, '22003', 'adding 1 units of product "bi-p2" would put more than 1000000 in the cart');
+
+-- JSON syntax errors: the extension's message naming the argument, and its hint
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": ')$$, '22P02', 'items is not valid JSON: "[{"product_id": "');
+SELECT * FROM pg_temp.refused($$SELECT personalisation.track_events('[{"kind": page_view}]')$$, '22P02', 'events is not valid JSON: "[{"kind": page_view}]"');
+DO $$
+BEGIN
+  PERFORM personalisation.track_purchase('bi-s', 'bi-o2', '[{"product_id": ');
+EXCEPTION WHEN invalid_text_representation THEN
+  DECLARE hint text; detail text;
+  BEGIN
+    GET STACKED DIAGNOSTICS hint = PG_EXCEPTION_HINT, detail = PG_EXCEPTION_DETAIL;
+    CREATE TEMP TABLE bi_json_error AS SELECT hint, detail;
+  END;
+END $$;
+SELECT is((SELECT hint || ' | ' || detail FROM bi_json_error),
+  'Pass items as a JSON array of objects with product_id, quantity and unit_price. | The input string ended unexpectedly.',
+  'a JSON syntax error has the hint of what the function accepts and the parser''s detail');
 
 -- time
 SELECT * FROM pg_temp.refused($$SELECT personalisation.track_page_view('bi-s', occurred_at => now() + interval '1 day')$$, '22008', NULL);

@@ -30,7 +30,7 @@ CREATE FUNCTION pg_temp.session_state(session text) RETURNS text LANGUAGE sql AS
     (SELECT string_agg(concat_ws(',', x.session_id = '', a.dimension, a.key_hash, round(a.score::numeric, 6)), ';'
                        ORDER BY x.session_id = '', a.dimension, a.key_hash)
        FROM personalisation.affinity x JOIN personalisation.sessions s USING (profile_id)
-       CROSS JOIN LATERAL personalisation.affinity_entries(x.entries, x.decayed_to, x.session_id <> '',
+       CROSS JOIN LATERAL personalisation._affinity_entries(x.entries, x.decayed_to, x.session_id <> '',
                                                            '2026-01-01 10:08+00') a
       WHERE s.session_id = session AND x.session_id IN ('', session)))
 $$;
@@ -98,7 +98,7 @@ SELECT * FROM pg_temp.refused(
   '22023', 'event 1 has key "prodct_id", which a page_view event does not take', 'a misspelt key');
 SELECT * FROM pg_temp.refused(
   $$SELECT personalisation.track_events('[{"kind": "cart_add", "session_id": "te-x4", "product_id": "te-p1", "quantity": 1.5}]')$$,
-  '22023', 'event 1 has a "quantity" that is not a whole number of at most 2147483647', 'a fractional quantity');
+  '22023', 'event 1 has a "quantity" that is not a whole number of at most 9223372036854775807', 'a fractional quantity');
 SELECT * FROM pg_temp.refused(
   $$SELECT personalisation.track_events('{"kind": "page_view", "session_id": "te-x5"}')$$,
   '22023', 'events must be a JSON array', 'an object instead of an array');

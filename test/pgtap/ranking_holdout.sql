@@ -11,24 +11,24 @@ INSERT INTO personalisation.products (product_id, category_id) VALUES ('ho-p1', 
 -- The share: 10% of 20,000 customers and of 20,000 anonymous sessions by default,
 -- none at 0, all at 100.
 SELECT ok(share BETWEEN 0.09 AND 0.11, format('about 10%% of customers are in control (%s)', share))
-  FROM (SELECT avg((personalisation.holdout_arm(NULL, i::bigint) = 'control')::int) AS share
+  FROM (SELECT avg((personalisation._holdout_arm(NULL, i::bigint) = 'control')::int) AS share
           FROM generate_series(1, 20000) i) s;
 SELECT ok(share BETWEEN 0.09 AND 0.11, format('about 10%% of anonymous sessions are in control (%s)', share))
-  FROM (SELECT avg((personalisation.holdout_arm('ho-anon-' || i, NULL) = 'control')::int) AS share
+  FROM (SELECT avg((personalisation._holdout_arm('ho-anon-' || i, NULL) = 'control')::int) AS share
           FROM generate_series(1, 20000) i) s;
 SET LOCAL personalisation.ranking_holdout_percent = 0;
-SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(NULL, i::bigint) = 'control'),
+SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation._holdout_arm(NULL, i::bigint) = 'control'),
           0::bigint, 'ranking_holdout_percent 0 holds nobody out');
 SET LOCAL personalisation.ranking_holdout_percent = 100;
-SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(NULL, i::bigint) = 'control'),
+SELECT is((SELECT count(*) FROM generate_series(1, 20000) i WHERE personalisation._holdout_arm(NULL, i::bigint) = 'control'),
           20000::bigint, 'ranking_holdout_percent 100 holds everybody out');
 
 -- Raising the share keeps every control profile in control.
 SET LOCAL personalisation.ranking_holdout_percent = 10;
 CREATE TEMP TABLE control_at_10 AS
-SELECT i FROM generate_series(1, 20000) i WHERE personalisation.holdout_arm(NULL, i::bigint) = 'control';
+SELECT i FROM generate_series(1, 20000) i WHERE personalisation._holdout_arm(NULL, i::bigint) = 'control';
 SET LOCAL personalisation.ranking_holdout_percent = 20;
-SELECT is((SELECT count(*) FROM control_at_10 WHERE personalisation.holdout_arm(NULL, i::bigint) <> 'control'),
+SELECT is((SELECT count(*) FROM control_at_10 WHERE personalisation._holdout_arm(NULL, i::bigint) <> 'control'),
           0::bigint, 'raising the share from 10% to 20% moves nobody out of control');
 
 -- Sticky: an anonymous session's arm is decided before its first event and
@@ -50,7 +50,7 @@ SELECT ok((SELECT count(DISTINCT arm) = 2 FROM first_arms), 'at 50% both arms ge
 SELECT personalisation.identify('ho-s' || i, 'ho-customer') FROM generate_series(1, 5) i;
 SELECT is((SELECT count(*) FROM personalisation.sessions s
             WHERE s.session_id IN ('ho-s1', 'ho-s2', 'ho-s3', 'ho-s4', 'ho-s5')
-              AND personalisation.holdout_arm(s.session_id) = personalisation.holdout_arm(NULL, s.profile_id)),
+              AND personalisation.holdout_arm(s.session_id) = personalisation._holdout_arm(NULL, s.profile_id)),
           5::bigint, 'every session of one customer is in the customer''s arm');
 
 -- Control visitors get the shop's order; personalised ones the ranking.

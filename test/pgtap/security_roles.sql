@@ -175,11 +175,11 @@ SELECT ok((SELECT bool_and(o.person_key IN (SELECT e.person_key FROM personalisa
 SELECT ok((SELECT bool_and(person_key ~ '^[0-9a-f]{32}$') FROM personalisation.people_report),
           'keys are 128-bit keyed hashes');
 SELECT isnt((SELECT person_key FROM personalisation.orders_report WHERE total = 80 AND occurred_at = '2025-03-01 09:00+00'),
-            (SELECT personalisation.pseudonym(sha256('guess'), 'profile:' || g) FROM generate_series(1, 1) g),
+            (SELECT personalisation._pseudonym(sha256('guess'), 'profile:' || g) FROM generate_series(1, 1) g),
             'a pseudonym cannot be recomputed without the installation''s key');
 RESET ROLE;
 SELECT is((SELECT person_key FROM personalisation.orders_report WHERE total = 80 AND occurred_at = '2025-03-01 09:00+00'),
-          (SELECT personalisation.pseudonym(k.key, 'profile:' || p.profile_id)
+          (SELECT personalisation._pseudonym(k.key, 'profile:' || p.profile_id)
              FROM personalisation.profiles p, personalisation.pseudonym_key k WHERE p.customer_id = 'sec-cust-Zq1'),
           'the owner, who holds the key, can tell whose key it is');
 
@@ -208,7 +208,7 @@ RESET ROLE;
 SET ROLE sec_stranger;
 SELECT throws_ok($$SELECT personalisation.track_page_view('sec-x')$$, '42501', NULL, 'a role without a grant cannot track');
 SELECT throws_ok($$SELECT count(*) FROM personalisation.products$$, '42501', NULL, 'nor read the catalogue');
-SELECT throws_ok($$SELECT personalisation.pseudonym('\x00'::bytea, 'x')$$, '42501', NULL, 'nor call any function of the schema');
+SELECT throws_ok($$SELECT personalisation._pseudonym('\x00'::bytea, 'x')$$, '42501', NULL, 'nor call any function of the schema');
 RESET ROLE;
 
 -- A function an upgrade script adds: PostgreSQL grants EXECUTE to PUBLIC on

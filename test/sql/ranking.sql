@@ -21,8 +21,8 @@ SELECT CASE WHEN a.session_id = '' THEN 'profile' ELSE 'session' END AS scope,
        e.dimension, d.key, round(e.score::numeric, 4) AS score
   FROM personalisation.affinity a
   JOIN personalisation.sessions s USING (profile_id),
-       personalisation.affinity_entries(a.entries, a.decayed_to, a.session_id <> '', '2026-03-01 11:00+00') e
-  JOIN personalisation.affinity_dimensions d USING (dimension, key_hash)
+       personalisation._affinity_entries(a.entries, a.decayed_to, a.session_id <> '', '2026-03-01 11:00+00') e
+  JOIN personalisation._affinity_dimensions d USING (dimension, key_hash)
  WHERE s.session_id = 'rg-s1'
  ORDER BY scope, e.score DESC, d.key;
 
