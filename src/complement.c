@@ -390,16 +390,6 @@ static SavedStatement CategoryPopularityStatement = {
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
 };
 
-/* The shop's in-stock products with counted orders, most ordered first, ties by id. */
-static SavedStatement ShopPopularityStatement = {
-	.sql = "SELECT p.product_id, n.orders"
-	"  FROM personalisation.complement_product_orders n"
-	"  JOIN personalisation.products p ON p.product_id = n.product_id COLLATE \"default\""
-	" WHERE p.in_stock"
-	" ORDER BY n.orders DESC, p.product_id COLLATE \"C\" LIMIT " CppAsString2(MAX_RESULTS),
-	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
-};
-
 /* $1 products: the category and counted orders of each, in the array's order. */
 static SavedStatement CandidateFactsStatement = {
 	.sql = "SELECT (SELECT p.category_id FROM personalisation.products p WHERE p.product_id = u.p),"
@@ -1672,14 +1662,13 @@ ForgetPopularity(void)
 }
 
 /*
- * PopularityOf returns the category's popular products, or with a NULL
- * category the shop's, reading them on first use since the last
- * ForgetPopularity.
+ * PopularityOf returns the category's popular products, reading them on
+ * first use since the last ForgetPopularity.
  */
 static CategoryPopularity *
 PopularityOf(text *category_id)
 {
-	char		key[MAX_IDENTIFIER_BYTES + 1] = "";
+	char		key[MAX_IDENTIFIER_BYTES + 1];
 	CategoryPopularity *entry;
 	bool		found;
 
@@ -1696,9 +1685,7 @@ PopularityOf(text *category_id)
 								 HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	}
 
-	/* category ids are never blank, so the shop's list has the key "" */
-	if (category_id != NULL)
-		text_to_cstring_buffer(category_id, key, sizeof(key));
+	text_to_cstring_buffer(category_id, key, sizeof(key));
 	entry = hash_search(Popularity, key, HASH_ENTER, &found);
 	if (!found)
 	{
@@ -1708,10 +1695,7 @@ PopularityOf(text *category_id)
 
 		entry->count = 0;
 		entry->total = 0;
-		if (category_id != NULL)
-			ExecSaved(&CategoryPopularityStatement, values, NULL, true, 0);
-		else
-			ExecSaved(&ShopPopularityStatement, NULL, NULL, true, 0);
+		ExecSaved(&CategoryPopularityStatement, values, NULL, true, 0);
 		old = MemoryContextSwitchTo(PopularityContext);
 		entry->product_ids = palloc(sizeof(Datum) * Max(SPI_processed, 1));
 		entry->orders = palloc(sizeof(int64) * Max(SPI_processed, 1));
@@ -1753,9 +1737,8 @@ AddCandidate(Candidate **list, int *count, int *space, Datum product_id, Recomme
 }
 
 /*
- * AddPopular appends the first n products of a popularity list that are not
- * in the sorted excluded array, because_of the given source (0 for the
- * shop's list).
+ * AddPopular appends the first n products of a category's popularity list
+ * that are not in the sorted excluded array, because_of the given source.
  */
 static void
 AddPopular(CategoryPopularity *popularity, Datum source, Datum *excluded, int nexcluded, int n,
@@ -1770,7 +1753,7 @@ AddPopular(CategoryPopularity *popularity, Datum source, Datum *excluded, int ne
 		if (Excluded(popularity->product_ids[i], excluded, nexcluded))
 			continue;
 		candidate = AddCandidate(list, count, space, popularity->product_ids[i],
-								 source != (Datum) 0 ? REASON_POPULAR_IN_CATEGORY : REASON_POPULAR);
+								 REASON_POPULAR_IN_CATEGORY);
 		candidate->rec.because_of = source;
 		candidate->category_source = source;
 		added++;
@@ -1783,11 +1766,12 @@ AddPopular(CategoryPopularity *popularity, Datum source, Datum *excluded, int ne
  * excluded array (which holds the sources), and sets *count to how many.
  * The candidates are each source's n best complements as also_bought ranks
  * them (the exclusions applied before the cut), the products the profile
- * may buy again (repurchases, or NULL), the n most ordered products of each
- * source's category and the shop's n most ordered products; each is scored
+ * may buy again (repurchases, or NULL) and the n most ordered products of
+ * each source's category (the fallback when complements are few); each is scored
  * with the blend above and described by its strongest complement link (the
- * highest confidence, then source id), and its reason is its score's
- * largest part.  recommend_for_cart and the journey payloads'
+ * highest confidence, then source id); without one, its reason is the
+ * first of repurchase, popular in a source's category and popular that adds
+ * to its score.  recommend_for_cart and the journey payloads'
  * recommendations.
  */
 Recommendation *
@@ -1876,7 +1860,6 @@ RecommendForSources(Datum *sources, int nsources, Datum *excluded, int nexcluded
 			AddPopular(popularity, sources[i], excluded, nexcluded, n, &list, &nlist, &space);
 		}
 	}
-	AddPopular(PopularityOf(NULL), (Datum) 0, excluded, nexcluded, n, &list, &nlist, &space);
 
 	/* one candidate per product: its strongest link, the parts summed */
 	qsort(list, nlist, sizeof(Candidate), CompareCandidates);
@@ -1916,7 +1899,7 @@ RecommendForSources(Datum *sources, int nsources, Datum *excluded, int nexcluded
 		Datum		orders_datum = SPI_getbinval(facts->vals[i], facts->tupdesc, 2, &isnull);
 		int64		orders = isnull ? 0 : DatumGetInt64(orders_datum);
 		double		parts[4] = {candidate->strength, 0.0, 0.0, 0.0};
-		int			largest = 0;
+		RecommendationReason reason = REASON_ALSO_BOUGHT;
 
 		if (candidate->repeat_orders > 0 && repurchases != NULL)
 			parts[REASON_REPURCHASE] = RecommendRepurchaseWeight * (double) candidate->repeat_orders /
@@ -1934,21 +1917,22 @@ RecommendForSources(Datum *sources, int nsources, Datum *excluded, int nexcluded
 		if (all_orders > 0)
 			parts[REASON_POPULAR] = RecommendPopularityWeight * (double) orders / (double) all_orders;
 
-		for (int r = 1; r < 4; r++)
-			if (parts[r] > parts[largest])
-				largest = r;
+		for (int r = 1; r < 4 && reason == REASON_ALSO_BOUGHT; r++)
+			if (parts[r] > 0.0)
+				reason = (RecommendationReason) r;
 		result[i] = candidate->rec;
 		result[i].link.other_orders = orders;
 		result[i].score = parts[0] + parts[1] + parts[2] + parts[3];
 		/* a complement link, when there is one, explains the recommendation */
-		if (candidate->rec.link.co_orders == 0 || largest != REASON_ALSO_BOUGHT)
+		if (candidate->rec.link.co_orders == 0)
 		{
-			result[i].reason = (RecommendationReason) largest;
-			if (largest == REASON_REPURCHASE)
+			/* REASON_POPULAR when no other part counts, even at zero orders */
+			result[i].reason = reason == REASON_ALSO_BOUGHT ? REASON_POPULAR : reason;
+			if (result[i].reason == REASON_REPURCHASE)
 				result[i].because_of = candidate->rec.link.product_id;
-			else if (largest == REASON_POPULAR_IN_CATEGORY)
+			else if (result[i].reason == REASON_POPULAR_IN_CATEGORY)
 				result[i].because_of = candidate->category_source;
-			else if (largest == REASON_POPULAR)
+			else
 				result[i].because_of = (Datum) 0;
 		}
 	}
@@ -1961,7 +1945,7 @@ RecommendForSources(Datum *sources, int nsources, Datum *excluded, int nexcluded
  * recommend_for_cart returns the n best recommendations for the session's
  * cart, as RecommendForSources ranks them with the cart's products as the
  * sources: complements, products the profile buys again and again, and the
- * popular products of the cart's categories and of the shop, blended.  The
+ * popular products of the cart's categories, blended.  The
  * cart's products are left out, and what the profile ordered unless it may
  * buy it again (PROFILE_PURCHASES_SQL).  A session never seen, or with an
  * empty cart, gets nothing.
