@@ -3,6 +3,7 @@
 
 CREATE FUNCTION personalisation.maintain_partitions(
     now timestamptz DEFAULT pg_catalog.now(),
+    since timestamptz DEFAULT NULL,
     OUT created int, OUT dropped int, OUT expired_keys bigint,
     OUT expired_sessions bigint, OUT forgotten_profiles bigint)
 RETURNS record LANGUAGE c VOLATILE PARALLEL UNSAFE

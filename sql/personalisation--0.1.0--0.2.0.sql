@@ -914,6 +914,17 @@ UPDATE personalisation.access_map SET object_name = '_' || object_name
 INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('_holdout_arm',         'owner_only',              'owner');
 
+-- maintain_partitions(now, since): a backfill creates every past day's
+-- partition in one call.
+DROP FUNCTION personalisation.maintain_partitions(timestamptz);
+CREATE FUNCTION personalisation.maintain_partitions(
+    now timestamptz DEFAULT pg_catalog.now(),
+    since timestamptz DEFAULT NULL,
+    OUT created int, OUT dropped int, OUT expired_keys bigint,
+    OUT expired_sessions bigint, OUT forgotten_profiles bigint)
+RETURNS record LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'maintain_partitions';
+
 -- Keep this the last statement of the script: it covers every function the
 -- blocks above added, and refuses one the access map does not name.
 SELECT personalisation.apply_access_map();

@@ -41,6 +41,7 @@
 #include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/memutils.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 
 PG_FUNCTION_INFO_V1(also_bought);
@@ -121,6 +122,7 @@ typedef struct CategoryPopularity
 	int			count;
 	Datum	   *product_ids;	/* text */
 	int64	   *orders;
+	int64		total;			/* the orders summed */
 } CategoryPopularity;
 
 /*
@@ -345,16 +347,24 @@ static SavedStatement ProductsOrdersStatement = {
 static SavedStatement PartnersAboveStatement = PARTNERS_STATEMENT("product_a", "product_b");
 static SavedStatement PartnersBelowStatement = PARTNERS_STATEMENT("product_b", "product_a");
 
+/*
+ * $1 session, $2 recommend_repurchase, $3 repurchase_min_orders: the cart's
+ * products, the products the profile ordered and may not buy again, those
+ * it may with the number of its orders containing each, and its standing
+ * orders; every array in byte order.
+ */
+#define PURCHASES PROFILE_PURCHASES_SQL("s.profile_id", "pg_catalog.now()", "$2", "$3")
 static SavedStatement CartStatement = {
 	.sql = "SELECT ARRAY(SELECT product_id FROM personalisation.cart_lines"
 	"              WHERE profile_id = s.profile_id ORDER BY product_id COLLATE \"C\"),"
-	"       ARRAY(SELECT DISTINCT l.product_id COLLATE \"C\""
-	"               FROM personalisation.orders o"
-	"               JOIN personalisation.order_lines l ON l.order_id = o.order_id"
-	"              WHERE o.profile_id = s.profile_id ORDER BY 1)"
+	"       ARRAY(SELECT h.product_id FROM (" PURCHASES ") h WHERE NOT h.repurchasable ORDER BY 1),"
+	"       ARRAY(SELECT h.product_id FROM (" PURCHASES ") h WHERE h.repurchasable ORDER BY 1),"
+	"       ARRAY(SELECT h.orders FROM (" PURCHASES ") h WHERE h.repurchasable ORDER BY h.product_id),"
+	"       (SELECT pg_catalog.count(*) FROM personalisation.orders o"
+	"         WHERE o.profile_id = s.profile_id AND o.refunded_at IS NULL)"
 	"  FROM personalisation.sessions s WHERE s.session_id = $1",
-	.nargs = 1,
-	.argtypes = {TEXTOID},
+	.nargs = 3,
+	.argtypes = {TEXTOID, BOOLOID, INT4OID},
 };
 
 /* $1 source products: the category of each, in the array's order (one key lookup each). */
@@ -377,6 +387,17 @@ static SavedStatement CategoryPopularityStatement = {
 	" ORDER BY n.orders DESC, p.product_id COLLATE \"C\"",
 	.nargs = 1,
 	.argtypes = {TEXTOID},
+	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
+};
+
+/* $1 products: the category and counted orders of each, in the array's order. */
+static SavedStatement CandidateFactsStatement = {
+	.sql = "SELECT (SELECT p.category_id FROM personalisation.products p WHERE p.product_id = u.p),"
+	"       (SELECT pg_catalog.sum(k.orders)::bigint FROM personalisation.complement_products k"
+	"         WHERE k.product_id = u.p COLLATE \"C\")"
+	"  FROM pg_catalog.unnest($1) WITH ORDINALITY AS u(p, i) ORDER BY u.i",
+	.nargs = 1,
+	.argtypes = {TEXTARRAYOID},
 	.cursor_options = CURSOR_OPT_GENERIC_PLAN,
 };
 
@@ -1484,25 +1505,93 @@ also_bought(PG_FUNCTION_ARGS)
 }
 
 /*
- * CompareLinks groups recommendations by product, the strongest link
- * (highest confidence, then cart product id) first within a product.
+ * The blend that ranks recommendations (docs/recommendations.md#scoring),
+ * personalisation.recommend_* settings: a candidate's score is
+ *   sum over the sources C listing it of co(C, Y) / (n(C) + shrinkage)
+ *   + popularity_weight * n(Y) / N
+ *   + category_weight * n(Y) / (orders of the category's products), when Y
+ *     is in a source's category
+ *   + repurchase_weight * (profile's orders with Y) / (profile's orders + 1),
+ *     when the profile may buy Y again.
  */
-static int
-CompareLinks(const void *a, const void *b)
-{
-	const Recommendation *left = a;
-	const Recommendation *right = b;
-	int			cmp = CompareTexts(left->link.product_id, right->link.product_id);
+static double RecommendShrinkage = 5.0;
+static double RecommendPopularityWeight = 1.0;
+static double RecommendCategoryWeight = 0.5;
+static double RecommendRepurchaseWeight = 1.0;
+bool		RecommendRepurchase = true;
+int			RepurchaseMinOrders = 2;
 
-	if (cmp != 0)
-		return cmp;
-	if (left->link.confidence != right->link.confidence)
-		return left->link.confidence > right->link.confidence ? -1 : 1;
-	return CompareTexts(left->because_of, right->because_of);
+/*
+ * RecommendInit defines the settings of the recommendation blend, read
+ * here and, for the repurchase rule, by the journey payloads.
+ */
+void
+RecommendInit(void)
+{
+	DefineCustomRealVariable("personalisation.recommend_shrinkage",
+							 "Orders added to a source product's count when its complements' confidence is computed.",
+							 "co(C, Y) / (n(C) + shrinkage): a product bought a few times does not vouch for its partners "
+							 "as strongly as a best seller.",
+							 &RecommendShrinkage, 5.0, 0.0, 1e6, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("personalisation.recommend_popularity_weight",
+							 "Weight of a product's share of all orders in its recommendation score.",
+							 NULL,
+							 &RecommendPopularityWeight, 1.0, 0.0, 1e6, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("personalisation.recommend_category_weight",
+							 "Weight of a product's share of its category's orders, when a source is in that category.",
+							 NULL,
+							 &RecommendCategoryWeight, 0.5, 0.0, 1e6, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomRealVariable("personalisation.recommend_repurchase_weight",
+							 "Weight of the share of the profile's orders containing a product it may buy again.",
+							 NULL,
+							 &RecommendRepurchaseWeight, 1.0, 0.0, 1e6, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomBoolVariable("personalisation.recommend_repurchase",
+							 "Whether products a profile buys again and again may be recommended to it again.",
+							 "Off: everything the profile ever ordered is left out.",
+							 &RecommendRepurchase, true, PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("personalisation.repurchase_min_orders",
+							"In how many of a profile's orders a product without replenish_days must be to be recommended again.",
+							"A product with replenish_days is recommended again once that many days have passed since its last order.",
+							&RepurchaseMinOrders, 2, 1, INT_MAX, PGC_USERSET, 0, NULL, NULL, NULL);
 }
 
 /*
- * CompareRecommendations ranks merged recommendations: higher score first,
+ * A candidate being scored: its recommendation so far and the parts of its
+ * score still to be combined.
+ */
+typedef struct Candidate
+{
+	Recommendation rec;
+	double		strength;		/* the sum of shrunk confidences */
+	int64		repeat_orders;	/* the profile's orders with it, if repurchasable */
+	Datum		category_source;	/* the source of its category, if any */
+} Candidate;
+
+/*
+ * CompareCandidates groups candidates by product, the one with a complement
+ * link first, the strongest link (highest confidence, then source id) first
+ * among those.
+ */
+static int
+CompareCandidates(const void *a, const void *b)
+{
+	const Candidate *left = a;
+	const Candidate *right = b;
+	int			cmp = CompareTexts(left->rec.link.product_id, right->rec.link.product_id);
+
+	if (cmp != 0)
+		return cmp;
+	if ((left->rec.link.co_orders > 0) != (right->rec.link.co_orders > 0))
+		return left->rec.link.co_orders > 0 ? -1 : 1;
+	if (left->rec.link.confidence != right->rec.link.confidence)
+		return left->rec.link.confidence > right->rec.link.confidence ? -1 : 1;
+	if (left->rec.because_of == (Datum) 0 || right->rec.because_of == (Datum) 0)
+		return (left->rec.because_of == (Datum) 0) - (right->rec.because_of == (Datum) 0);
+	return CompareTexts(left->rec.because_of, right->rec.because_of);
+}
+
+/*
+ * CompareRecommendations ranks scored recommendations: higher score first,
  * then more co-orders with the strongest link, then product id.
  */
 static int
@@ -1559,60 +1648,9 @@ SortedUnion(Datum *left, int nleft, Datum *right, int nright, int *count)
 }
 
 /*
- * RecommendComplements returns, best first, up to n complements of the
- * sources (text datums), leaving out the products of the sorted excluded
- * array, and sets *count to how many.  Each source contributes its n best
- * complements as also_bought ranks them (the exclusions applied before the
- * cut); a product's score is the sum of its confidence from each source that
- * lists it, and its link is the strongest (highest confidence, then source
- * id).
- */
-static Recommendation *
-RecommendComplements(Datum *sources, int nsources, Datum *excluded, int nexcluded, int n,
-					 int *count)
-{
-	Recommendation *links = palloc0(sizeof(Recommendation) * Max(nsources * n, 1));
-	int			nlinks = 0;
-	int			nmerged = 0;
-
-	for (int c = 0; c < nsources; c++)
-	{
-		int64		product_orders;
-		int64		all_orders;
-		Complement *list;
-		int			found;
-
-		if (!ProductCounts(DatumGetTextPP(sources[c]), &product_orders, &all_orders))
-			continue;
-		list = CollectComplements(DatumGetTextPP(sources[c]), product_orders, all_orders, n,
-								  excluded, nexcluded, &found);
-		for (int i = 0; i < found; i++)
-		{
-			links[nlinks].link = list[i];
-			links[nlinks].because_of = sources[c];
-			links[nlinks].score = list[i].confidence;
-			nlinks++;
-		}
-	}
-
-	/* keep each product's strongest link, scored with the sum of its links */
-	qsort(links, nlinks, sizeof(Recommendation), CompareLinks);
-	for (int i = 0; i < nlinks; i++)
-	{
-		if (nmerged > 0 &&
-			CompareTexts(links[nmerged - 1].link.product_id, links[i].link.product_id) == 0)
-			links[nmerged - 1].score += links[i].score;
-		else
-			links[nmerged++] = links[i];
-	}
-	qsort(links, nmerged, sizeof(Recommendation), CompareRecommendations);
-	*count = Min(nmerged, n);
-	return links;
-}
-
-/*
- * ForgetPopularity drops the categories' popularity read so far; RunDue
- * calls it at the start of every call, since orders may have come since.
+ * ForgetPopularity drops the popularity lists read so far; RunDue calls it
+ * at the start of every call and recommend_for_cart at the start of every
+ * call, since orders may have come since.
  */
 void
 ForgetPopularity(void)
@@ -1656,6 +1694,7 @@ PopularityOf(text *category_id)
 		bool		isnull;
 
 		entry->count = 0;
+		entry->total = 0;
 		ExecSaved(&CategoryPopularityStatement, values, NULL, true, 0);
 		old = MemoryContextSwitchTo(PopularityContext);
 		entry->product_ids = palloc(sizeof(Datum) * Max(SPI_processed, 1));
@@ -1666,6 +1705,7 @@ PopularityOf(text *category_id)
 															1, &isnull), false, -1);
 			entry->orders[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
 														   2, &isnull));
+			entry->total += entry->orders[i];
 		}
 		entry->count = (int) SPI_processed;
 		MemoryContextSwitchTo(old);
@@ -1675,120 +1715,240 @@ PopularityOf(text *category_id)
 }
 
 /*
- * Taken reports whether a product is among the first count recommendations.
+ * AddCandidate appends a candidate without a complement link to the array
+ * (holding *count, with room for *space), growing it as needed, and returns
+ * it.
  */
-static bool
-Taken(Datum product_id, Recommendation *list, int count)
+static Candidate *
+AddCandidate(Candidate **list, int *count, int *space, Datum product_id, RecommendationReason reason)
 {
-	for (int i = 0; i < count; i++)
-		if (CompareTexts(product_id, list[i].link.product_id) == 0)
-			return true;
-	return false;
+	Candidate  *candidate;
+
+	if (*count == *space)
+	{
+		*space *= 2;
+		*list = repalloc(*list, sizeof(Candidate) * *space);
+	}
+	candidate = &(*list)[(*count)++];
+	memset(candidate, 0, sizeof(Candidate));
+	candidate->rec.link.product_id = product_id;
+	candidate->rec.reason = reason;
+	return candidate;
 }
 
 /*
- * PopularInCategories appends to list (holding *count recommendations, with
- * room for n) the in-stock products most ordered in the sources'
- * categories that are neither in the sorted excluded array nor in the list
- * already, until it holds n: a merge of the categories' popularity lists,
- * most counted orders first, ties by product id.  Each is because_of the
- * first source of its category (the sources come in byte order), scored
- * with its orders.
+ * AddPopular appends the first n products of a category's popularity list
+ * that are not in the sorted excluded array, because_of the given source.
  */
 static void
-PopularInCategories(Datum *sources, int nsources, Datum *excluded, int nexcluded,
-					Recommendation *list, int *count, int n)
+AddPopular(CategoryPopularity *popularity, Datum source, Datum *excluded, int nexcluded, int n,
+		   Candidate **list, int *count, int *space)
 {
-	Datum		values[1] = {TextArray(sources, nsources)};
-	int			ncategories = 0;
-	CategoryPopularity **categories = palloc(sizeof(CategoryPopularity *) * nsources);
-	Datum	   *because = palloc(sizeof(Datum) * nsources);
-	int		   *next = palloc0(sizeof(int) * nsources);
-	SPITupleTable *rows;
+	int			added = 0;
 
-	ExecSaved(&SourceCategoriesStatement, values, NULL, true, 0);
-	rows = SPI_tuptable;
-	for (int i = 0; i < nsources; i++)
+	for (int i = 0; i < popularity->count && added < n; i++)
 	{
-		bool		isnull;
-		Datum		category = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
-		CategoryPopularity *popularity;
-		bool		seen = false;
+		Candidate  *candidate;
 
-		if (isnull)
+		if (Excluded(popularity->product_ids[i], excluded, nexcluded))
 			continue;
-		popularity = PopularityOf(DatumGetTextPP(category));
-		for (int c = 0; c < ncategories; c++)
-			seen = seen || categories[c] == popularity;
-		if (seen)
-			continue;
-		categories[ncategories] = popularity;
-		because[ncategories] = sources[i];
-		ncategories++;
-	}
-
-	while (*count < n)
-	{
-		int			best = -1;
-
-		for (int c = 0; c < ncategories; c++)
-		{
-			CategoryPopularity *category = categories[c];
-
-			/* move past the products this list may not take */
-			while (next[c] < category->count &&
-				   (Excluded(category->product_ids[next[c]], excluded, nexcluded) ||
-					Taken(category->product_ids[next[c]], list, *count)))
-				next[c]++;
-			if (next[c] == category->count)
-				continue;
-			if (best < 0 ||
-				category->orders[next[c]] > categories[best]->orders[next[best]] ||
-				(category->orders[next[c]] == categories[best]->orders[next[best]] &&
-				 CompareTexts(category->product_ids[next[c]], categories[best]->product_ids[next[best]]) < 0))
-				best = c;
-		}
-		if (best < 0)
-			break;
-		memset(&list[*count], 0, sizeof(Recommendation));
-		list[*count].link.product_id = categories[best]->product_ids[next[best]];
-		list[*count].because_of = because[best];
-		list[*count].score = (double) categories[best]->orders[next[best]];
-		list[*count].popular = true;
-		(*count)++;
-		next[best]++;
+		candidate = AddCandidate(list, count, space, popularity->product_ids[i],
+								 REASON_POPULAR_IN_CATEGORY);
+		candidate->rec.because_of = source;
+		candidate->category_source = source;
+		added++;
 	}
 }
 
 /*
- * RecommendForSources returns, in order, up to n products to recommend for
- * the sources (text datums), leaving out the products of the sorted
- * excluded array, and sets *count to how many: their complements, as
- * recommend_for_cart ranks them, then, while fewer than n, the in-stock
- * products most ordered in the sources' categories (popular set).  The
- * journey payloads' recommendations.
+ * RecommendForSources returns, best first, up to n products to recommend
+ * for the sources (text datums), leaving out the products of the sorted
+ * excluded array (which holds the sources), and sets *count to how many.
+ * The candidates are each source's n best complements as also_bought ranks
+ * them (the exclusions applied before the cut), the products the profile
+ * may buy again (repurchases, or NULL) and the n most ordered products of
+ * each source's category (the fallback when complements are few); each is scored
+ * with the blend above and described by its strongest complement link (the
+ * highest confidence, then source id); without one, its reason is the
+ * first of repurchase, popular in a source's category and popular that adds
+ * to its score.  recommend_for_cart and the journey payloads'
+ * recommendations.
  */
 Recommendation *
-RecommendForSources(Datum *sources, int nsources, Datum *excluded, int nexcluded, int n,
-					int *count)
+RecommendForSources(Datum *sources, int nsources, Datum *excluded, int nexcluded,
+					Repurchases *repurchases, int n, int *count)
 {
-	Recommendation *complements = RecommendComplements(sources, nsources, excluded, nexcluded, n, count);
-	Recommendation *list = palloc0(sizeof(Recommendation) * n);
+	int			space = Max(nsources * n * 2 + n, 16);
+	Candidate  *list = palloc(sizeof(Candidate) * space);
+	int			nlist = 0;
+	int			nmerged = 0;
+	int64		all_orders = 0;
+	CategoryPopularity **categories = palloc(sizeof(CategoryPopularity *) * Max(nsources, 1));
+	int			ncategories = 0;
+	Recommendation *result;
+	Datum	   *ids;
+	SPITupleTable *facts;
 
-	memcpy(list, complements, sizeof(Recommendation) * *count);
-	if (*count < n && nsources > 0)
-		PopularInCategories(sources, nsources, excluded, nexcluded, list, count, n);
-	return list;
+	*count = 0;
+	if (nsources == 0)
+		return palloc0(sizeof(Recommendation));
+
+	for (int c = 0; c < nsources; c++)
+	{
+		int64		product_orders;
+		Complement *found_list;
+		int			found;
+
+		if (!ProductCounts(DatumGetTextPP(sources[c]), &product_orders, &all_orders))
+			continue;
+		found_list = CollectComplements(DatumGetTextPP(sources[c]), product_orders, all_orders, n,
+										excluded, nexcluded, &found);
+		for (int i = 0; i < found; i++)
+		{
+			Candidate  *candidate = AddCandidate(&list, &nlist, &space, found_list[i].product_id,
+												 REASON_ALSO_BOUGHT);
+
+			candidate->rec.link = found_list[i];
+			candidate->rec.because_of = sources[c];
+			candidate->strength = (double) found_list[i].co_orders /
+				((double) product_orders + RecommendShrinkage);
+		}
+	}
+	if (all_orders == 0)
+	{
+		Datum		values[1] = {sources[0]};
+
+		ExecSaved(&ProductCountsStatement, values, NULL, true, 1);
+		if (SPI_processed > 0)
+		{
+			bool		isnull;
+			Datum		value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+			all_orders = isnull ? 0 : DatumGetInt64(value);
+		}
+	}
+
+	for (int i = 0; repurchases != NULL && i < repurchases->count; i++)
+	{
+		if (!Excluded(repurchases->product_ids[i], excluded, nexcluded))
+			AddCandidate(&list, &nlist, &space, repurchases->product_ids[i],
+						 REASON_REPURCHASE)->repeat_orders = repurchases->orders[i];
+	}
+
+	/* the sources' categories, each once, because of its first source */
+	{
+		Datum		values[1] = {TextArray(sources, nsources)};
+		SPITupleTable *rows;
+
+		ExecSaved(&SourceCategoriesStatement, values, NULL, true, 0);
+		rows = SPI_tuptable;
+		for (int i = 0; i < nsources; i++)
+		{
+			bool		isnull;
+			Datum		category = SPI_getbinval(rows->vals[i], rows->tupdesc, 1, &isnull);
+			CategoryPopularity *popularity;
+			bool		seen = false;
+
+			if (isnull)
+				continue;
+			popularity = PopularityOf(DatumGetTextPP(category));
+			for (int c = 0; c < ncategories; c++)
+				seen = seen || categories[c] == popularity;
+			if (seen)
+				continue;
+			categories[ncategories++] = popularity;
+			AddPopular(popularity, sources[i], excluded, nexcluded, n, &list, &nlist, &space);
+		}
+	}
+
+	/* one candidate per product: its strongest link, the parts summed */
+	qsort(list, nlist, sizeof(Candidate), CompareCandidates);
+	for (int i = 0; i < nlist; i++)
+	{
+		if (nmerged > 0 &&
+			CompareTexts(list[nmerged - 1].rec.link.product_id, list[i].rec.link.product_id) == 0)
+		{
+			Candidate  *into = &list[nmerged - 1];
+
+			into->strength += list[i].strength;
+			into->repeat_orders = Max(into->repeat_orders, list[i].repeat_orders);
+			if (into->category_source == (Datum) 0)
+				into->category_source = list[i].category_source;
+		}
+		else
+			list[nmerged++] = list[i];
+	}
+
+	/* each candidate's category and counted orders, and its score */
+	ids = palloc(sizeof(Datum) * Max(nmerged, 1));
+	for (int i = 0; i < nmerged; i++)
+		ids[i] = list[i].rec.link.product_id;
+	{
+		Datum		values[1] = {TextArray(ids, nmerged)};
+
+		ExecSaved(&CandidateFactsStatement, values, NULL, true, 0);
+		facts = SPI_tuptable;
+	}
+	result = palloc0(sizeof(Recommendation) * Max(nmerged, 1));
+	for (int i = 0; i < nmerged; i++)
+	{
+		Candidate  *candidate = &list[i];
+		bool		isnull;
+		Datum		category = SPI_getbinval(facts->vals[i], facts->tupdesc, 1, &isnull);
+		bool		no_category = isnull;
+		Datum		orders_datum = SPI_getbinval(facts->vals[i], facts->tupdesc, 2, &isnull);
+		int64		orders = isnull ? 0 : DatumGetInt64(orders_datum);
+		double		parts[4] = {candidate->strength, 0.0, 0.0, 0.0};
+		RecommendationReason reason = REASON_ALSO_BOUGHT;
+
+		if (candidate->repeat_orders > 0 && repurchases != NULL)
+			parts[REASON_REPURCHASE] = RecommendRepurchaseWeight * (double) candidate->repeat_orders /
+				((double) repurchases->profile_orders + 1.0);
+		if (!no_category)
+		{
+			char	   *category_id = TextDatumGetCString(category);
+
+			for (int c = 0; c < ncategories; c++)
+				if (categories[c]->total > 0 &&
+					strcmp(categories[c]->category_id, category_id) == 0)
+					parts[REASON_POPULAR_IN_CATEGORY] = RecommendCategoryWeight *
+						(double) orders / (double) categories[c]->total;
+		}
+		if (all_orders > 0)
+			parts[REASON_POPULAR] = RecommendPopularityWeight * (double) orders / (double) all_orders;
+
+		for (int r = 1; r < 4 && reason == REASON_ALSO_BOUGHT; r++)
+			if (parts[r] > 0.0)
+				reason = (RecommendationReason) r;
+		result[i] = candidate->rec;
+		result[i].link.other_orders = orders;
+		result[i].score = parts[0] + parts[1] + parts[2] + parts[3];
+		/* a complement link, when there is one, explains the recommendation */
+		if (candidate->rec.link.co_orders == 0)
+		{
+			/* REASON_POPULAR when no other part counts, even at zero orders */
+			result[i].reason = reason == REASON_ALSO_BOUGHT ? REASON_POPULAR : reason;
+			if (result[i].reason == REASON_REPURCHASE)
+				result[i].because_of = candidate->rec.link.product_id;
+			else if (result[i].reason == REASON_POPULAR_IN_CATEGORY)
+				result[i].because_of = candidate->category_source;
+			else
+				result[i].because_of = (Datum) 0;
+		}
+	}
+	qsort(result, nmerged, sizeof(Recommendation), CompareRecommendations);
+	*count = Min(nmerged, n);
+	return result;
 }
 
 /*
- * recommend_for_cart returns n complements of everything in the session's
- * cart.  Each cart product contributes its n best complements as
- * also_bought ranks them, leaving out the cart's products and every product
- * this profile has ordered; a product's score is the sum of its confidence
- * from each cart product that lists it, and because_of, co_orders and lift
- * describe its strongest link (the cart product with the highest
- * confidence).  A session never seen, or with an empty cart, gets nothing.
+ * recommend_for_cart returns the n best recommendations for the session's
+ * cart, as RecommendForSources ranks them with the cart's products as the
+ * sources: complements, products the profile buys again and again, and the
+ * popular products of the cart's categories, blended.  The
+ * cart's products are left out, and what the profile ordered unless it may
+ * buy it again (PROFILE_PURCHASES_SQL).  A session never seen, or with an
+ * empty cart, gets nothing.
  */
 Datum
 recommend_for_cart(PG_FUNCTION_ARGS)
@@ -1796,7 +1956,8 @@ recommend_for_cart(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	text	   *session_id = RequireIdentifier(fcinfo, 0, "session_id");
 	int			n = RequireResultCount(fcinfo, 1);
-	Datum		values[1] = {PointerGetDatum(session_id)};
+	Datum		values[3] = {PointerGetDatum(session_id), BoolGetDatum(RecommendRepurchase),
+	Int32GetDatum(RepurchaseMinOrders)};
 	bool		isnull;
 	Datum	   *cart;
 	int			ncart;
@@ -1804,28 +1965,44 @@ recommend_for_cart(PG_FUNCTION_ARGS)
 	int			nbought;
 	Datum	   *excluded;
 	int			nexcluded;
+	Datum	   *orders;
+	int			norders;
+	Repurchases repurchases;
+	HeapTuple	tuple;
+	TupleDesc	desc;
 	Recommendation *recommended;
 	int			count;
 
 	InitMaterializedSRF(fcinfo, 0);
 	SPI_connect();
+	ForgetPopularity();
 	ExecSaved(&CartStatement, values, NULL, true, 1);
 	if (SPI_processed == 0)
 	{
 		SPI_finish();
 		return (Datum) 0;
 	}
-	cart = ArrayTexts(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull), &ncart);
-	bought = ArrayTexts(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull), &nbought);
+	tuple = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	cart = ArrayTexts(SPI_getbinval(tuple, desc, 1, &isnull), &ncart);
+	bought = ArrayTexts(SPI_getbinval(tuple, desc, 2, &isnull), &nbought);
+	repurchases.product_ids = ArrayTexts(SPI_getbinval(tuple, desc, 3, &isnull), &repurchases.count);
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(tuple, desc, 4, &isnull)), INT8OID, 8,
+					  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &orders, NULL, &norders);
+	repurchases.orders = palloc(sizeof(int64) * Max(norders, 1));
+	for (int i = 0; i < norders; i++)
+		repurchases.orders[i] = DatumGetInt64(orders[i]);
+	repurchases.profile_orders = DatumGetInt64(SPI_getbinval(tuple, desc, 5, &isnull));
 	excluded = SortedUnion(cart, ncart, bought, nbought, &nexcluded);
 
-	recommended = RecommendComplements(cart, ncart, excluded, nexcluded, n, &count);
+	recommended = RecommendForSources(cart, ncart, excluded, nexcluded, &repurchases, n, &count);
 	for (int i = 0; i < count; i++)
 	{
 		Datum		row[5] = {recommended[i].link.product_id, Float8GetDatum(recommended[i].score),
 			recommended[i].because_of, Int64GetDatum(recommended[i].link.co_orders),
 		Float8GetDatum(recommended[i].link.lift)};
-		bool		nulls[5] = {false, false, false, false, false};
+		bool		nulls[5] = {false, false, recommended[i].because_of == (Datum) 0, false,
+		recommended[i].link.co_orders == 0};
 
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, row, nulls);
 	}

@@ -306,7 +306,8 @@ PartitionsInit(void)
 
 /*
  * maintain_partitions creates the partitions for today and the next
- * personalisation.partition_premake days, gives every partition the
+ * personalisation.partition_premake days (and, for a backfill, every day
+ * from since's on, in this one call and lock), gives every partition the
  * indexes of event_partition_indexes it lacks, drops every partition that lies
  * wholly before now - personalisation.event_retention, expires the
  * idempotency keys of the same age, and the sessions last seen before then
@@ -320,6 +321,7 @@ maintain_partitions(PG_FUNCTION_ARGS)
 	TimestampTz cutoff;
 	int64		today;
 	int64		cutoff_day;
+	int64		first_day;
 	int64	   *days;
 	int			count;
 	int32		created = 0;
@@ -354,10 +356,26 @@ maintain_partitions(PG_FUNCTION_ARGS)
 	/* a partition [d, d+1) is wholly expired when d+1 <= cutoff's day start */
 	cutoff_day = DayOf(cutoff);
 
+	/* an install still on 0.1.0's definition (during its update) has no since */
+	first_day = today;
+	if (PG_NARGS() > 1 && !PG_ARGISNULL(1))
+	{
+		TimestampTz since = PG_GETARG_TIMESTAMPTZ(1);
+
+		if (TIMESTAMP_NOT_FINITE(since) || since < cutoff || DayOf(since) < FIRST_PARTITION_DAY)
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("since %s is older than the event retention", timestamptz_to_str(since)),
+					 errdetail("Events are kept from %s on, and partitions from 2000-01-01.",
+							   timestamptz_to_str(cutoff)),
+					 errhint("Raise personalisation.event_retention before backfilling older history.")));
+		first_day = Min(DayOf(since), today);
+	}
+
 	SPI_connect();
 	LockPartitions();
 
-	for (int64 day = today; day <= today + PartitionPremakeDays; day++)
+	for (int64 day = first_day; day <= today + PartitionPremakeDays; day++)
 		if (CreateDayPartition(day))
 			created++;
 

@@ -22,6 +22,14 @@
 #include "utils/hsearch.h"
 
 /* Crockford's base 32: no I, L, O or U, so codes read back unambiguously. */
+/* The reason a recommendation gives in the payload, by RecommendationReason. */
+static const char *const ReasonNames[] = {
+	[REASON_ALSO_BOUGHT] = "also_bought",
+	[REASON_REPURCHASE] = "repurchase",
+	[REASON_POPULAR_IN_CATEGORY] = "popular_in_category",
+	[REASON_POPULAR] = "popular",
+};
+
 static const char CouponAlphabet[] = "0123456789ABCDEFGHJKMNPQRSTVWXYZ";
 
 /* Random characters after the serial part of a coupon code (5 bits each). */
@@ -103,13 +111,17 @@ static SavedStatement PayloadStatement = {
 };
 
 /*
- * $1 profile, $2 run: the products the run's recommendations complement
- * (the cart's, or the standing order lines' of a run a purchase started)
- * and the products not to recommend (in the profile's cart, ever ordered,
- * refunded orders included, subscribed, or recommended by an earlier
- * message of the run, sent or held), each a text[] sorted in byte order
- * without duplicates.
+ * $1 profile, $2 run, $3 recommend_repurchase, $4 repurchase_min_orders, $5
+ * when the step falls due: the products the run's recommendations
+ * complement (the cart's, or the standing order lines' of a run a purchase
+ * started); the products not to recommend (the sources, in the profile's
+ * cart, ordered unless it may buy them again (PROFILE_PURCHASES_SQL as of
+ * $5), subscribed, or recommended by an earlier message of the run, sent or
+ * held); each a text[] sorted in byte order without duplicates; then the
+ * products it may buy again, the number of its orders containing each, and
+ * its standing orders.
  */
+#define PURCHASES PROFILE_PURCHASES_SQL("r.profile_id", "$5", "$3", "$4")
 static SavedStatement RecommendationBasisStatement = {
 	"SELECT ARRAY(SELECT DISTINCT b.product_id COLLATE \"C\" FROM ("
 	"                 SELECT l.product_id FROM personalisation.cart_lines l"
@@ -121,9 +133,10 @@ static SavedStatement RecommendationBasisStatement = {
 	"                 SELECT l.product_id FROM personalisation.cart_lines l"
 	"                  WHERE l.profile_id = r.profile_id"
 	"                 UNION ALL"
-	"                 SELECT ol.product_id FROM personalisation.orders o"
-	"                   JOIN personalisation.order_lines ol ON ol.order_id = o.order_id"
-	"                  WHERE o.profile_id = r.profile_id"
+	"                 SELECT u.product_id FROM personalisation.journey_run_purchases u"
+	"                  WHERE u.profile_id = r.profile_id AND u.run_id = r.run_id"
+	"                 UNION ALL"
+	"                 SELECT h.product_id FROM (" PURCHASES ") h WHERE NOT h.repurchasable"
 	"                 UNION ALL"
 	"                 SELECT s.product_id FROM personalisation.subscriptions s"
 	"                  WHERE s.profile_id = r.profile_id AND s.stopped_at IS NULL"
@@ -133,10 +146,15 @@ static SavedStatement RecommendationBasisStatement = {
 	"                   LEFT JOIN personalisation.outbox o"
 	"                     ON o.message_id = rs.message_id AND o.profile_id = rs.profile_id,"
 	"                        pg_catalog.jsonb_array_elements(coalesce(o.payload, rs.payload) -> 'recommendations') e"
-	"                  WHERE rs.profile_id = r.profile_id AND rs.run_id = r.run_id) x ORDER BY 1)"
+	"                  WHERE rs.profile_id = r.profile_id AND rs.run_id = r.run_id) x ORDER BY 1),"
+	"       ARRAY(SELECT h.product_id FROM (" PURCHASES ") h WHERE h.repurchasable ORDER BY 1),"
+	"       ARRAY(SELECT h.orders FROM (" PURCHASES ") h WHERE h.repurchasable ORDER BY h.product_id),"
+	"       (SELECT pg_catalog.count(*) FROM personalisation.orders o"
+	"         WHERE o.profile_id = r.profile_id AND o.refunded_at IS NULL)"
 	"  FROM personalisation.journey_runs r WHERE r.profile_id = $1 AND r.run_id = $2",
-	2, {INT8OID, INT8OID}, KEYED_PLAN
+	5, {INT8OID, INT8OID, BOOLOID, INT4OID, TIMESTAMPTZOID}, KEYED_PLAN
 };
+#undef PURCHASES
 
 /* $1 product ids, $2 reasons, $3 because_of, in rank order: the recommendations block. */
 static SavedStatement RecommendationBlockStatement = {
@@ -384,27 +402,34 @@ TextArrayOf(Datum *elements, int count)
 
 /*
  * RecommendForStep fills the step's recommendations block, once, and
- * returns how many it holds: up to max_recommendations complements of the
- * run's products as recommend_for_cart ranks them ("also_bought"), then,
- * when those are fewer, the in-stock products most ordered in the same
- * categories ("popular_in_category").  Nothing in the profile's cart, ever
- * ordered or subscribed is recommended, nor what an earlier message of the
- * run recommended.
+ * returns how many it holds: up to max_recommendations products for the
+ * run's products as recommend_for_cart ranks them, each with its reason
+ * ("also_bought", "repurchase", "popular_in_category", "popular") and the
+ * product it is because of (none for "popular").  Nothing in the profile's
+ * cart, ordered (unless it may buy it again) or subscribed is recommended,
+ * nor what an earlier message of the run recommended.
  */
 int
 RecommendForStep(RunStep *step)
 {
-	Datum		values[3] = {Int64GetDatum(step->profile_id), Int64GetDatum(step->run_id), 0};
+	Datum		values[5] = {Int64GetDatum(step->profile_id), Int64GetDatum(step->run_id),
+		BoolGetDatum(RecommendRepurchase), Int32GetDatum(RepurchaseMinOrders),
+	TimestampTzGetDatum(step->due_at)};
 	int			max = step->max_recommendations;
 	Datum	   *sources;
 	Datum	   *excluded;
 	int			nsources;
 	int			nexcluded;
+	Repurchases repurchases;
+	Datum	   *orders;
+	int			norders;
 	Recommendation *found;
 	int			count;
 	Datum	   *ids;
 	Datum	   *reasons;
 	Datum	   *because;
+	bool	   *no_because;
+	int			lower = 1;
 	bool		isnull;
 
 	if (step->recommendation_list != (Datum) 0)
@@ -413,21 +438,32 @@ RecommendForStep(RunStep *step)
 	ExecSaved(&RecommendationBasisStatement, values, NULL, false, 1);
 	sources = ColumnTexts(1, &nsources);
 	excluded = ColumnTexts(2, &nexcluded);
+	repurchases.product_ids = ColumnTexts(3, &repurchases.count);
+	deconstruct_array(DatumGetArrayTypeP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &isnull)),
+					  INT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &orders, NULL, &norders);
+	repurchases.orders = palloc(sizeof(int64) * Max(norders, 1));
+	for (int i = 0; i < norders; i++)
+		repurchases.orders[i] = DatumGetInt64(orders[i]);
+	repurchases.profile_orders = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+															 5, &isnull));
 
-	found = RecommendForSources(sources, nsources, excluded, nexcluded, max, &count);
+	found = RecommendForSources(sources, nsources, excluded, nexcluded, &repurchases, max, &count);
 	ids = palloc(sizeof(Datum) * max);
 	reasons = palloc(sizeof(Datum) * max);
 	because = palloc(sizeof(Datum) * max);
+	no_because = palloc(sizeof(bool) * max);
 	for (int i = 0; i < count; i++)
 	{
 		ids[i] = found[i].link.product_id;
-		reasons[i] = CStringGetTextDatum(found[i].popular ? "popular_in_category" : "also_bought");
+		reasons[i] = CStringGetTextDatum(ReasonNames[found[i].reason]);
 		because[i] = found[i].because_of;
+		no_because[i] = found[i].because_of == (Datum) 0;
 	}
 
 	values[0] = TextArrayOf(ids, count);
 	values[1] = TextArrayOf(reasons, count);
-	values[2] = TextArrayOf(because, count);
+	values[2] = PointerGetDatum(construct_md_array(because, no_because, 1, &count, &lower, TEXTOID, -1,
+												   false, TYPALIGN_INT));
 	ExecSaved(&RecommendationBlockStatement, values, NULL, false, 1);
 	step->recommendation_list = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	step->recommended = count;

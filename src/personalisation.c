@@ -75,6 +75,7 @@ void
 _PG_init(void)
 {
 	PersonalisationPreloaded = process_shared_preload_libraries_in_progress;
+	RecommendInit();
 	DefineGucs();
 	PartitionsInit();
 	DirectInit();

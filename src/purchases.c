@@ -240,8 +240,10 @@ ParseLine(JsonbValue *element, int line)
 
 /*
  * ParseItems turns the items argument into sorted, checked order lines,
- * refusing anything that is not a non-empty array of well-formed items with
- * one line per product.
+ * refusing anything that is not a non-empty array of well-formed items.
+ * Lines of one product at the same unit price, as order exports contain,
+ * become one line with their quantities summed; at different prices they
+ * are refused.
  */
 static OrderItems
 ParseItems(Jsonb *items)
@@ -250,6 +252,7 @@ ParseItems(Jsonb *items)
 	Datum	   *ids;
 	Datum	   *quantities;
 	Datum	   *prices;
+	int			merged;
 
 	if (!JB_ROOT_IS_ARRAY(items) || JB_ROOT_IS_SCALAR(items))
 		ereport(ERROR,
@@ -275,17 +278,40 @@ ParseItems(Jsonb *items)
 
 	qsort(parsed.lines, parsed.count, sizeof(OrderLine), CompareLines);
 
+	/* lines of one product at one price are one line; at two prices, refused */
+	merged = 0;
+	for (int i = 0; i < parsed.count; i++)
+	{
+		OrderLine  *last = merged > 0 ? &parsed.lines[merged - 1] : NULL;
+
+		if (last == NULL || CompareLines(last, &parsed.lines[i]) != 0)
+		{
+			parsed.lines[merged++] = parsed.lines[i];
+			continue;
+		}
+		if (CompareNumeric(last->unit_price, parsed.lines[i].unit_price) != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("purchase lists product \"%s\" more than once",
+							text_to_cstring(parsed.lines[i].product_id)),
+					 errdetail("Its lines have unit_price %s and %s.", NumberForMessage(last->unit_price),
+							   NumberForMessage(parsed.lines[i].unit_price)),
+					 errhint("Pass one line per product with the total quantity; lines of a product at the same unit_price are merged.")));
+		if ((int64) last->quantity + parsed.lines[i].quantity > MAX_QUANTITY)
+			ereport(ERROR,
+					(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+					 errmsg("purchase lists product \"%s\" in lines whose quantities add up to more than %d",
+							text_to_cstring(parsed.lines[i].product_id), MAX_QUANTITY),
+					 errhint("An order line is 1 to %d units.", MAX_QUANTITY)));
+		last->quantity += parsed.lines[i].quantity;
+	}
+	parsed.count = merged;
+
 	ids = palloc(sizeof(Datum) * parsed.count);
 	quantities = palloc(sizeof(Datum) * parsed.count);
 	prices = palloc(sizeof(Datum) * parsed.count);
 	for (int i = 0; i < parsed.count; i++)
 	{
-		if (i > 0 && CompareLines(&parsed.lines[i - 1], &parsed.lines[i]) == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("purchase lists product \"%s\" more than once",
-							text_to_cstring(parsed.lines[i].product_id)),
-					 errhint("Pass one line per product with the total quantity.")));
 		ids[i] = PointerGetDatum(parsed.lines[i].product_id);
 		quantities[i] = Int32GetDatum(parsed.lines[i].quantity);
 		prices[i] = NumericGetDatum(parsed.lines[i].unit_price);

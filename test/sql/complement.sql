@@ -81,8 +81,10 @@ SELECT * FROM personalisation.also_bought('tent', NULL);
 
 -- recommend_for_cart: complements of the cart, without the cart's own
 -- products and without what this profile already bought (cx-s4 bought mug and
--- stove).  lamp: 1/3 from tent; stove: 2/3 from tent; mug: 1/3 from tent
--- plus 2/3 from stove.
+-- stove, once each).  The products have no category.  With the default
+-- shrinkage 5 and popularity weight 1 (N = 5; tent in 3 orders, stove 3, mug
+-- 2, lamp 1): stove 2/(3+5) + 3/5; mug 1/8 + 2/5; lamp 1/8 + 1/5; with
+-- stove in the cart too, mug gets 2/(3+5) from stove as well.
 SELECT personalisation.track_cart_add('cx-s6', 'tent', 1, '2026-01-06 10:00+00');
 SELECT * FROM personalisation.recommend_for_cart('cx-s6');
 SELECT personalisation.track_cart_add('cx-s4', 'tent', 1, '2026-01-06 10:00+00');
