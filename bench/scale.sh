@@ -12,7 +12,8 @@
 #     2 clients, synchronous_commit off (with it on, the WAL flush of every
 #     commit hides what the size costs);
 #   - rank_products of 100 candidates (one category's first 100 products) for
-#     a random session, p50 and p99 (pgbench's per-transaction log);
+#     a random session, p50 and p99 (pgbench's per-transaction log), and the
+#     p99 again with 1 client, which leaves a core to the rest of the machine;
 #   - also_bought of a random product (10 partners), p99;
 #   - identify: an anonymous session of the second half logging in as a
 #     customer of the first, a real merge of two profiles each with 10
@@ -122,6 +123,7 @@ SQL
     load=$(cut -d' ' -f1 /proc/loadavg)
     read -r track_tps _ _ _ < <(PGOPTIONS="-c synchronous_commit=off" latency "$WORK/track.sql")
     read -r _ rank_p50 rank_p99 rank_cold < <(latency "$WORK/rank.sql")
+    read -r _ _ rank_one _ < <(CLIENTS=1 latency "$WORK/rank.sql")
     read -r _ _ also_p99 _ < <(latency "$WORK/also_bought.sql")
     logins=$((n / 2 / CLIENTS < 2000 ? n / 2 / CLIENTS : 2000))
     read -r _ _ identify_p99 _ < <(latency "$WORK/identify.sql" "$logins")
@@ -133,18 +135,18 @@ SQL
     written=$(($(sql -c "SELECT count(*) FROM personalisation.outbox") - before))
     run_due=$(awk -v m="$written" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? m / s : 0) }')
 
-    result[$n]="$track_tps $rank_p50 $rank_p99 $rank_cold $also_p99 $identify_p99 $carts $run_due"
-    printf '   page views %s/s, rank_products p50 %s ms p99 %s ms (first 200 calls of a connection: p99 %s ms), also_bought p99 %s ms, identify p99 %s ms, run_due %s messages/s over %s carts; load average %s at the start\n' \
-        "$track_tps" "$rank_p50" "$rank_p99" "$rank_cold" "$also_p99" "$identify_p99" "$run_due" "$carts" "$load"
+    result[$n]="$track_tps $rank_p50 $rank_p99 $rank_cold $rank_one $also_p99 $identify_p99 $carts $run_due"
+    printf '   page views %s/s, rank_products p50 %s ms p99 %s ms (first 200 calls of a connection: p99 %s ms; 1 client: p99 %s ms), also_bought p99 %s ms, identify p99 %s ms, run_due %s messages/s over %s carts; load average %s at the start\n' \
+        "$track_tps" "$rank_p50" "$rank_p99" "$rank_cold" "$rank_one" "$also_p99" "$identify_p99" "$run_due" "$carts" "$load"
 done
 
 echo "== cost as the shop grows ($CLIENTS clients, ${SECONDS_PER_RUN}s per workload)"
-printf '%10s %12s %10s %10s %10s %12s %12s %8s %12s\n' profiles 'views/s' 'rank p50' 'rank p99' 'cold p99' 'also p99' \
+printf '%10s %12s %10s %10s %10s %10s %10s %12s %8s %12s\n' profiles 'views/s' 'rank p50' 'rank p99' 'cold p99' '1-client' 'also p99' \
     'identify p99' carts 'run_due/s'
 worst_rank=0 first='' last=''
 for n in $SIZES; do
-    read -r track_tps rank_p50 rank_p99 rank_cold also_p99 identify_p99 carts run_due <<<"${result[$n]}"
-    printf '%10s %12s %10s %10s %10s %12s %12s %8s %12s\n' "$n" "$track_tps" "$rank_p50" "$rank_p99" "$rank_cold" \
+    read -r track_tps rank_p50 rank_p99 rank_cold rank_one also_p99 identify_p99 carts run_due <<<"${result[$n]}"
+    printf '%10s %12s %10s %10s %10s %10s %10s %12s %8s %12s\n' "$n" "$track_tps" "$rank_p50" "$rank_p99" "$rank_cold" "$rank_one" \
         "$also_p99" "$identify_p99" "$carts" "$run_due"
     worst_rank=$(awk -v a="$rank_p99" -v b="$worst_rank" 'BEGIN { print (a > b ? a : b) }')
     [ -z "$first" ] && first=$track_tps
