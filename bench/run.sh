@@ -37,9 +37,10 @@ for driver in $drivers; do
     status=${PIPESTATUS[0]}
     elapsed=$(($(date +%s) - start))
     if [ "$status" -eq 0 ]; then
-        # the driver's ratio lines: those naming a ratio, a target or an "x" figure
-        lines=$(grep -E 'ratio|target|[0-9]x\b|ours/|SKIP' "$out" | grep -v '^ *rounds' | tail -n 4)
-        summary+=("$driver (${elapsed}s): ${lines:-done}")
+        # the driver's ratio lines: those naming their target, pgmq's comparison
+        # or a skip; the last line for drivers that print none
+        lines=$(grep -E 'target|^ours/|^SKIP' "$out" | grep -v '^ *rounds')
+        summary+=("$driver (${elapsed}s): ${lines:-$(tail -n 1 "$out")}")
     else
         summary+=("$driver (${elapsed}s): FAILED, exit status $status")
         failed=1
@@ -48,5 +49,5 @@ for driver in $drivers; do
 done
 
 echo "######## summary"
-for line in "${summary[@]}"; do echo "$line"; echo; done
+for line in "${summary[@]}"; do printf '%s\n\n' "$line"; done
 exit $failed
