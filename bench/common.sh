@@ -6,14 +6,15 @@ source "$(dirname "${BASH_SOURCE[0]}")/../test/cluster.sh"
 
 BENCH_PRODUCTS=${BENCH_PRODUCTS:-20000}
 
-# bench_start brings up the instance, on port $BENCH_PORT (default 55532), and
-# the catalogue.
+# bench_start brings up the instance, on port $BENCH_PORT (default: the first
+# free port from 55532, so that benchmarks run side by side do not collide),
+# and the catalogue.
 bench_start() {
     install_dependencies
     build_and_install
     BENCH_WORK=$(mktemp -d /tmp/personalisation-bench.XXXXXX)
     chmod 755 "$BENCH_WORK"
-    start_cluster "$BENCH_WORK/cluster" "${BENCH_PORT:-55532}" bench
+    start_cluster "$BENCH_WORK/cluster" "${BENCH_PORT:-$(free_port 55532)}" bench
     trap 'stop_cluster; rm -rf "$BENCH_WORK"' EXIT
     createdb bench
     psql -q -X -d bench -v ON_ERROR_STOP=1 -v products="$BENCH_PRODUCTS" -c "CREATE EXTENSION personalisation" \
