@@ -4,13 +4,15 @@
 -- share of cases given at least one recommendation, Wilson 95%), catalogue
 -- coverage (distinct products recommended over the catalogue) and hit@10 over
 -- the baseline's (popularity for the basket methods, cross_sell_popular for
--- the cross-sell).
+-- the cross-sell); then one line with recommend_for_cart's ratio at every
+-- level against the target.
 CREATE OR REPLACE FUNCTION evalres.wilson(k numeric, n numeric) RETURNS text LANGUAGE sql AS $$
     SELECT CASE WHEN n = 0 THEN '-' ELSE
            to_char(k / n, 'FM0.000') || ' [' ||
            to_char((k / n + 1.92 / n - 1.96 * sqrt(k / n * (1 - k / n) / n + 0.9604 / (n * n))) / (1 + 3.8416 / n), 'FM0.000') || ',' ||
            to_char((k / n + 1.92 / n + 1.96 * sqrt(k / n * (1 - k / n) / n + 0.9604 / (n * n))) / (1 + 3.8416 / n), 'FM0.000') || ']' END
 $$;
+CREATE TEMP VIEW eval_summary AS
 WITH scored AS (
     SELECT r.level, r.method, r.case_id, r.recommended,
            (r.ranks[1] <= 5)::int AS hit5, coalesce(r.ranks[1] <= 10, false)::int AS hit10,
@@ -25,6 +27,8 @@ summary AS (
              WHERE s2.level = s.level AND s2.method = s.method)::numeric
              / (SELECT c.products FROM evalres.catalogue c WHERE c.level = s.level) AS coverage
       FROM scored s GROUP BY level, method)
+SELECT * FROM summary;
+
 SELECT s.level, s.method, s.cases,
        evalres.wilson(s.hit5, s.cases) AS "hit@5 [95%]",
        evalres.wilson(s.hit10, s.cases) AS "hit@10 [95%]",
@@ -32,7 +36,15 @@ SELECT s.level, s.method, s.cases,
        evalres.wilson(s.answered, s.cases) AS "answered [95%]",
        to_char(s.coverage, 'FM0.000') AS coverage,
        to_char(s.hit10::numeric / nullif(b.hit10, 0), 'FM0.00') || 'x' AS "hit@10 / baseline"
-  FROM summary s
-  LEFT JOIN summary b ON b.level = s.level
+  FROM eval_summary s
+  LEFT JOIN eval_summary b ON b.level = s.level
    AND b.method = CASE WHEN s.method LIKE 'cross_sell%' THEN 'cross_sell_popular' ELSE 'popularity' END
  ORDER BY s.level, s.method LIKE 'cross_sell%', s.method;
+
+\pset tuples_only on
+\pset format unaligned
+SELECT 'recommend_for_cart hit@10 / popularity: '
+       || string_agg(s.level || ' ' || to_char(s.hit10::numeric / nullif(b.hit10, 0), 'FM0.00') || 'x', ', ' ORDER BY s.level)
+       || ' (target >= 1.15x at every level)'
+  FROM eval_summary s JOIN eval_summary b ON b.level = s.level AND b.method = 'popularity'
+ WHERE s.method = 'recommend_for_cart';
