@@ -68,14 +68,14 @@ AS 'MODULE_PATHNAME', 'track_refund';
 
 CREATE FUNCTION personalisation.also_bought(
     product_id text,
-    n int DEFAULT 10)
+    n bigint DEFAULT 10)
 RETURNS TABLE (product_id text, co_orders bigint, confidence float8, lift float8, jaccard float8)
 LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 10
 AS 'MODULE_PATHNAME', 'also_bought';
 
 CREATE FUNCTION personalisation.recommend_for_cart(
     session_id text,
-    n int DEFAULT 10)
+    n bigint DEFAULT 10)
 RETURNS TABLE (product_id text, score float8, because_of text, co_orders bigint, lift float8)
 LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 10
 AS 'MODULE_PATHNAME', 'recommend_for_cart';
@@ -97,8 +97,8 @@ RETURNS void LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'pause_complementarity';
 
 REVOKE ALL ON FUNCTION personalisation.track_refund(text, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION personalisation.also_bought(text, int) FROM PUBLIC;
-REVOKE ALL ON FUNCTION personalisation.recommend_for_cart(text, int) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.also_bought(text, bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION personalisation.recommend_for_cart(text, bigint) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.rebuild_complementarity(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.maintain_complementarity(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION personalisation.pause_complementarity() FROM PUBLIC;

@@ -35,7 +35,7 @@ CREATE INDEX outbox_queue_idx ON personalisation.outbox (available_at) WHERE que
 
 CREATE FUNCTION personalisation.claim_messages(
     consumer text,
-    max_messages int DEFAULT 100,
+    max_messages bigint DEFAULT 100,
     lease interval DEFAULT '5 minutes',
     now timestamptz DEFAULT pg_catalog.now())
 RETURNS SETOF personalisation.outbox LANGUAGE c VOLATILE PARALLEL UNSAFE

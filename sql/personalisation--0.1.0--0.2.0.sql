@@ -925,6 +925,32 @@ CREATE FUNCTION personalisation.maintain_partitions(
 RETURNS record LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'maintain_partitions';
 
+-- Counts and limits are bigint, so that a driver binding int8 reaches the
+-- functions and a value beyond what they accept gets the extension's own
+-- 22003; apply_access_map below grants them again.
+DROP FUNCTION personalisation.also_bought(text, int);
+CREATE FUNCTION personalisation.also_bought(
+    product_id text,
+    n bigint DEFAULT 10)
+RETURNS TABLE (product_id text, co_orders bigint, confidence float8, lift float8, jaccard float8)
+LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 10
+AS 'MODULE_PATHNAME', 'also_bought';
+DROP FUNCTION personalisation.recommend_for_cart(text, int);
+CREATE FUNCTION personalisation.recommend_for_cart(
+    session_id text,
+    n bigint DEFAULT 10)
+RETURNS TABLE (product_id text, score float8, because_of text, co_orders bigint, lift float8)
+LANGUAGE c STABLE PARALLEL RESTRICTED ROWS 10
+AS 'MODULE_PATHNAME', 'recommend_for_cart';
+DROP FUNCTION personalisation.claim_messages(text, int, interval, timestamptz);
+CREATE FUNCTION personalisation.claim_messages(
+    consumer text,
+    max_messages bigint DEFAULT 100,
+    lease interval DEFAULT '5 minutes',
+    now timestamptz DEFAULT pg_catalog.now())
+RETURNS SETOF personalisation.outbox LANGUAGE c VOLATILE PARALLEL UNSAFE
+AS 'MODULE_PATHNAME', 'claim_messages';
+
 -- Keep this the last statement of the script: it covers every function the
 -- blocks above added, and refuses one the access map does not name.
 SELECT personalisation.apply_access_map();

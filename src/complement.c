@@ -1198,25 +1198,34 @@ pause_complementarity(PG_FUNCTION_ARGS)
 
 /*
  * RequireResultCount returns argument argno as the number of rows asked
- * for, refusing NULL and values outside 1 .. MAX_RESULTS.
+ * for.  The parameter is a bigint, so that a driver binding int8 reaches
+ * the function; a 0.1.0 database still declares it int, whose datum reads
+ * the same as an int8 one.  NULL, values below 1 and values above
+ * MAX_RESULTS are refused with the extension's own errors.
  */
 static int
 RequireResultCount(FunctionCallInfo fcinfo, int argno)
 {
-	int32		n;
+	int64		n;
 
 	if (PG_ARGISNULL(argno))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("n must not be null"),
 				 errhint("Pass how many products to return, from 1 to %d.", MAX_RESULTS)));
-	n = PG_GETARG_INT32(argno);
-	if (n < 1 || n > MAX_RESULTS)
+	n = PG_GETARG_INT64(argno);
+	if (n < 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("n %d is out of range", n),
+				 errmsg("n " INT64_FORMAT " is not positive", n),
 				 errhint("Pass how many products to return, from 1 to %d.", MAX_RESULTS)));
-	return n;
+	if (n > MAX_RESULTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("n " INT64_FORMAT " is out of range", n),
+				 errdetail("At most %d products are returned.", MAX_RESULTS),
+				 errhint("Pass how many products to return, from 1 to %d.", MAX_RESULTS)));
+	return (int) n;
 }
 
 /*

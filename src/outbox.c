@@ -498,6 +498,38 @@ WithdrawMessage(Claim *claim, HeapTuple original, HeapTuple taken, const char *r
 }
 
 /*
+ * RequireClaimSize returns argument argno as the number of messages a claim
+ * hands out.  The parameter is a bigint, so that a driver binding int8
+ * reaches claim_messages; a 0.1.0 database still declares it int, whose
+ * datum reads the same as an int8 one.  NULL, values below 1 and values
+ * above MAX_CLAIM are refused with the extension's own errors.
+ */
+static int32
+RequireClaimSize(FunctionCallInfo fcinfo, int argno)
+{
+	int64		max_messages;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("max_messages must not be null"),
+				 errhint("Pass a number of messages from 1 to %d.", MAX_CLAIM)));
+	max_messages = PG_GETARG_INT64(argno);
+	if (max_messages < 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("max_messages " INT64_FORMAT " is not positive", max_messages),
+				 errhint("Pass a number of messages from 1 to %d.", MAX_CLAIM)));
+	if (max_messages > MAX_CLAIM)
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("max_messages " INT64_FORMAT " is out of range", max_messages),
+				 errdetail("A claim hands out at most %d messages.", MAX_CLAIM),
+				 errhint("Pass a number of messages from 1 to %d.", MAX_CLAIM)));
+	return (int32) max_messages;
+}
+
+/*
  * claim_messages hands out up to max_messages available messages to the
  * consumer, each leased until now + lease, oldest first.  Concurrent
  * consumers never receive the same message: a row another transaction is
@@ -522,13 +554,7 @@ claim_messages(PG_FUNCTION_ARGS)
 
 	RequireWritableServer(fcinfo);
 	claim.consumer = RequireConsumer(fcinfo, 0);
-	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) < 1 || PG_GETARG_INT32(1) > MAX_CLAIM)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("max_messages %s is out of range",
-						PG_ARGISNULL(1) ? "NULL" : psprintf("%d", PG_GETARG_INT32(1))),
-				 errhint("Pass a number of messages from 1 to %d.", MAX_CLAIM)));
-	max_messages = PG_GETARG_INT32(1);
+	max_messages = RequireClaimSize(fcinfo, 1);
 	if (PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),

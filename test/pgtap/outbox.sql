@@ -140,7 +140,7 @@ SELECT is(personalisation.ack_messages(ARRAY[pg_temp.msg('jo-f', 1), pg_temp.msg
 
 -------------------------------------------------------------------------------
 -- Bad calls are refused.
-SELECT throws_ok($$SELECT * FROM personalisation.claim_messages('w', 0)$$, '22023', 'max_messages 0 is out of range', 'a claim of no messages is refused');
+SELECT throws_ok($$SELECT * FROM personalisation.claim_messages('w', 0)$$, '22023', 'max_messages 0 is not positive', 'a claim of no messages is refused');
 SELECT throws_ok($$SELECT * FROM personalisation.claim_messages('w', 10, '-1 minute')$$, '22023', NULL, 'a negative lease is refused');
 SELECT throws_ok($$SELECT * FROM personalisation.claim_messages(NULL)$$, '22004', 'consumer must not be null', 'a claim without a consumer is refused');
 SELECT throws_ok($$SELECT personalisation.ack_message(-1)$$, 'P0002', 'message -1 is not in the outbox', 'an unknown message is refused');
