@@ -98,7 +98,7 @@ SELECT 'orders agree with their lines and purchase events', count(*) = 0, count(
 
 -- Complementarity: the counts kept by every purchase equal a rebuild from the orders.
 CREATE TEMP TABLE load_live_pairs AS SELECT * FROM personalisation.complement_pairs WHERE co_orders <> 0;
-CREATE TEMP TABLE load_live_products AS SELECT * FROM personalisation.complement_product_orders;
+CREATE TEMP TABLE load_live_products AS SELECT * FROM personalisation._complement_product_orders;
 SELECT * FROM personalisation.rebuild_complementarity();
 INSERT INTO load_checks
 SELECT 'product pair counts equal a rebuild from the orders', count(*) = 0, count(*) || ' pairs or products differ'
@@ -109,9 +109,9 @@ SELECT 'product pair counts equal a rebuild from the orders', count(*) = 0, coun
          EXCEPT SELECT product_a, product_b, co_orders FROM load_live_pairs)
         UNION ALL
         (SELECT product_id, NULL, orders FROM load_live_products
-         EXCEPT SELECT product_id, NULL, orders FROM personalisation.complement_product_orders)
+         EXCEPT SELECT product_id, NULL, orders FROM personalisation._complement_product_orders)
         UNION ALL
-        (SELECT product_id, NULL, orders FROM personalisation.complement_product_orders
+        (SELECT product_id, NULL, orders FROM personalisation._complement_product_orders
          EXCEPT SELECT product_id, NULL, orders FROM load_live_products)) differ;
 
 -- Affinity: the scores kept event by event equal a replay of the event log

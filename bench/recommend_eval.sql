@@ -75,7 +75,7 @@ SELECT row_number() OVER (ORDER BY kind, pick) AS case_id, *
 -- the most ordered products, for the popularity baseline
 CREATE TABLE eval.popular AS
 SELECT product_id, row_number() OVER (ORDER BY orders DESC, product_id COLLATE "C") AS position
-  FROM personalisation.complement_product_orders;
+  FROM personalisation._complement_product_orders;
 DELETE FROM eval.popular WHERE position > 1000;
 
 INSERT INTO evalres.catalogue SELECT :'level', count(*) FROM personalisation.products;
@@ -107,7 +107,7 @@ BEGIN
                          WHERE product_id <> ALL (c.cart) ORDER BY position LIMIT 10) t);
         IF c.kind = 'basket' THEN
             SELECT p INTO anchor FROM unnest(c.cart) p
-              LEFT JOIN personalisation.complement_product_orders o ON o.product_id = p
+              LEFT JOIN personalisation._complement_product_orders o ON o.product_id = p
              ORDER BY o.orders DESC NULLS LAST, p LIMIT 1;
             INSERT INTO evalres.results (level, method, case_id, targets, recommended)
             SELECT level, 'also_bought', c.case_id, 1,

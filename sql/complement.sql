@@ -53,8 +53,9 @@ CREATE INDEX complement_pairs_a_idx
 CREATE INDEX complement_pairs_b_idx
     ON personalisation.complement_pairs (product_b, co_orders DESC) INCLUDE (product_a);
 
--- Counted orders per product, the stripes summed.
-CREATE VIEW personalisation.complement_product_orders AS
+-- Counted orders per product, the stripes summed (internal: no role reads it;
+-- the library's statements sum the stripes themselves).
+CREATE VIEW personalisation._complement_product_orders AS
 SELECT product_id, pg_catalog.sum(orders)::bigint AS orders
   FROM personalisation.complement_products
  GROUP BY product_id

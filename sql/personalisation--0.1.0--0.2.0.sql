@@ -908,9 +908,10 @@ ALTER FUNCTION personalisation.remember_removed_row() RENAME TO _remember_remove
 ALTER FUNCTION personalisation.apply_removed_row() RENAME TO _apply_removed_row;
 ALTER VIEW personalisation.affinity_dimensions RENAME TO _affinity_dimensions;
 ALTER VIEW personalisation.subscription_customers RENAME TO _subscription_customers;
+ALTER VIEW personalisation.complement_product_orders RENAME TO _complement_product_orders;
 UPDATE personalisation.access_map SET object_name = '_' || object_name
  WHERE object_name IN ('pseudonym', 'affinity_entries', 'affinity_key', 'attribution_window', 'catalogue_changed', 'replace_installed_row', 'shipped_row_edited', 'remember_removed_row',
-                       'apply_removed_row', 'affinity_dimensions', 'subscription_customers');
+                       'apply_removed_row', 'affinity_dimensions', 'subscription_customers', 'complement_product_orders');
 INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('_holdout_arm',         'owner_only',              'owner');
 

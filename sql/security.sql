@@ -117,10 +117,10 @@ INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
     ('rebuild_complementarity',   'owner_only',         'owner'),
     ('maintain_complementarity',  'owner_only',         'owner'),
     ('pause_complementarity',     'owner_only',         'owner'),
-    ('complement_product_orders', 'owner_only',         'owner'),
     ('journey_run_checks',   'owner_only',              'owner'),
     ('journey_run_purchases', 'owner_only',             'owner'),
     ('_subscription_customers', 'owner_only',            'owner'),
+    ('_complement_product_orders', 'owner_only',        'owner'),
     ('apply_access_map',     'owner_only',              'owner'),
 -- internal helpers: named with a leading underscore and free to change in any
 -- release (docs/reference.md lists the stable surface).  A view's user needs

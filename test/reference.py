@@ -27,10 +27,10 @@ REFERENCE = os.path.join(REPO, "docs", "reference.md")
 ERRCODES = "/usr/include/postgresql/15/server/utils/errcodes.h"
 
 # Internal helpers that keep a name without the leading underscore (the
-# library's statements name them while it serves 0.1.0 databases), and the
-# function the install scripts end with.
-INTERNAL = {"affinity_fold", "journey_run_checks", "journey_run_purchases", "complement_product_orders",
-            "apply_access_map"}
+# library's statements name them, and the same library serves 0.1.0
+# databases, where only that name exists), and the function the install
+# scripts end with.
+INTERNAL = {"affinity_fold", "journey_run_checks", "journey_run_purchases", "apply_access_map"}
 
 # One example per public function, in the order the reference lists them
 # (tracking, identity, ranking, recommendations, delivery, operations,
@@ -368,8 +368,10 @@ def render(db):
     w("stable, and free to change in any release: every object whose name starts with `_` (granted")
     w("to no role, except EXECUTE to `personalisation_analyst` on the four helpers its reporting")
     w("views call), and the owner-only `affinity_fold`, `journey_run_checks`,")
-    w("`journey_run_purchases`, `complement_product_orders` and `apply_access_map`. Message texts")
-    w("and hints may be improved in any release; match on the SQLSTATE.")
+    w("`journey_run_purchases` and `apply_access_map`, granted to no role either. The first three")
+    w("keep their names because the library's own statements name them and the same library serves")
+    w("databases not yet updated from 0.1.0, where only those names exist. Message texts and hints")
+    w("may be improved in any release; match on the SQLSTATE.")
     w("")
     w("The errors listed under each function are those its C code raises itself (every")
     w("`ereport(ERROR)` of the function and of the functions it calls; `<value>` stands for what")

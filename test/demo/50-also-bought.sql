@@ -37,7 +37,7 @@ SELECT * FROM personalisation.rebuild_complementarity();
 SELECT b.product_id AS bought, b.orders AS bought_in, a.rank, a.product_id AS also_bought, p.name,
        a.co_orders, round(a.confidence::numeric, 3) AS confidence, round(a.lift::numeric, 1) AS lift,
        round(a.jaccard::numeric, 3) AS jaccard
-  FROM (SELECT product_id, orders FROM personalisation.complement_product_orders
+  FROM (SELECT product_id, orders FROM personalisation._complement_product_orders
          ORDER BY orders DESC, product_id LIMIT 3) AS b
  CROSS JOIN LATERAL personalisation.also_bought(b.product_id, 5)
        WITH ORDINALITY AS a(product_id, co_orders, confidence, lift, jaccard, rank)
@@ -48,20 +48,20 @@ SELECT b.product_id AS bought, b.orders AS bought_in, a.rank, a.product_id AS al
 SELECT o.order_id AS refunded_order, l.product_id AS best_seller
   FROM personalisation.orders o JOIN personalisation.order_lines l USING (order_id)
  WHERE o.order_id LIKE 'history-%'
-   AND l.product_id = (SELECT product_id FROM personalisation.complement_product_orders
+   AND l.product_id = (SELECT product_id FROM personalisation._complement_product_orders
                         ORDER BY orders DESC, product_id LIMIT 1)
  ORDER BY o.occurred_at DESC LIMIT 1 \gset
-SELECT orders AS best_seller_orders_before FROM personalisation.complement_product_orders
+SELECT orders AS best_seller_orders_before FROM personalisation._complement_product_orders
  WHERE product_id = :'best_seller';
 SELECT personalisation.track_refund(:'refunded_order') \g /dev/null
-SELECT orders AS best_seller_orders_after FROM personalisation.complement_product_orders
+SELECT orders AS best_seller_orders_after FROM personalisation._complement_product_orders
  WHERE product_id = :'best_seller';
 
 \echo '== Complements of an open cart, leaving out the cart and what the visitor bought before'
 SELECT c.session_id AS cart_session
   FROM personalisation.carts c
   JOIN personalisation.cart_lines l USING (profile_id)
-  JOIN personalisation.complement_product_orders n USING (product_id)
+  JOIN personalisation._complement_product_orders n USING (product_id)
  WHERE c.line_count > 0
  GROUP BY c.session_id ORDER BY sum(n.orders) DESC, c.session_id LIMIT 1 \gset
 SELECT l.product_id AS in_cart, p.name, l.quantity

@@ -22,11 +22,11 @@ SELECT j.journey, j.trigger, j.send_within, s.step, s.name, s.delay, s.before_ru
 
 -- the best-selling beauty consumable, and the next one of its category
 SELECT p.product_id AS cream, p.category_id AS cream_category
-  FROM personalisation.products p JOIN personalisation.complement_product_orders n USING (product_id)
+  FROM personalisation.products p JOIN personalisation._complement_product_orders n USING (product_id)
  WHERE p.category_id LIKE 'beauty%' AND p.in_stock AND p.subscribable
  ORDER BY n.orders DESC, p.product_id LIMIT 1 \gset
 SELECT p.product_id AS soap
-  FROM personalisation.products p JOIN personalisation.complement_product_orders n USING (product_id)
+  FROM personalisation.products p JOIN personalisation._complement_product_orders n USING (product_id)
  WHERE p.category_id = :'cream_category' AND p.product_id <> :'cream' AND p.in_stock AND p.subscribable
  ORDER BY n.orders DESC, p.product_id LIMIT 1 \gset
 SELECT date_trunc('hour', now()) - interval '38 days' AS t0 \gset

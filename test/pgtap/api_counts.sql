@@ -34,7 +34,7 @@ SELECT set_eq($$
   'the integer parameters are the bigints this file covers');
 SELECT is((SELECT pg_get_expr(proargdefaults, 0) FROM pg_proc WHERE oid = 'personalisation.also_bought(text, bigint)'::regprocedure),
   '10', 'also_bought keeps its default n');
-SELECT is((SELECT pg_get_expr(proargdefaults, 0) FROM pg_proc WHERE oid = 'personalisation.claim_messages(text, bigint, interval, timestamptz)'::regprocedure),
+SELECT is((SELECT replace(pg_get_expr(proargdefaults, 0), 'pg_catalog.', '') FROM pg_proc WHERE oid = 'personalisation.claim_messages(text, bigint, interval, timestamptz)'::regprocedure),
   '100, ''00:05:00''::interval, now()', 'claim_messages keeps its defaults');
 
 -- Calls as a driver binding int8 makes them: a prepared statement with int8 parameters.

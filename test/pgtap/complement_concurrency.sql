@@ -64,7 +64,7 @@ SELECT set_eq($$SELECT * FROM personalisation.complement_pairs WHERE product_a L
                  WHERE x.product_id LIKE 'cxc-%'
                  GROUP BY 1, 2$$,
               'every pair count equals the orders that contain both, none lost or doubled');
-SELECT set_eq($$SELECT * FROM personalisation.complement_product_orders WHERE product_id LIKE 'cxc-%'$$,
+SELECT set_eq($$SELECT * FROM personalisation._complement_product_orders WHERE product_id LIKE 'cxc-%'$$,
               $$SELECT product_id, count(*) FROM counted_lines WHERE product_id LIKE 'cxc-%' GROUP BY 1$$,
               'every product count equals the orders that contain it');
 SELECT is((SELECT sum(orders)::bigint FROM personalisation.complement_totals),

@@ -107,13 +107,13 @@ SELECT is((SELECT sum(orders)::bigint FROM personalisation.complement_totals),
 
 -- the incremental counts, then a rebuild from the history
 CREATE TEMP TABLE live_pairs AS SELECT * FROM personalisation.complement_pairs;
-CREATE TEMP TABLE live_products AS SELECT * FROM personalisation.complement_product_orders;
+CREATE TEMP TABLE live_products AS SELECT * FROM personalisation._complement_product_orders;
 CREATE TEMP TABLE live_total AS SELECT sum(orders)::bigint AS orders FROM personalisation.complement_totals;
 SELECT personalisation.rebuild_complementarity();
 
 SELECT set_eq('SELECT * FROM live_pairs', 'SELECT * FROM personalisation.complement_pairs',
               'incremental and rebuilt pair counts are identical');
-SELECT set_eq('SELECT * FROM live_products', 'SELECT * FROM personalisation.complement_product_orders',
+SELECT set_eq('SELECT * FROM live_products', 'SELECT * FROM personalisation._complement_product_orders',
               'incremental and rebuilt product counts are identical');
 SELECT is((SELECT sum(orders)::bigint FROM personalisation.complement_totals), (SELECT orders FROM live_total),
           'incremental and rebuilt order totals are identical');
@@ -136,11 +136,11 @@ SELECT set_eq('SELECT * FROM pg_temp.reported_measures',
 DELETE FROM live_pairs;
 INSERT INTO live_pairs SELECT * FROM personalisation.complement_pairs;
 DELETE FROM live_products;
-INSERT INTO live_products SELECT * FROM personalisation.complement_product_orders;
+INSERT INTO live_products SELECT * FROM personalisation._complement_product_orders;
 SELECT personalisation.rebuild_complementarity(now() + interval '3 days');
 SELECT set_eq('SELECT * FROM live_pairs', 'SELECT * FROM personalisation.complement_pairs',
               'maintained and rebuilt pair counts under the window are identical');
-SELECT set_eq('SELECT * FROM live_products', 'SELECT * FROM personalisation.complement_product_orders',
+SELECT set_eq('SELECT * FROM live_products', 'SELECT * FROM personalisation._complement_product_orders',
               'maintained and rebuilt product counts under the window are identical');
 
 SELECT * FROM finish();

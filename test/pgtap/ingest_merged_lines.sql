@@ -21,7 +21,7 @@ SELECT results_eq(
   $$SELECT line_count, total FROM personalisation.orders WHERE order_id = 'ml-o1'$$,
   $$VALUES (2, 18::numeric)$$,
   'the order counts two lines and the whole total');
-SELECT is((SELECT orders FROM personalisation.complement_product_orders WHERE product_id = 'ml-p1'), 1::bigint,
+SELECT is((SELECT orders FROM personalisation._complement_product_orders WHERE product_id = 'ml-p1'), 1::bigint,
   'the product counts once for complementarity');
 
 SELECT lives_ok(

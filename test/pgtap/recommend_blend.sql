@@ -58,7 +58,7 @@ SELECT personalisation.track_cart_add('rb-cat', 'rb-bread', 1, now());
 -- prior and the repurchase share (k of the profile's standing orders).
 CREATE FUNCTION pg_temp.expected(product text, co bigint, repeat_orders bigint, profile_orders bigint) RETURNS float8
 LANGUAGE sql AS $$
-    WITH n AS (SELECT product_id, orders FROM personalisation.complement_product_orders),
+    WITH n AS (SELECT product_id, orders FROM personalisation._complement_product_orders),
          total AS (SELECT sum(orders)::float8 AS all_orders FROM personalisation.complement_totals),
          food AS (SELECT sum(n.orders)::float8 AS orders FROM n JOIN personalisation.products p USING (product_id)
                    WHERE p.category_id = 'rb-food' AND p.in_stock)

@@ -8,7 +8,7 @@ SET LOCAL personalisation.event_retention = '36500d';
 SET LOCAL personalisation.journey_holdout_percent = 0;
 SET LOCAL personalisation.frequency_cap = 0;
 SET LOCAL personalisation.quiet_hours = '';
-SELECT plan(81);
+SELECT plan(82);
 
 CREATE ROLE sec_shop_app LOGIN IN ROLE personalisation_shop;
 CREATE ROLE sec_analyst_app LOGIN IN ROLE personalisation_analyst;
@@ -54,6 +54,13 @@ SELECT is((SELECT array_agg(DISTINCT o.name || ' to ' || a.grantee::regrole::tex
               AND NOT EXISTS (SELECT FROM personalisation.access_map m
                                WHERE m.object_name = o.name AND m.role_name = a.grantee::regrole::text)),
           NULL, 'no function of the schema, however it got there, grants EXECUTE to a role the access map does not name for it');
+SELECT is((SELECT array_agg(o.name ORDER BY o.name) FROM sec_objects o
+            WHERE o.name IN ('affinity_fold', 'journey_run_checks', 'journey_run_purchases', '_complement_product_orders')
+              AND (EXISTS (SELECT FROM personalisation.access_map m WHERE m.object_name = o.name AND m.role_name <> 'owner_only')
+                   OR EXISTS (SELECT FROM sec_roles r
+                               WHERE CASE o.kind WHEN 'function' THEN has_function_privilege(r.role_name, o.oid, 'EXECUTE')
+                                                 ELSE has_table_privilege(r.role_name, o.oid, 'SELECT') END))),
+          NULL, 'the internal helpers that keep a name without underscore, and _complement_product_orders, are granted to no role');
 SELECT is((SELECT count(*) FROM pg_default_acl d
             WHERE d.defaclnamespace = 'personalisation'::regnamespace
                OR d.defaclrole = (SELECT e.extowner FROM pg_extension e WHERE e.extname = 'personalisation')),

@@ -52,7 +52,7 @@ SELECT min(stripe) = max(stripe) AS one_stripe FROM personalisation.complement_p
 SELECT max(stripe) AS own_stripe FROM personalisation.complement_products \gset
 
 SELECT * FROM personalisation.complement_pairs ORDER BY product_a, product_b;
-SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
+SELECT * FROM personalisation._complement_product_orders ORDER BY product_id;
 SELECT sum(orders) AS all_orders FROM personalisation.complement_totals;
 
 -- tent: 3 orders of 5; stove: 3 of 5, together in 2.
@@ -102,7 +102,7 @@ SELECT * FROM personalisation.recommend_for_cart('cx-s6', 0);
 SELECT personalisation.track_refund('cx-o2', '2026-01-07 10:00+00');
 SELECT order_id, refunded_at FROM personalisation.orders WHERE order_id = 'cx-o2';
 SELECT * FROM personalisation.complement_pairs ORDER BY product_a, product_b;
-SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
+SELECT * FROM personalisation._complement_product_orders ORDER BY product_id;
 SELECT sum(orders) AS all_orders FROM personalisation.complement_totals;
 -- refunding again changes nothing, whatever the time given
 SELECT personalisation.track_refund('cx-o2', '2026-01-08 10:00+00');
@@ -116,14 +116,14 @@ SELECT personalisation.track_refund('cx-o3', NULL);
 
 -- a rebuild from the history holds exactly what the purchases and refunds did
 CREATE TEMP TABLE live_pairs AS SELECT * FROM personalisation.complement_pairs;
-CREATE TEMP TABLE live_products AS SELECT * FROM personalisation.complement_product_orders;
+CREATE TEMP TABLE live_products AS SELECT * FROM personalisation._complement_product_orders;
 SELECT * FROM personalisation.rebuild_complementarity('2026-01-10 00:00+00');
 SELECT count(*) AS pair_differences FROM (
   (SELECT * FROM live_pairs EXCEPT SELECT * FROM personalisation.complement_pairs)
   UNION ALL (SELECT * FROM personalisation.complement_pairs EXCEPT SELECT * FROM live_pairs)) AS d;
 SELECT count(*) AS product_differences FROM (
-  (SELECT * FROM live_products EXCEPT SELECT * FROM personalisation.complement_product_orders)
-  UNION ALL (SELECT * FROM personalisation.complement_product_orders EXCEPT SELECT * FROM live_products)) AS d;
+  (SELECT * FROM live_products EXCEPT SELECT * FROM personalisation._complement_product_orders)
+  UNION ALL (SELECT * FROM personalisation._complement_product_orders EXCEPT SELECT * FROM live_products)) AS d;
 SELECT counted_since, basket_cap, paused, rebuilt_at FROM personalisation.complement_state;
 
 -- a basket over the cap counts its pairs among a hash-chosen sample of cap
@@ -139,19 +139,19 @@ SELECT personalisation.track_purchase('cx-s7', 'cx-o7', '[
 SELECT product_id FROM personalisation.order_lines WHERE order_id = 'cx-o7'
  ORDER BY hashtextextended(product_id, hashtext(order_id)), product_id COLLATE "C" LIMIT 3;
 SELECT * FROM personalisation.complement_pairs ORDER BY product_a, product_b;
-SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
+SELECT * FROM personalisation._complement_product_orders ORDER BY product_id;
 RESET personalisation.complement_basket_cap;
 
 -- a window of 5 days seen from 2026-01-08: orders before 2026-01-03 count nowhere
 SET personalisation.complement_window = '5d';
 SELECT * FROM personalisation.rebuild_complementarity('2026-01-08 00:00+00');
 SELECT counted_since, basket_cap FROM personalisation.complement_state;
-SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
+SELECT * FROM personalisation._complement_product_orders ORDER BY product_id;
 -- a purchase placed before the window's start is recorded but not counted
 SELECT personalisation.track_purchase('cx-s8', 'cx-o8', '[
   {"product_id": "tent", "quantity": 1, "unit_price": 199},
   {"product_id": "map", "quantity": 1, "unit_price": 12}]', '2026-01-02 12:00+00');
-SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
+SELECT * FROM personalisation._complement_product_orders ORDER BY product_id;
 -- two days later the window has moved on: cx-o3 and cx-o4 leave the counts,
 -- which then equal a rebuild at the same instant.  Their deltas (tent, lamp,
 -- mug, stove and the total) go to this backend's stripe, and folding moves
@@ -160,14 +160,14 @@ SELECT expired_orders, folded_rows = CASE WHEN :own_stripe = 0 THEN 0 ELSE 5 END
   FROM personalisation.maintain_complementarity('2026-01-10 00:00+00');
 SELECT counted_since FROM personalisation.complement_state;
 SELECT * FROM personalisation.complement_pairs ORDER BY product_a, product_b;
-SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
+SELECT * FROM personalisation._complement_product_orders ORDER BY product_id;
 SELECT sum(orders) AS all_orders FROM personalisation.complement_totals;
 -- the stripes are folded into one row per product
 SELECT count(*) AS rows, count(DISTINCT product_id) AS products, max(stripe) AS max_stripe
   FROM personalisation.complement_products;
 SELECT * FROM personalisation.rebuild_complementarity('2026-01-10 00:00+00');
 SELECT * FROM personalisation.complement_pairs ORDER BY product_a, product_b;
-SELECT * FROM personalisation.complement_product_orders ORDER BY product_id;
+SELECT * FROM personalisation._complement_product_orders ORDER BY product_id;
 -- refunding an order that already left the window changes no count
 SELECT personalisation.track_refund('cx-o1', '2026-01-10 00:00+00');
 SELECT sum(orders) AS all_orders FROM personalisation.complement_totals;
