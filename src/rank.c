@@ -112,7 +112,7 @@ typedef struct Visitor
  * affinity weighted n / (n + k), so one stray view cannot outweigh the
  * popularity prior, and the weight nears 1 as the session confirms itself.
  */
-static double SessionShrinkage = 2.0;
+static double SessionShrinkage = 6.0;
 
 /*
  * RankInit defines the ranking settings read here.
@@ -124,7 +124,7 @@ RankInit(void)
 							 "Events a session needs for its affinity to count half in a ranking score.",
 							 "A session of n events has its affinity weighted n / (n + session_shrinkage); 0 turns the shrinkage off.",
 							 &SessionShrinkage,
-							 2.0, 0.0, 1000.0,
+							 6.0, 0.0, 1000.0,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
 }

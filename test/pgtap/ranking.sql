@@ -4,6 +4,8 @@
 BEGIN;
 SELECT plan(36);
 SET LOCAL personalisation.ranking_holdout_percent = 0;
+-- the shrinkage these expectations are computed with (the default is 6)
+SET LOCAL personalisation.session_shrinkage = 2;
 
 -- rk-home > rk-kitchen > (rk-knives, rk-pans); rk-garden > rk-hoses
 INSERT INTO personalisation.categories VALUES
