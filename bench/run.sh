@@ -12,7 +12,7 @@
 # says whether all of them passed.
 set -uo pipefail
 BENCH_DIR=$(cd "$(dirname "$0")" && pwd)
-DEFAULT_DRIVERS=wal,queue_peers,scale,track_events,recommend_eval
+DEFAULT_DRIVERS=wal,queue_peers,scale,track_events,recommend_eval,ranking_eval
 
 if [ "${BENCH_ONLY:-}" = all ]; then
     drivers=$(cd "$BENCH_DIR" && ls ./*.sh | sed 's|^\./||; s|\.sh$||' | grep -vx 'common\|run')

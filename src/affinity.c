@@ -662,6 +662,78 @@ FoldInto(AffinityState *state, AffinityState *event, bool session_scope)
 }
 
 /*
+ * The events of one session its row still remembers, a purchase once per
+ * order line: $1 the profile, $2 the session, $3 the oldest instant kept
+ * (SESSION_EXPIRY_HALF_LIVES session half-lives before the row's newest
+ * event).  The profile's index on (profile_id, occurred_at) finds them in
+ * the few day partitions the window spans; the products' category and
+ * brand come from the product cache, not from a join with the catalogue.
+ */
+static SavedStatement SessionEventsStatement = {
+	"SELECT e.kind, e.occurred_at, e.category_id, coalesce(l.product_id, e.product_id)"
+	"  FROM personalisation.events e"
+	"  LEFT JOIN personalisation.order_lines l ON e.kind = 'purchase' AND l.order_id = e.order_id"
+	" WHERE e.kind IN ('page_view', 'cart_add', 'cart_remove', 'purchase')"
+	"   AND (e.category_id IS NOT NULL OR e.product_id IS NOT NULL OR e.kind = 'purchase')"
+	"   AND e.profile_id = $1 AND e.session_id = $2 AND e.occurred_at >= $3",
+	3, {INT8OID, TEXTOID, TIMESTAMPTZOID}, NULL, CURSOR_OPT_GENERIC_PLAN
+};
+
+/*
+ * AffinitySessionInProfile replays the events the session's affinity row
+ * still remembers (those of its last SESSION_EXPIRY_HALF_LIVES session
+ * half-lives before newest_event) with the profile's half-life, into
+ * *state: what the live session adds to its profile's row, which ranking
+ * takes off the profile so that the session's events count once.  Returns
+ * how many events they are (purchase lines each count), the session's
+ * evidence for ranking's shrinkage.  Needs an SPI connection.
+ */
+int64
+AffinitySessionInProfile(int64 profile_id, text *session_id, TimestampTz newest_event,
+						 AffinityState *state)
+{
+	Datum		values[3];
+	SPITupleTable *rows;
+	uint64		count;
+
+	values[0] = Int64GetDatum(profile_id);
+	values[1] = PointerGetDatum(session_id);
+	values[2] = TimestampTzGetDatum(newest_event - (TimestampTz) SESSION_EXPIRY_HALF_LIVES *
+									SessionHalfLifeSeconds * USECS_PER_SEC);
+	memset(state, 0, sizeof(AffinityState));
+	ExecSaved(&SessionEventsStatement, values, NULL, true, 0);
+	rows = SPI_tuptable;
+	count = SPI_processed;
+	for (uint64 i = 0; i < count; i++)
+	{
+		HeapTuple	row = rows->vals[i];
+		TupleDesc	desc = rows->tupdesc;
+		bool		isnull;
+		char	   *kind = SPI_getvalue(row, desc, 1);
+		TimestampTz occurred_at = DatumGetTimestampTz(SPI_getbinval(row, desc, 2, &isnull));
+		Datum		category = SPI_getbinval(row, desc, 3, &isnull);
+		text	   *category_id = isnull ? NULL : DatumGetTextPP(category);
+		Datum		product = SPI_getbinval(row, desc, 4, &isnull);
+		text	   *product_id = isnull ? NULL : DatumGetTextPP(product);
+		text	   *brand = NULL;
+		ProductFacts facts;
+		AffinityState event;
+
+		/* as the replay does: a product's own category unless the event names one */
+		if (product_id != NULL && LookupProduct(product_id, &facts))
+		{
+			brand = facts.brand;
+			if (category_id == NULL)
+				category_id = facts.category_id;
+		}
+		event = EventAffinity(EventWeight(kind), occurred_at, category_id, product_id, brand);
+		FoldInto(state, &event, false);
+		pfree(event.entries);
+	}
+	return (int64) count;
+}
+
+/*
  * LockAffinityWriters holds off every affinity writer until the end of the
  * transaction (a table lock that tracking calls' row writes wait for), so
  * that affinity can be rebuilt from the event log.  An unmerge takes it

@@ -51,6 +51,8 @@ extern const char *AffinityDimensionName(AffinityDimension dimension);
 extern void DecodeAffinity(bytea *entries, TimestampTz decayed_to, AffinityState *state);
 extern float8 AffinityDecay(TimestampTz from, TimestampTz to, bool session_scope);
 extern float8 AffinityScore(AffinityState *state, uint64 key);
+extern int64 AffinitySessionInProfile(int64 profile_id, text *session_id, TimestampTz newest_event,
+									  AffinityState *state);
 
 /* catalogue.c */
 extern int	CategoryPath(uint64 category_key, uint64 *path);

@@ -76,6 +76,7 @@ _PG_init(void)
 {
 	PersonalisationPreloaded = process_shared_preload_libraries_in_progress;
 	RecommendInit();
+	RankInit();
 	DefineGucs();
 	PartitionsInit();
 	DirectInit();

@@ -242,6 +242,7 @@ extern Recommendation *RecommendForSources(Datum *sources, int nsources, Datum *
 										   int *count);
 extern void ForgetPopularity(void);
 extern void RecommendInit(void);
+extern void RankInit(void);
 /*
  * identity.c: one merge of an anonymous profile into a customer's profile,
  * as handed to each merge step's move and undo (see MergeSteps[] there).

@@ -9,7 +9,10 @@
  *		the prior from the event log.
  *
  *		A product's score, per scope (session, weighted by
- *		personalisation.session_weight, and profile, weighted 1):
+ *		personalisation.session_weight and shrunk by its number of events n
+ *		to n / (n + personalisation.session_shrinkage), and profile, weighted
+ *		1, less what the live session's events added to it, so that they
+ *		count once):
  *		  affinity(product) + sum over its category path of
  *		  damping^k * affinity(k-th category) + brand_weight * affinity(brand)
  *		plus popularity_weight * popularity share.  Every candidate comes
@@ -97,7 +100,34 @@ typedef struct Visitor
 	AffinityState profile;
 	float8		session_factor; /* decay of the stored session scores to the read time */
 	float8		profile_factor;
+	AffinityState session_in_profile;	/* what the session's events added to the profile */
+	float8		session_in_profile_factor;	/* its decay to the read time */
+	int64		session_events; /* n: the events the session's row remembers */
+	float8		session_shrink; /* n / (n + session_shrinkage) */
 } Visitor;
+
+/*
+ * The events a session's affinity needs before it weighs half as much as
+ * it would unshrunk: with k of them, a session of n events has its
+ * affinity weighted n / (n + k), so one stray view cannot outweigh the
+ * popularity prior, and the weight nears 1 as the session confirms itself.
+ */
+static double SessionShrinkage = 6.0;
+
+/*
+ * RankInit defines the ranking settings read here.
+ */
+void
+RankInit(void)
+{
+	DefineCustomRealVariable("personalisation.session_shrinkage",
+							 "Events a session needs for its affinity to count half in a ranking score.",
+							 "A session of n events has its affinity weighted n / (n + session_shrinkage); 0 turns the shrinkage off.",
+							 &SessionShrinkage,
+							 6.0, 0.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+}
 
 /*
  * Ranking's statements always run generic plans: a custom plan for a
@@ -336,9 +366,10 @@ LoadVisitor(text *session_id, TimestampTz at, Visitor *visitor)
 	bool		isnull;
 	Datum		profile_id;
 	bool		customer = false;
+	bool		has_session = false;
 
 	memset(visitor, 0, sizeof(Visitor));
-	visitor->session_factor = visitor->profile_factor = 1.0;
+	visitor->session_factor = visitor->profile_factor = visitor->session_in_profile_factor = 1.0;
 	visitor->control = ArmIsControl(session_id, false, 0);
 	visitor->exposed = ReadRecordedArm(session_id, snapshot, &visitor->control);
 
@@ -379,21 +410,46 @@ LoadVisitor(text *session_id, TimestampTz at, Visitor *visitor)
 		if (profile_scope)
 			visitor->profile_factor = AffinityDecay(state->decayed_to, at, false);
 		else
+		{
 			visitor->session_factor = AffinityDecay(state->decayed_to, at, true);
+			has_session = true;
+		}
 	}
 	CloseDirectTable(&table);
+
+	if (has_session)
+	{
+		float8		n;
+
+		visitor->session_events = AffinitySessionInProfile(DatumGetInt64(profile_id), session_id,
+														   visitor->session.decayed_to,
+														   &visitor->session_in_profile);
+		visitor->session_in_profile_factor = AffinityDecay(visitor->session_in_profile.decayed_to, at, false);
+		n = (float8) visitor->session_events;
+		visitor->session_shrink = SessionShrinkage == 0.0 ? 1.0 : n / (n + SessionShrinkage);
+	}
 }
 
 /*
  * ScoreKey puts the session's and the profile's affinity for one key, times
- * weight, into a pair of signals (session first, then profile).
+ * weight, into a pair of signals (session first, then profile).  The
+ * session's is shrunk by its number of events; the profile's is what is
+ * left once the live session's events are taken off it (they count in the
+ * session's), never crossing zero: a score the profile evicted or never
+ * received (tracking off) has nothing to take off.
  */
 static void
 ScoreKey(Visitor *visitor, uint64 key, float8 weight, float8 *signals)
 {
-	signals[0] += SessionWeight * weight * visitor->session_factor *
+	float8		profile = visitor->profile_factor * AffinityScore(&visitor->profile, key);
+	float8		rest = profile - visitor->session_in_profile_factor *
+		AffinityScore(&visitor->session_in_profile, key);
+
+	if (profile >= 0.0 ? rest < 0.0 : rest > 0.0)
+		rest = 0.0;
+	signals[0] += SessionWeight * visitor->session_shrink * weight * visitor->session_factor *
 		AffinityScore(&visitor->session, key);
-	signals[1] += weight * visitor->profile_factor * AffinityScore(&visitor->profile, key);
+	signals[1] += weight * rest;
 }
 
 /*
@@ -691,6 +747,26 @@ PushCategorySources(JsonbParseState **state, Visitor *visitor, RankItem *item)
 }
 
 /*
+ * PushShrinkage adds "session_shrinkage": {"events": n, "weight": n / (n +
+ * k)}, how many events the session's signals rest on and the weight that
+ * gave them (already in session_product, session_category and
+ * session_brand, so it is not a part of the score).
+ */
+static void
+PushShrinkage(JsonbParseState **state, Visitor *visitor)
+{
+	JsonbValue	value = {.type = jbvNumeric};
+
+	PushKey(state, "session_shrinkage");
+	pushJsonbValue(state, WJB_BEGIN_OBJECT, NULL);
+	PushKey(state, "events");
+	value.val.numeric = int64_to_numeric(visitor->session_events);
+	pushJsonbValue(state, WJB_VALUE, &value);
+	PushRounded(state, "weight", visitor->session_shrink);
+	pushJsonbValue(state, WJB_END_OBJECT, NULL);
+}
+
+/*
  * Explain builds an item's explanation: its arm, every signal that is not
  * zero at EXPLAIN_DIGITS decimal places (they sum to the score, which stays
  * exact), from which categories the category signals came, and why it was
@@ -718,6 +794,8 @@ Explain(Visitor *visitor, RankItem *item, bool control)
 	if (!control && item->category_key != 0 &&
 		(item->signals[SIGNAL_SESSION_CATEGORY] != 0.0 || item->signals[SIGNAL_PROFILE_CATEGORY] != 0.0))
 		PushCategorySources(&state, visitor, item);
+	if (!control && visitor->session_events > 0)
+		PushShrinkage(&state, visitor);
 	if (!control && item->tier != TIER_RANKED)
 	{
 		PushKey(&state, item->tier == TIER_UNKNOWN ? "unknown" : "out_of_stock");
