@@ -952,6 +952,10 @@ CREATE FUNCTION personalisation.claim_messages(
 RETURNS SETOF personalisation.outbox LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'claim_messages';
 
+-- Claims are HOT updates only if the claimed versions fit on the rows' pages
+-- (sql/outbox.sql): half of each page is left free.
+ALTER TABLE personalisation.outbox SET (fillfactor = 50);
+
 -- Keep this the last statement of the script: it covers every function the
 -- blocks above added, and refuses one the access map does not name.
 SELECT personalisation.apply_access_map();
