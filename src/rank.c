@@ -417,7 +417,8 @@ LoadVisitor(text *session_id, TimestampTz at, Visitor *visitor)
 	}
 	CloseDirectTable(&table);
 
-	if (has_session)
+	/* the control arm is shown the shop's order: its affinity is never scored */
+	if (has_session && !visitor->control)
 	{
 		float8		n;
 
