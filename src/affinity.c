@@ -23,6 +23,9 @@
  */
 #include "affinity.h"
 
+#include "catalogue.h"
+#include "direct.h"
+
 #include <math.h>
 
 #include "access/xact.h"
@@ -35,14 +38,22 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 
+/* Settings of this part (defined by AffinityInit) */
+bool		AffinityTracking = true;
+double		PageViewWeight = 1.0;
+double		CartAddWeight = 3.0;
+double		CartRemoveWeight = -2.0;
+double		PurchaseWeight = 5.0;
+int			ProfileHalfLifeSeconds = 14 * 24 * 3600;
+int			SessionHalfLifeSeconds = 30 * 60;
+double		AncestorDamping = 0.5;
+int			AffinityMaxEntries = 32;
+
 PG_FUNCTION_INFO_V1(affinity_fold);
 PG_FUNCTION_INFO_V1(affinity_entries);
 PG_FUNCTION_INFO_V1(affinity_key);
 PG_FUNCTION_INFO_V1(rebuild_affinity);
 PG_FUNCTION_INFO_V1(expire_session_affinity);
-
-/* Seed of the key hash; changing it would orphan every stored score. */
-#define AFFINITY_KEY_SEED UINT64CONST(0x6166666e74790001)
 
 /* Scores below this share of the largest event weight are forgotten. */
 #define AFFINITY_FORGET_SHARE 1e-4
@@ -141,29 +152,6 @@ static SavedStatement ExpireSessionsStatement = {
 	"  LEFT JOIN personalisation.products p ON p.product_id = coalesce(l.product_id, e.product_id)" \
 	" WHERE e.kind IN ('page_view', 'cart_add', 'cart_remove', 'purchase')" \
 	"   AND (e.category_id IS NOT NULL OR e.product_id IS NOT NULL OR e.kind = 'purchase')"
-
-/*
- * AffinityKey returns the key under which a dimension's value is scored: a
- * 62-bit hash of the value with the dimension in the top two bits.
- */
-uint64
-AffinityKey(AffinityDimension dimension, const char *data, int len)
-{
-	uint64		hash = DatumGetUInt64(hash_any_extended((const unsigned char *) data, len,
-														AFFINITY_KEY_SEED));
-
-	return ((uint64) dimension << AFFINITY_DIMENSION_SHIFT) |
-		(hash & ((UINT64CONST(1) << AFFINITY_DIMENSION_SHIFT) - 1));
-}
-
-/*
- * AffinityTextKey is AffinityKey for a text value.
- */
-uint64
-AffinityTextKey(AffinityDimension dimension, text *value)
-{
-	return AffinityKey(dimension, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
-}
 
 /*
  * AffinityDimensionName returns the name the SQL interface uses for a
@@ -981,4 +969,83 @@ affinity_key(PG_FUNCTION_ARGS)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown affinity dimension \"%s\"", ClipForMessage(dimension)),
 			 errhint("Pass 'category', 'product' or 'brand'.")));
+}
+
+/*
+ * AffinityInit defines the settings of this part.
+ */
+void
+AffinityInit(void)
+{
+	DefineCustomBoolVariable("personalisation.affinity_tracking",
+							 "Whether every tracked event updates the session's and the profile's affinity.",
+							 "Turn off only for a bulk backfill of events, then run rebuild_affinity().",
+							 &AffinityTracking,
+							 true,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.page_view_weight",
+							 "Affinity added by a page view of a product or category.",
+							 NULL,
+							 &PageViewWeight,
+							 1.0, -1000.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.cart_add_weight",
+							 "Affinity added by putting a product in the cart.",
+							 NULL,
+							 &CartAddWeight,
+							 3.0, -1000.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.cart_remove_weight",
+							 "Affinity added by taking a product out of the cart (negative: interest withdrawn).",
+							 NULL,
+							 &CartRemoveWeight,
+							 -2.0, -1000.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.purchase_weight",
+							 "Affinity added by buying a product, per order line.",
+							 NULL,
+							 &PurchaseWeight,
+							 5.0, -1000.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.profile_half_life",
+							"Time in which a profile's affinity halves.",
+							NULL,
+							&ProfileHalfLifeSeconds,
+							14 * 24 * 3600, 60, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.session_half_life",
+							"Time in which a session's affinity halves.",
+							NULL,
+							&SessionHalfLifeSeconds,
+							30 * 60, 60, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.ancestor_damping",
+							 "Share of an event's weight credited to its category's parent, squared for the grandparent, and so on.",
+							 "Ranking reads a category's ancestors with the same damping.",
+							 &AncestorDamping,
+							 0.5, 0.0, 1.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.affinity_max_entries",
+							"Most dimensions one session's or profile's affinity keeps; the weakest are evicted.",
+							NULL,
+							&AffinityMaxEntries,
+							32, 8, 250,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 }

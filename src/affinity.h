@@ -1,13 +1,15 @@
 /*
  * affinity.h
- *		What the affinity model (affinity.c), ranking (rank.c) and the
- *		category tree cache (catalogue.c) share: dimension keys, the decoded
- *		form of a stored affinity, and category paths.
+ *		The affinity model (affinity.c): dimension keys, the decoded form of
+ *		a stored affinity, and what tracking, merges and ranking call.
  */
 #ifndef PERSONALISATION_AFFINITY_H
 #define PERSONALISATION_AFFINITY_H
 
-#include "personalisation.h"
+#include "events.h"
+#include "identity.h"
+
+#include "common/hashfn.h"
 
 /*
  * What an affinity is about.  The dimension sits in the top two bits of a
@@ -22,6 +24,32 @@ typedef enum AffinityDimension
 
 #define AFFINITY_DIMENSION_SHIFT 62
 #define AffinityKeyDimension(key) ((AffinityDimension) ((key) >> AFFINITY_DIMENSION_SHIFT))
+
+/* Seed of the key hash; changing it would orphan every stored score. */
+#define AFFINITY_KEY_SEED UINT64CONST(0x6166666e74790001)
+
+/*
+ * AffinityKey returns the key under which a dimension's value is scored: a
+ * 62-bit hash of the value with the dimension in the top two bits.  It is
+ * inline because the catalogue cache keys its categories and products the
+ * same way without calling into the affinity model.
+ */
+static inline uint64
+AffinityKey(AffinityDimension dimension, const char *data, int len)
+{
+	uint64		hash = DatumGetUInt64(hash_any_extended((const unsigned char *) data, len,
+														AFFINITY_KEY_SEED));
+
+	return ((uint64) dimension << AFFINITY_DIMENSION_SHIFT) |
+		(hash & ((UINT64CONST(1) << AFFINITY_DIMENSION_SHIFT) - 1));
+}
+
+/* AffinityTextKey is AffinityKey for a text value. */
+static inline uint64
+AffinityTextKey(AffinityDimension dimension, text *value)
+{
+	return AffinityKey(dimension, VARDATA_ANY(value), VARSIZE_ANY_EXHDR(value));
+}
 
 /* One score: a dimension key and its score at the state's decayed_to. */
 typedef struct AffinityEntry
@@ -44,29 +72,22 @@ typedef struct AffinityState
 /* Deepest category path followed; deeper ancestors are ignored. */
 #define MAX_CATEGORY_DEPTH 16
 
-/* affinity.c */
-extern uint64 AffinityKey(AffinityDimension dimension, const char *data, int len);
-extern uint64 AffinityTextKey(AffinityDimension dimension, text *value);
+/* Event weights and the category damping ranking reads too (defined by AffinityInit) */
+extern double PageViewWeight;
+extern double PurchaseWeight;
+extern double AncestorDamping;
+
 extern const char *AffinityDimensionName(AffinityDimension dimension);
 extern void DecodeAffinity(bytea *entries, TimestampTz decayed_to, AffinityState *state);
 extern float8 AffinityDecay(TimestampTz from, TimestampTz to, bool session_scope);
 extern float8 AffinityScore(AffinityState *state, uint64 key);
 extern int64 AffinitySessionInProfile(int64 profile_id, text *session_id, TimestampTz newest_event,
 									  AffinityState *state);
-
-/* catalogue.c */
-extern int	CategoryPath(uint64 category_key, uint64 *path);
-extern char *CategoryName(uint64 category_key);
-/* What tracking and ranking need of a product. */
-typedef struct ProductFacts
-{
-	text	   *category_id;	/* NULL when the product has none */
-	text	   *brand;			/* NULL when the product has none */
-	bool		in_stock;
-	bool		has_popularity; /* in product_popularity */
-	float8		popularity;		/* its score there (0 to 1) */
-} ProductFacts;
-
-extern bool LookupProduct(text *product_id, ProductFacts *facts);
+/* AffinityRecordEvent runs inside the tracking call's SPI connection */
+extern void AffinityRecordEvent(TrackedEvent *event);
+extern int64 AffinityMergeMove(const Merge *merge);
+extern int64 AffinityMergeUndo(const Merge *merge);
+extern void LockAffinityWriters(void);
+extern void AffinityInit(void);
 
 #endif							/* PERSONALISATION_AFFINITY_H */

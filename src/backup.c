@@ -18,7 +18,7 @@
  *		Changes made by the extension's own scripts (an upgrade retiring or
  *		changing a shipped row) leave the rows shipped and remember nothing.
  */
-#include "personalisation.h"
+#include "util.h"
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"

@@ -10,7 +10,7 @@
  *		call saves what a statement per event costs (a round trip, a parse,
  *		a plan and a commit each).
  */
-#include "personalisation.h"
+#include "util.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"

@@ -18,7 +18,9 @@
  *		own catalog caches, the copies hold the latest committed rows, not
  *		those of the caller's snapshot.
  */
-#include "affinity.h"
+#include "catalogue.h"
+
+#include "direct.h"
 
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -30,6 +32,9 @@
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
+
+/* Settings of this part (defined by CatalogueInit) */
+int			ProductCacheSize = 65536;
 
 PG_FUNCTION_INFO_V1(catalogue_changed);
 
@@ -388,5 +393,13 @@ catalogue_changed(PG_FUNCTION_ARGS)
 void
 CatalogueInit(void)
 {
+	DefineCustomIntVariable("personalisation.product_cache_size",
+							"Most products whose category, brand, stock and popularity a backend keeps in memory.",
+							"Tracking and ranking read a product from the catalogue once, then from this cache until the catalogue changes; past this many products the cache starts afresh. 0 turns it off.",
+							&ProductCacheSize,
+							65536, 0, 16 * 1024 * 1024,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	RegisterRelcacheListener(ForgetCatalogue);
 }

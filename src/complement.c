@@ -22,7 +22,8 @@
  *		for rebuild, maintenance and pause), then product rows in byte order,
  *		then pair rows in byte order of (a, b), then the stripe's total row.
  */
-#include "personalisation.h"
+#include "complement.h"
+
 
 #include "access/heapam.h"
 #include "access/htup_details.h"
@@ -43,6 +44,11 @@
 #include "utils/memutils.h"
 #include "utils/guc.h"
 #include "utils/rel.h"
+
+/* Settings of this part (defined by ComplementInit) */
+int			ComplementMinCoOrders = 2;
+int			ComplementWindowMinutes = 0;
+int			ComplementBasketCap = 50;
 
 PG_FUNCTION_INFO_V1(also_bought);
 PG_FUNCTION_INFO_V1(recommend_for_cart);
@@ -1531,12 +1537,38 @@ bool		RecommendRepurchase = true;
 int			RepurchaseMinOrders = 2;
 
 /*
- * RecommendInit defines the settings of the recommendation blend, read
+ * ComplementInit defines the settings of the recommendation blend, read
  * here and, for the repurchase rule, by the journey payloads.
  */
 void
-RecommendInit(void)
+ComplementInit(void)
 {
+	DefineCustomIntVariable("personalisation.complement_min_co_orders",
+							"The fewest orders two products must share to be recommended together.",
+							"also_bought and recommend_for_cart leave out pairs bought together less often.",
+							&ComplementMinCoOrders,
+							2, 1, INT_MAX,
+							PGC_USERSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.complement_window",
+							"How far back the complementarity counts reach; 0 counts every order.",
+							"maintain_complementarity() takes out orders as they leave the window; "
+							"a longer window takes effect at the next rebuild_complementarity().",
+							&ComplementWindowMinutes,
+							0, 0, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.complement_basket_cap",
+							"The most products of one order whose pairs are counted.",
+							"Larger orders count pairs among a hash-chosen sample of this many products; "
+							"a new value takes effect at the next rebuild_complementarity().",
+							&ComplementBasketCap,
+							50, 2, 1000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	DefineCustomRealVariable("personalisation.recommend_shrinkage",
 							 "Orders added to a source product's count when its complements' confidence is computed.",
 							 "co(C, Y) / (n(C) + shrinkage): a product bought a few times does not vouch for its partners "

@@ -6,7 +6,10 @@
  *		consent_history; the current state is the change with the latest
  *		occurred_at, so changes reported out of order settle correctly.
  */
-#include "personalisation.h"
+#include "util.h"
+
+#include "events.h"
+#include "journey.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"

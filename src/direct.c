@@ -21,8 +21,10 @@
  *		depend on triggers over per-person tables, and the callers set every
  *		column they know.
  */
-#include "personalisation.h"
+#include "direct.h"
 
+
+#include "miscadmin.h"
 #include "access/genam.h"
 #include "access/htup_details.h"
 #include "access/multixact.h"
@@ -32,7 +34,6 @@
 #include "catalog/namespace.h"
 #include "executor/executor.h"
 #include "executor/nodeModifyTable.h"
-#include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "storage/bufmgr.h"
 #include "storage/lmgr.h"
@@ -59,18 +60,6 @@ static const char *const DirectTableNames[DIRECT_TABLE_COUNT] = {
 /* Their OIDs, looked up on first use; InvalidOid until then. */
 static Oid	DirectTableOids[DIRECT_TABLE_COUNT];
 
-/* The event partitions opened lately: day number and OID. */
-#define KNOWN_PARTITIONS 4
-
-typedef struct KnownPartition
-{
-	int64		day;
-	Oid			relid;			/* InvalidOid: slot free */
-} KnownPartition;
-
-static KnownPartition KnownPartitions[KNOWN_PARTITIONS];
-static int	NextKnownPartition = 0;
-
 /*
  * ForgetTableOids drops the cached OIDs when one of those relations (or,
  * for InvalidOid, any relation) is invalidated: a dropped and re-created
@@ -82,19 +71,6 @@ ForgetTableOids(Datum arg, Oid relid)
 	for (int i = 0; i < DIRECT_TABLE_COUNT; i++)
 		if (relid == InvalidOid || DirectTableOids[i] == relid)
 			DirectTableOids[i] = InvalidOid;
-	for (int i = 0; i < KNOWN_PARTITIONS; i++)
-		if (relid == InvalidOid || KnownPartitions[i].relid == relid)
-			KnownPartitions[i].relid = InvalidOid;
-}
-
-/*
- * ExtensionSchemaRelid returns the OID of relation `name` in the
- * extension's schema, or InvalidOid when there is none.
- */
-static Oid
-ExtensionSchemaRelid(const char *name)
-{
-	return get_relname_relid(name, get_namespace_oid("personalisation", false));
 }
 
 /*
@@ -128,30 +104,6 @@ DirectTableOid(DirectTableId table)
 		DirectTableOids[table] = relid;
 	}
 	return DirectTableOids[table];
-}
-
-/*
- * EventPartitionOid returns the OID of the event partition of day number
- * `day` (which EnsureEventPartition has made sure exists).
- */
-static Oid
-EventPartitionOid(int64 day)
-{
-	KnownPartition *slot;
-	const char *qualified;
-
-	for (int i = 0; i < KNOWN_PARTITIONS; i++)
-		if (OidIsValid(KnownPartitions[i].relid) && KnownPartitions[i].day == day)
-			return KnownPartitions[i].relid;
-
-	qualified = EventPartitionName(day, CurrentMemoryContext);
-	slot = &KnownPartitions[NextKnownPartition];
-	NextKnownPartition = (NextKnownPartition + 1) % KNOWN_PARTITIONS;
-	slot->day = day;
-	slot->relid = ExtensionSchemaRelid(strchr(qualified, '.') + 1);
-	if (!OidIsValid(slot->relid))
-		elog(ERROR, "event partition %s is missing", qualified);
-	return slot->relid;
 }
 
 /*
@@ -217,13 +169,13 @@ OpenDirectTableForUniqueInsert(DirectTable *table, DirectTableId which)
 }
 
 /*
- * OpenEventPartition opens the event partition of day number `day` for
- * appending.
+ * OpenDirectRelation opens a relation its owner looked up (an event
+ * partition that partitions.c names) for appending.
  */
 void
-OpenEventPartition(DirectTable *table, int64 day)
+OpenDirectRelation(DirectTable *table, Oid relid)
 {
-	OpenDirect(table, EventPartitionOid(day), true, false);
+	OpenDirect(table, relid, true, false);
 }
 
 /*

@@ -5,7 +5,14 @@
  *		anonymous profile are created on first sight), the idempotency keys,
  *		the current cart, and the append-only event log.
  */
-#include "affinity.h"
+#include "events.h"
+
+#include "catalogue.h"
+#include "direct.h"
+#include "journey.h"
+#include "locks.h"
+#include "partitions.h"
+#include "worker.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
@@ -298,7 +305,7 @@ InsertEvent(TrackedEvent *event)
 	Datum	   *values;
 	bool	   *nulls;
 
-	OpenEventPartition(&partition, EnsureEventPartition(event->occurred_at));
+	OpenDirectRelation(&partition, EventPartitionRelid(EnsureEventPartition(event->occurred_at)));
 	DirectNewRow(&partition, &values, &nulls);
 	if (event->event_id != NULL)
 		SetColumn(&partition, values, nulls, "event_id", PointerGetDatum(event->event_id));

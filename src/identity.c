@@ -19,13 +19,18 @@
  *		exclusively, so an event is never written to a profile that is
  *		being merged away, nor missed by the merge.
  */
-#include "personalisation.h"
+#include "identity.h"
 
+#include "affinity.h"
+#include "journey.h"
+#include "locks.h"
+#include "subscriptions.h"
+
+#include "miscadmin.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "lib/stringinfo.h"
-#include "miscadmin.h"
 #include "storage/lock.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -33,24 +38,13 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
+/* Settings of this part (defined by IdentityInit) */
+char	   *BlockedIdentifiers = NULL;
+
 PG_FUNCTION_INFO_V1(identify);
 PG_FUNCTION_INFO_V1(identify_on_login);
 PG_FUNCTION_INFO_V1(unmerge);
 
-/*
- * Advisory lock keys (first half): one customer's logins; one profile's
- * merges; one session's events (shared) against its login (exclusive).
- */
-#define CUSTOMER_LOCK_KEY 0x63757374
-#define PROFILE_LOCK_KEY 0x70726f66
-#define SESSION_LOCK_KEY 0x73657373
-
-/*
- * Session advisory locks one transaction's events take (LockSessionForEvent)
- * before they lock session rows instead: a statement tracking events of
- * thousands of sessions would otherwise fill the shared lock table.
- */
-#define SESSION_ADVISORY_LOCKS 16
 
 /* Placeholder values refused whatever personalisation.blocked_identifiers says. */
 static const char *const AlwaysBlocked[] = {"0", "null", "undefined", "anonymous"};
@@ -118,11 +112,6 @@ static SavedStatement LockSessionStatement = {
 };
 
 /* Locks the rows of the sessions a login or an unmerge moves, in session id order. */
-static SavedStatement LockSessionRowsStatement = {
-	"SELECT FROM personalisation.sessions WHERE session_id = ANY ($1) ORDER BY session_id FOR UPDATE",
-	1, {TEXTARRAYOID}
-};
-
 static SavedStatement InsertSessionStatement = {
 	"INSERT INTO personalisation.sessions (session_id, profile_id, started_at, last_seen_at)"
 	" VALUES ($1, $2, $3, $3) ON CONFLICT (session_id) DO NOTHING",
@@ -435,20 +424,6 @@ static SavedStatement RestoreEmailConsentStatement = MERGE_STATEMENT(
 	"   AND p.email_consent_at = (i.detail #>> '{merged,email_consent_at}')::timestamptz");
 
 /*
- * ExecMergeStatement runs a merge step's statement (see MERGE_STATEMENT)
- * for one merge and returns how many rows it processed.
- */
-int64
-ExecMergeStatement(SavedStatement *statement, const Merge *merge)
-{
-	Datum		values[4] = {Int64GetDatum(merge->merge_id), Int64GetDatum(merge->from_profile_id),
-		Int64GetDatum(merge->into_profile_id), TimestampTzGetDatum(merge->merged_at)};
-
-	ExecSaved(statement, values, NULL, false, 0);
-	return (int64) SPI_processed;
-}
-
-/*
  * MoveSessions puts every session of the anonymous profile on the
  * customer's profile, so that their next events land there.  Push consent
  * lives on the session row and so travels with the browser that gave it.
@@ -563,55 +538,6 @@ RestoreConsent(const Merge *merge)
 }
 
 /*
- * LockSessionForEvent holds the session, until the end of the transaction,
- * against a login or unmerge that would move it to another profile, and
- * waits for one in progress, through the session's advisory lock in share
- * mode; many events of one session hold it together.  Every tracking call
- * takes it before reading which profile the session belongs to.  The lock
- * table is shared memory sized for a few dozen locks per transaction, so a
- * transaction takes at most SESSION_ADVISORY_LOCKS of these; past that it
- * returns false, and the caller locks the session's row instead (FOR KEY
- * SHARE, which lives in the tuple and so costs no lock table entry), which
- * a login's or an unmerge's FOR UPDATE of the row waits for just the same.
- */
-bool
-LockSessionForEvent(text *session_id)
-{
-	static AdvisoryAllowance allowance = {SESSION_ADVISORY_LOCKS};
-
-	return LockAdvisoryKeyWithin(SESSION_LOCK_KEY, HashText(session_id), ShareLock, &allowance);
-}
-
-/*
- * LockSession keeps the session's events out while a login, an unmerge or
- * an erasure moves or removes it, and waits for the events being written,
- * as far as they hold the session's advisory lock (see LockSessions).
- */
-static void
-LockSession(text *session_id)
-{
-	LockAdvisoryKey(SESSION_LOCK_KEY, HashText(session_id), ExclusiveLock);
-}
-
-/*
- * LockSessions keeps out the events of the sessions a login, an unmerge or
- * an erasure moves or removes: it takes LockSession for each (in the order
- * given), then locks their rows FOR UPDATE in session id order, since an
- * event past its transaction's advisory locks holds the row instead
- * (LockSessionForEvent).
- */
-void
-LockSessions(Datum *session_ids, int count)
-{
-	Datum		values[1];
-
-	for (int i = 0; i < count; i++)
-		LockSession(DatumGetTextPP(session_ids[i]));
-	values[0] = PointerGetDatum(construct_array(session_ids, count, TEXTOID, -1, false, TYPALIGN_INT));
-	ExecSaved(&LockSessionRowsStatement, values, NULL, false, 0);
-}
-
-/*
  * LockSessionsFound takes LockSessions for every session id the last
  * statement returned in its first column (in the order returned, which is
  * session id order).
@@ -627,27 +553,6 @@ LockSessionsFound(void)
 	for (uint64 i = 0; i < count; i++)
 		ids[i] = SPI_getbinval(found->vals[i], found->tupdesc, 1, &isnull);
 	LockSessions(ids, (int) count);
-}
-
-/*
- * LockCustomer serialises everything that may create, merge into or erase
- * the customer's profile.
- */
-void
-LockCustomer(text *customer_id)
-{
-	LockAdvisoryKey(CUSTOMER_LOCK_KEY, HashText(customer_id), ExclusiveLock);
-}
-
-/*
- * LockProfile serialises the merges (and the erasure) of one profile's
- * sessions.
- */
-void
-LockProfile(int64 profile_id)
-{
-	LockAdvisoryKey(PROFILE_LOCK_KEY, DatumGetInt32(DirectFunctionCall1(hashint8, Int64GetDatum(profile_id))),
-			ExclusiveLock);
 }
 
 /*
@@ -1213,4 +1118,20 @@ unmerge(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	PG_RETURN_INT64(entry.merge.from_profile_id);
+}
+
+/*
+ * IdentityInit defines the settings of this part.
+ */
+void
+IdentityInit(void)
+{
+	DefineCustomStringVariable("personalisation.blocked_identifiers",
+							   "Extra placeholder values identify() refuses as session, customer or email identifiers.",
+							   "A comma-separated list compared case-insensitively, surrounding blanks ignored. "
+							   "Blank values, '0', 'null', 'undefined' and 'anonymous' are always refused.",
+							   &BlockedIdentifiers,
+							   "",
+							   PGC_SUSET, GUC_LIST_INPUT,
+							   NULL, NULL, NULL);
 }

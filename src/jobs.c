@@ -9,7 +9,9 @@
  *		who runs what.  When the extension is dropped, its pg_cron jobs in
  *		this database go with it.
  */
-#include "personalisation.h"
+#include "jobs.h"
+
+#include "worker.h"
 
 #include "catalog/pg_type.h"
 #include "commands/dbcommands.h"

@@ -14,10 +14,20 @@
  */
 #include "journey.h"
 
+#include "complement.h"
+#include "events.h"
+#include "payload.h"
+#include "worker.h"
+
 #include <math.h>
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
+
+/* Settings of this part (defined by JourneyInit) */
+int			AbandonAfterMinutes = 30;
+double		JourneyHoldoutPercent = 10.0;
+int			AttributionWindowMinutes = 7 * 24 * 60;
 
 PG_FUNCTION_INFO_V1(run_due);
 PG_FUNCTION_INFO_V1(track_session_end);
@@ -337,4 +347,35 @@ Datum
 attribution_window(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(IntervalFromUsecs((int64) AttributionWindowMinutes * USECS_PER_MINUTE));
+}
+
+/*
+ * JourneyInit defines the settings of this part.
+ */
+void
+JourneyInit(void)
+{
+	DefineCustomIntVariable("personalisation.abandon_after",
+							"How long a cart with items must be idle to be declared abandoned.",
+							"run_due() declares each idle cart once per episode of cart activity.",
+							&AbandonAfterMinutes,
+							30, 1, 7 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.journey_holdout_percent",
+							 "The share of journey runs (abandoned carts, orders), in percent, that run without sending.",
+							 "The arm is a hash of the journey and the profile, so a profile stays in its arm.",
+							 &JourneyHoldoutPercent,
+							 10.0, 0.0, 100.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.attribution_window",
+							"How long after abandonment an order counts as recovering the cart, and after a cross-sell message as following it.",
+							NULL,
+							&AttributionWindowMinutes,
+							7 * 24 * 60, 1, 365 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
 }

@@ -1,12 +1,13 @@
 /*
  * journey.h
- *		Declarations shared by the journey files (journey.c, journey_steps.c,
- *		journey_hooks.c, payload.c, post_purchase.c) and the outbox (outbox.c).
+ *		The journeys: the sequence clock (journey.c), the steps of a run
+ *		(journey_steps.c) and the exit rules and merge step that tracked
+ *		events fire (journey_hooks.c).
  */
-#ifndef JOURNEY_H
-#define JOURNEY_H
+#ifndef PERSONALISATION_JOURNEY_H
+#define PERSONALISATION_JOURNEY_H
 
-#include "personalisation.h"
+#include "identity.h"
 
 #include "nodes/parsenodes.h"
 
@@ -66,24 +67,24 @@ typedef struct RunStep
 	bool		below_min_value;	/* the cart is worth less than the step's min_cart_value */
 } RunStep;
 
-/* journey.c */
+/* journey.c: the sequence clock, shared by run_due() and the background worker */
+extern int	RunDue(TimestampTz now, int max_runs, bool *more);
+extern TimestampTz NextDueAt(TimestampTz now);
 extern int32 HoldoutBasisPoints(void);
+extern void JourneyInit(void);
 
 /* journey_steps.c */
 extern int	ProcessRun(int64 profile_id, int64 run_id, TimestampTz now);
-extern Datum IntervalFromUsecs(int64 usecs);
+extern void JourneyStepsInit(void);
 
-/* payload.c */
-extern void ForgetSocialProof(void);
-extern int	RecommendForStep(RunStep *step);
-extern char *NewCouponCode(void);
-extern Datum BuildPayload(RunStep *step, TimestampTz now, const char *coupon_code,
-						  TimestampTz coupon_expires_at);
-extern void IssueCoupon(RunStep *step, const char *code, TimestampTz issued_at,
-						TimestampTz expires_at);
+/* journey_hooks.c: exit rules fired by tracked events, and the journeys' merge step */
+extern void JourneyCartChanged(int64 profile_id);
+extern void JourneyPurchase(int64 profile_id, TimestampTz occurred_at);
+extern void JourneyRefund(int64 profile_id, TimestampTz occurred_at);
+extern void JourneySubscribed(int64 profile_id, TimestampTz occurred_at);
+extern void JourneyConsentWithdrawn(int64 profile_id, text *session_id, const char *channel,
+									TimestampTz occurred_at);
+extern int64 JourneyMergeProfiles(const Merge *merge);
+extern int64 JourneyUnmergeProfiles(const Merge *merge);
 
-/* outbox.c */
-extern void OutboxWithdraw(int64 profile_id, Datum run_ids, const char *status,
-						   const char *reason, TimestampTz at);
-
-#endif							/* JOURNEY_H */
+#endif							/* PERSONALISATION_JOURNEY_H */

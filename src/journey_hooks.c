@@ -12,6 +12,8 @@
  */
 #include "journey.h"
 
+#include "outbox.h"
+
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"
 

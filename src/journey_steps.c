@@ -8,10 +8,19 @@
  */
 #include "journey.h"
 
+#include "outbox.h"
+#include "payload.h"
+
 #include "catalog/pg_type.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
+
+/* Settings of this part (defined by JourneyStepsInit) */
+int			FrequencyCap = 3;
+char	   *QuietHours = NULL;
+char	   *QuietHoursTimezone = NULL;
+int			CouponValidityMinutes = 48 * 60;
 
 /* Quiet hours as minutes after local midnight; start > end wraps past midnight. */
 typedef struct QuietWindow
@@ -129,19 +138,6 @@ static SavedStatement FrequencyCapStatement = {
 	" ORDER BY s.done_at DESC OFFSET $3 LIMIT 1",
 	3, {INT8OID, TIMESTAMPTZOID, INT8OID}, KEYED_PLAN
 };
-
-/*
- * IntervalFromUsecs returns an interval datum of the given length, for
- * passing a time-span setting to a statement.
- */
-Datum
-IntervalFromUsecs(int64 usecs)
-{
-	Interval   *span = palloc0(sizeof(Interval));
-
-	span->time = usecs;
-	return IntervalPGetDatum(span);
-}
 
 /*
  * ColumnText returns column col of the current SPI row as a C string, or
@@ -463,7 +459,7 @@ ProcessRun(int64 profile_id, int64 run_id, TimestampTz now)
  * with distinct start and end, and hands the parsed window to
  * AssignQuietHours.
  */
-bool
+static bool
 CheckQuietHours(char **newval, void **extra, GucSource source)
 {
 	QuietWindow parsed = {false, 0, 0};
@@ -504,7 +500,7 @@ CheckQuietHours(char **newval, void **extra, GucSource source)
 /*
  * AssignQuietHours makes the checked window the one in force.
  */
-void
+static void
 AssignQuietHours(const char *newval, void *extra)
 {
 	QuietHoursWindow = (QuietWindow *) extra;
@@ -514,7 +510,7 @@ AssignQuietHours(const char *newval, void *extra)
  * CheckQuietHoursTimezone accepts any time zone name the server knows and
  * hands the loaded zone to AssignQuietHoursTimezone.
  */
-bool
+static bool
 CheckQuietHoursTimezone(char **newval, void **extra, GucSource source)
 {
 	pg_tz	   *zone = pg_tzset(*newval);
@@ -537,8 +533,47 @@ CheckQuietHoursTimezone(char **newval, void **extra, GucSource source)
 /*
  * AssignQuietHoursTimezone makes the checked zone the one in force.
  */
-void
+static void
 AssignQuietHoursTimezone(const char *newval, void *extra)
 {
 	QuietHoursZone = *(pg_tz **) extra;
+}
+
+/*
+ * JourneyStepsInit defines the settings of this part.
+ */
+void
+JourneyStepsInit(void)
+{
+	DefineCustomIntVariable("personalisation.frequency_cap",
+							"The most journey messages one profile is sent in any rolling 24 hours.",
+							"A step that would exceed it is postponed, never dropped; 0 turns the cap off.",
+							&FrequencyCap,
+							3, 0, 1000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomStringVariable("personalisation.quiet_hours",
+							   "Local hours in which no journey message is sent, as HH:MM-HH:MM.",
+							   "A step due inside them is postponed to their end; empty turns them off.",
+							   &QuietHours,
+							   "",
+							   PGC_SUSET, 0,
+							   CheckQuietHours, AssignQuietHours, NULL);
+
+	DefineCustomStringVariable("personalisation.quiet_hours_timezone",
+							   "The time zone personalisation.quiet_hours is read in.",
+							   NULL,
+							   &QuietHoursTimezone,
+							   "UTC",
+							   PGC_SUSET, 0,
+							   CheckQuietHoursTimezone, AssignQuietHoursTimezone, NULL);
+
+	DefineCustomIntVariable("personalisation.coupon_validity",
+							"How long an incentive's coupon is valid after its message is written.",
+							NULL,
+							&CouponValidityMinutes,
+							48 * 60, 1, 365 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
 }

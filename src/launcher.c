@@ -9,14 +9,16 @@
  *		Both then exit; on a standby the postmaster runs neither before
  *		promotion.
  */
-#include "personalisation.h"
+#include "launcher.h"
 
+#include "worker.h"
+
+#include "miscadmin.h"
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/pg_database.h"
-#include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "storage/ipc.h"

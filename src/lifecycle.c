@@ -16,7 +16,10 @@
  *		the extension is dropped with it before sql_drop fires, and one that
  *		does not would outlive it.
  */
-#include "personalisation.h"
+#include "lifecycle.h"
+
+#include "jobs.h"
+#include "worker.h"
 
 #include "access/genam.h"
 #include "access/table.h"

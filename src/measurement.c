@@ -16,7 +16,7 @@
  *		              sqrt(p0 (1 - p0) (1/n1 + 1/n0)) / p0
  *		              (95% confidence, 80% power, at the control rate p0)
  */
-#include "journey.h"
+#include "measurement.h"
 
 #include <math.h>
 
@@ -24,6 +24,10 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
+
+/* Settings of this part (defined by MeasurementInit) */
+int			RankingAttributionWindowMinutes = 24 * 60;
+int			RepeatOrderWindowMinutes = 30 * 24 * 60;
 
 PG_FUNCTION_INFO_V1(uplift_test);
 PG_FUNCTION_INFO_V1(uplift_claim);
@@ -251,4 +255,27 @@ Datum
 repeat_order_window(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_DATUM(IntervalFromUsecs((int64) RepeatOrderWindowMinutes * USECS_PER_MINUTE));
+}
+
+/*
+ * MeasurementInit defines the settings of this part.
+ */
+void
+MeasurementInit(void)
+{
+	DefineCustomIntVariable("personalisation.ranking_attribution_window",
+							"How long after its first ranking an order placed in a session counts as the session's conversion.",
+							"The ranking_holdout report reads it; changing it changes the report, not what was recorded.",
+							&RankingAttributionWindowMinutes,
+							24 * 60, 1, 365 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.repeat_order_window",
+							"How long after the order that started a post-purchase run a further order counts as a repeat order.",
+							"The post_purchase_order_value report reads it.",
+							&RepeatOrderWindowMinutes,
+							30 * 24 * 60, 1, 365 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
 }

@@ -23,6 +23,9 @@
  *		refused unless the calling role owns the extension, and an
  *		acknowledgement or failure names the consumer that holds the claim.
  */
+#include "outbox.h"
+
+#include "direct.h"
 #include "journey.h"
 
 #include "access/detoast.h"
@@ -43,6 +46,11 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
+
+/* Settings of this part (defined by OutboxInit) */
+int			MaxLeaseSeconds = 3600;
+int			OutboxMaxAttempts = 5;
+int			RetryBackoffSeconds = 60;
 
 PG_FUNCTION_INFO_V1(claim_messages);
 PG_FUNCTION_INFO_V1(ack_message);
@@ -876,4 +884,35 @@ fail_message(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	PG_RETURN_TEXT_P(cstring_to_text(dead ? "dead" : "pending"));
+}
+
+/*
+ * OutboxInit defines the settings of this part.
+ */
+void
+OutboxInit(void)
+{
+	DefineCustomIntVariable("personalisation.max_lease",
+							"The longest lease a delivery worker may take in claim_messages.",
+							"A caller other than the extension's owner asking for a longer lease is refused, so that no sender can hold messages out of the other consumers' reach.",
+							&MaxLeaseSeconds,
+							3600, 1, 7 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.max_attempts",
+							"How many times an outbox message is handed to a worker before it is dead-lettered.",
+							NULL,
+							&OutboxMaxAttempts,
+							5, 1, 100,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.retry_backoff",
+							"How long a failed message waits before its first retry; each retry waits twice as long.",
+							NULL,
+							&RetryBackoffSeconds,
+							60, 1, 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
 }

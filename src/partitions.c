@@ -13,7 +13,10 @@
  *		forgets it whenever the events table's relcache entry is invalidated
  *		(a partition created or dropped, the extension dropped).
  */
-#include "personalisation.h"
+#include "partitions.h"
+
+#include "locks.h"
+#include "privacy.h"
 
 #include "access/htup_details.h"
 #include "catalog/dependency.h"
@@ -29,10 +32,10 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 
-PG_FUNCTION_INFO_V1(maintain_partitions);
+/* Settings of this part (defined by PartitionsInit) */
+int			PartitionPremakeDays = 7;
 
-/* Advisory lock key (first half) serialising partition changes. */
-#define PARTITION_LOCK_KEY 0x70657273
+PG_FUNCTION_INFO_V1(maintain_partitions);
 
 /*
  * The days partitions can be made for: from day 0 (2000-01-01), the origin
@@ -52,11 +55,6 @@ static SavedStatement PartitionDaysStatement = {
 	" WHERE i.inhparent = pg_catalog.to_regclass('personalisation.events')"
 	"   AND c.relname ~ '^events_p[0-9]{8}$' ORDER BY 1",
 	0, {InvalidOid}
-};
-
-static SavedStatement LockPartitionsStatement = {
-	"SELECT pg_catalog.pg_advisory_xact_lock($1, 0)",
-	1, {INT4OID}
 };
 
 static SavedStatement PartitionIndexesStatement = {
@@ -98,15 +96,30 @@ FormatDay(StringInfo buf, int64 day, bool sep)
 	appendStringInfo(buf, sep ? "%04d-%02d-%02d" : "%04d%02d%02d", year, month, mday);
 }
 
+/* The event partitions opened lately: day number and OID. */
+#define KNOWN_PARTITIONS 4
+
+typedef struct KnownPartition
+{
+	int64		day;
+	Oid			relid;			/* InvalidOid: slot free */
+} KnownPartition;
+
+static KnownPartition KnownPartitions[KNOWN_PARTITIONS];
+static int	NextKnownPartition = 0;
+
 /*
  * ForgetCoveredDays is the relcache callback that drops the backend's
- * memory of which days have partitions.
+ * memory of which days have partitions and of their OIDs.
  */
 static void
 ForgetCoveredDays(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == CoveredEventsRelid)
 		CoveredDaysValid = false;
+	for (int i = 0; i < KNOWN_PARTITIONS; i++)
+		if (relid == InvalidOid || KnownPartitions[i].relid == relid)
+			KnownPartitions[i].relid = InvalidOid;
 }
 
 /*
@@ -247,9 +260,7 @@ CreateDayPartition(int64 day)
 static void
 LockPartitions(void)
 {
-	Datum		values[1] = {Int32GetDatum(PARTITION_LOCK_KEY)};
-
-	ExecSaved(&LockPartitionsStatement, values, NULL, false, 0);
+	LockAdvisoryKey(PARTITION_LOCK_KEY, 0, ExclusiveLock);
 }
 
 /*
@@ -267,6 +278,31 @@ EventPartitionName(int64 day, MemoryContext context)
 	FormatDay(&name, day, false);
 	MemoryContextSwitchTo(old);
 	return name.data;
+}
+
+/*
+ * EventPartitionRelid returns the OID of the event partition of day number
+ * `day` (which EnsureEventPartition has made sure exists), for the raw-access
+ * layer to append to; the last few are remembered.
+ */
+Oid
+EventPartitionRelid(int64 day)
+{
+	KnownPartition *slot;
+	const char *qualified;
+
+	for (int i = 0; i < KNOWN_PARTITIONS; i++)
+		if (OidIsValid(KnownPartitions[i].relid) && KnownPartitions[i].day == day)
+			return KnownPartitions[i].relid;
+
+	qualified = EventPartitionName(day, CurrentMemoryContext);
+	slot = &KnownPartitions[NextKnownPartition];
+	NextKnownPartition = (NextKnownPartition + 1) % KNOWN_PARTITIONS;
+	slot->day = day;
+	slot->relid = ExtensionSchemaRelid(strchr(qualified, '.') + 1);
+	if (!OidIsValid(slot->relid))
+		elog(ERROR, "event partition %s is missing", qualified);
+	return slot->relid;
 }
 
 /*
@@ -301,6 +337,14 @@ EnsureEventPartition(TimestampTz occurred_at)
 void
 PartitionsInit(void)
 {
+	DefineCustomIntVariable("personalisation.partition_premake",
+							"How many days of future event partitions maintain_partitions() creates ahead.",
+							NULL,
+							&PartitionPremakeDays,
+							7, 1, 366,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
+
 	RegisterRelcacheListener(ForgetCoveredDays);
 }
 

@@ -13,13 +13,18 @@
  *		a missing key.  cart is null for runs a purchase started, order for
  *		cart runs.
  */
-#include "journey.h"
+#include "payload.h"
+
+#include "complement.h"
 
 #include "catalog/pg_type.h"
 #include "lib/stringinfo.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
+
+/* Settings of this part (defined by PayloadInit) */
+int			SocialProofWindowMinutes = 7 * 24 * 60;
 
 /* Crockford's base 32: no I, L, O or U, so codes read back unambiguously. */
 /* The reason a recommendation gives in the payload, by RecommendationReason. */
@@ -516,4 +521,19 @@ IssueCoupon(RunStep *step, const char *code, TimestampTz issued_at, TimestampTz 
 	TimestampTzGetDatum(expires_at), PointerGetDatum(step->journey)};
 
 	ExecSaved(&IssueCouponStatement, values, NULL, false, 0);
+}
+
+/*
+ * PayloadInit defines the settings of this part.
+ */
+void
+PayloadInit(void)
+{
+	DefineCustomIntVariable("personalisation.social_proof_window",
+							"How far back social proof counts the people who bought or viewed a product.",
+							NULL,
+							&SocialProofWindowMinutes,
+							7 * 24 * 60, 60, 180 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
 }

@@ -12,6 +12,8 @@
  *		running.  From then on the runs follow the journey machinery: run_due,
  *		exit rules, consent, caps, quiet hours, holdout and the outbox.
  */
+#include "post_purchase.h"
+
 #include "journey.h"
 
 #include "catalog/pg_type.h"

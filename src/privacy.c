@@ -16,7 +16,11 @@
  *		pair counts) carry none of these columns and are left alone, except
  *		that erased orders leave the pair counts as refunded ones do.
  */
-#include "personalisation.h"
+#include "privacy.h"
+
+#include "complement.h"
+#include "identity.h"
+#include "locks.h"
 
 #include "catalog/pg_type.h"
 #include "common/hmac.h"

@@ -6,7 +6,14 @@
  *		clearing the purchased products from the cart, all in the caller's
  *		transaction.
  */
-#include "personalisation.h"
+#include "purchases.h"
+
+#include "affinity.h"
+#include "complement.h"
+#include "journey.h"
+#include "locks.h"
+#include "post_purchase.h"
+#include "worker.h"
 
 #include "catalog/pg_type.h"
 #include "utils/array.h"
@@ -14,10 +21,10 @@
 #include "utils/jsonb.h"
 #include "utils/numeric.h"
 
-PG_FUNCTION_INFO_V1(track_purchase);
+/* Settings of this part (defined by PurchasesInit) */
+int			MaxOrderLines = 500;
 
-/* Advisory lock key (first half) serialising calls for one order id. */
-#define ORDER_LOCK_KEY 0x6f726472
+PG_FUNCTION_INFO_V1(track_purchase);
 
 /*
  * Order advisory locks one transaction takes; past them, the order's row
@@ -463,4 +470,19 @@ track_purchase(PG_FUNCTION_ARGS)
 	SPI_finish();
 
 	PG_RETURN_VOID();
+}
+
+/*
+ * PurchasesInit defines the settings of this part.
+ */
+void
+PurchasesInit(void)
+{
+	DefineCustomIntVariable("personalisation.max_order_lines",
+							"The most lines one purchase may carry.",
+							NULL,
+							&MaxOrderLines,
+							500, 1, 100000,
+							PGC_SUSET, 0,
+							NULL, NULL, NULL);
 }

@@ -20,7 +20,10 @@
  *		ones, then candidates the catalogue does not know; ties keep the
  *		shop's order.
  */
-#include "affinity.h"
+#include "rank.h"
+
+#include "catalogue.h"
+#include "direct.h"
 
 #include "access/xact.h"
 #include "access/xlog.h"
@@ -34,6 +37,14 @@
 #include "utils/fmgrprotos.h"
 #include "utils/jsonb.h"
 #include "utils/snapmgr.h"
+
+/* Settings of this part (defined by RankInit) */
+double		SessionWeight = 1.0;
+double		BrandWeight = 0.5;
+double		PopularityWeight = 1.0;
+int			PopularityHalfLifeSeconds = 3 * 24 * 3600;
+int			PopularityWindowSeconds = 14 * 24 * 3600;
+double		RankingHoldoutPercent = 10.0;
 
 PG_FUNCTION_INFO_V1(rank_products);
 PG_FUNCTION_INFO_V1(rank_categories);
@@ -120,6 +131,54 @@ static double SessionShrinkage = 6.0;
 void
 RankInit(void)
 {
+	DefineCustomRealVariable("personalisation.session_weight",
+							 "Weight of the session's affinity against the profile's (1) in a ranking score.",
+							 NULL,
+							 &SessionWeight,
+							 1.0, 0.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.brand_weight",
+							 "Weight of brand affinity against product and category affinity (1) in a product's score.",
+							 NULL,
+							 &BrandWeight,
+							 0.5, 0.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.popularity_weight",
+							 "Score given to the most popular candidate by the popularity prior; others get their share of it.",
+							 NULL,
+							 &PopularityWeight,
+							 1.0, 0.0, 1000.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.popularity_half_life",
+							"Time in which an event's contribution to popularity halves.",
+							NULL,
+							&PopularityHalfLifeSeconds,
+							3 * 24 * 3600, 60, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.popularity_window",
+							"How far back refresh_popularity() reads events.",
+							NULL,
+							&PopularityWindowSeconds,
+							14 * 24 * 3600, 3600, INT_MAX,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+
+	DefineCustomRealVariable("personalisation.ranking_holdout_percent",
+							 "Share of visitors, in percent, held out of ranking (the control arm gets the shop's order).",
+							 "Assignment is a hash of the session's profile; raising the share keeps every control visitor in control.",
+							 &RankingHoldoutPercent,
+							 10.0, 0.0, 100.0,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+
 	DefineCustomRealVariable("personalisation.session_shrinkage",
 							 "Events a session needs for its affinity to count half in a ranking score.",
 							 "A session of n events has its affinity weighted n / (n + session_shrinkage); 0 turns the shrinkage off.",

@@ -4,7 +4,10 @@
  *		out of every count derived from orders, and ends the post-purchase
  *		runs it leaves without a standing order, in the caller's transaction.
  */
-#include "personalisation.h"
+#include "util.h"
+
+#include "complement.h"
+#include "journey.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"

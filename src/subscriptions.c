@@ -11,7 +11,10 @@
  *		while one is active, or a stop while none is, is recorded as an event
  *		and changes nothing else.
  */
-#include "personalisation.h"
+#include "subscriptions.h"
+
+#include "events.h"
+#include "journey.h"
 
 #include "catalog/pg_type.h"
 #include "utils/builtins.h"

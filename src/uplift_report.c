@@ -8,7 +8,7 @@
  *		abandoned-cart journey.  The page is well-formed XML as well as
  *		HTML, so a test can parse it.
  */
-#include "personalisation.h"
+#include "util.h"
 
 #include <math.h>
 

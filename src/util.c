@@ -5,7 +5,7 @@
  *		before anything is written, the advisory locks that serialise
  *		work on one key, and the refusal of writes on a standby.
  */
-#include "personalisation.h"
+#include "util.h"
 
 #include "access/xlog.h"
 #include "catalog/namespace.h"
@@ -20,6 +20,10 @@
 #include "utils/lsyscache.h"
 #include "utils/syscache.h"
 #include "catalog/pg_proc.h"
+
+/* Settings of this part (defined by UtilInit) */
+int			EventRetentionMinutes = 180 * 24 * 60;
+int			MaxClockSkewSeconds = 300;
 
 /* The search path every statement of the extension is parsed and run under. */
 #define PINNED_SEARCH_PATH "pg_catalog, pg_temp"
@@ -389,49 +393,6 @@ RequirePositiveQuantity(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * LockAdvisoryKey takes a transaction-level advisory lock on (space, key)
- * in mode ExclusiveLock or ShareLock: the lock pg_advisory_xact_lock(space,
- * key) or pg_advisory_xact_lock_shared(space, key) takes, so pg_locks shows
- * it.
- */
-void
-LockAdvisoryKey(int32 space, int32 key, LOCKMODE mode)
-{
-	LOCKTAG		tag;
-
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) space, (uint32) key, 2);
-	(void) LockAcquire(&tag, mode, false, false);
-}
-
-/*
- * LockAdvisoryKeyWithin takes LockAdvisoryKey(space, key, mode) unless this
- * transaction already took allowance->limit locks through the allowance,
- * and reports whether the transaction holds the lock.  The lock table is
- * shared memory sized for a few dozen locks per transaction, so a statement
- * over thousands of keys must hold the rest some other way (a row lock,
- * which lives in the tuple); the caller does that when this returns false.
- */
-bool
-LockAdvisoryKeyWithin(int32 space, int32 key, LOCKMODE mode, AdvisoryAllowance *allowance)
-{
-	LOCKTAG		tag;
-
-	if (allowance->xact != MyProc->lxid)
-	{
-		allowance->xact = MyProc->lxid;
-		allowance->taken = 0;
-	}
-	SET_LOCKTAG_ADVISORY(tag, MyDatabaseId, (uint32) space, (uint32) key, 2);
-	if (LockHeldByMe(&tag, mode))
-		return true;
-	if (allowance->taken >= allowance->limit)
-		return false;
-	(void) LockAcquire(&tag, mode, false, false);
-	allowance->taken++;
-	return true;
-}
-
-/*
  * HashText returns a text value's hash, the second half of a lock key.
  */
 int32
@@ -508,4 +469,87 @@ JsonArgument(FunctionCallInfo fcinfo, int argno, const char *argname, const char
 	}
 	PG_END_TRY();
 	return DatumGetJsonbP(parsed);
+}
+
+/*
+ * UtilInit defines the settings of this part.
+ */
+void
+UtilInit(void)
+{
+	DefineCustomIntVariable("personalisation.event_retention",
+							"How long events, their idempotency keys and idle sessions are kept.",
+							"maintain_partitions() drops day partitions wholly older than this, expires "
+							"sessions last seen before it and the anonymous profiles they leave unreachable; "
+							"events older than this are refused.",
+							&EventRetentionMinutes,
+							180 * 24 * 60, 24 * 60, INT_MAX,
+							PGC_SUSET, GUC_UNIT_MIN,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("personalisation.max_clock_skew",
+							"How far in the future an event's occurred_at may lie.",
+							"Events stamped later than now() plus this are refused as a clock error; so is a now that a caller other than the extension's owner passes to the queue functions further than this from the transaction's time.",
+							&MaxClockSkewSeconds,
+							300, 0, 7 * 24 * 3600,
+							PGC_SUSET, GUC_UNIT_S,
+							NULL, NULL, NULL);
+}
+
+/*
+ * IntervalFromUsecs returns an interval datum of the given length, for
+ * passing a time-span setting to a statement.
+ */
+Datum
+IntervalFromUsecs(int64 usecs)
+{
+	Interval   *span = palloc0(sizeof(Interval));
+
+	span->time = usecs;
+	return IntervalPGetDatum(span);
+}
+
+/*
+ * ExtensionSchemaRelid returns the OID of relation `name` in the
+ * extension's schema, or InvalidOid when there is none.
+ */
+Oid
+ExtensionSchemaRelid(const char *name)
+{
+	return get_relname_relid(name, get_namespace_oid("personalisation", false));
+}
+
+/*
+ * Most relcache listeners the parts register.  A backend has only ten
+ * relcache callback slots (PostgreSQL 15) for the server and every loaded
+ * library together, so the extension takes one and dispatches inside it.
+ */
+#define MAX_RELCACHE_LISTENERS 4
+
+static RelcacheCallbackFunction RelcacheListeners[MAX_RELCACHE_LISTENERS];
+static int	RelcacheListenerCount = 0;
+
+/*
+ * DispatchRelcacheInvalidation is the extension's one relcache callback: it
+ * hands each invalidation to every part's listener.
+ */
+static void
+DispatchRelcacheInvalidation(Datum arg, Oid relid)
+{
+	for (int i = 0; i < RelcacheListenerCount; i++)
+		RelcacheListeners[i] (arg, relid);
+}
+
+/*
+ * RegisterRelcacheListener adds a part's relcache listener, registering the
+ * extension's single relcache callback with the server on the first call.
+ */
+void
+RegisterRelcacheListener(RelcacheCallbackFunction listener)
+{
+	if (RelcacheListenerCount >= MAX_RELCACHE_LISTENERS)
+		elog(ERROR, "too many personalisation relcache listeners");
+	if (RelcacheListenerCount == 0)
+		CacheRegisterRelcacheCallback(DispatchRelcacheInvalidation, (Datum) 0);
+	RelcacheListeners[RelcacheListenerCount++] = listener;
 }

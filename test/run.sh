@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command (make test): installs what is missing, builds, installs,
 # starts a throw-away instance preloading pg_cron and personalisation, runs
-# the pg_regress suite, the pgTAP suite, the reference check, the doc test, the delivery
+# the pg_regress suite, the pgTAP suite, the layering check, the reference check, the doc test, the delivery
 # worker example, the upgrade and backup tests, the report page in a browser, crash
 # recovery and a short load run, and exits non-zero on any failure.
 set -euo pipefail
@@ -37,6 +37,9 @@ psql -q -X -d "$DB" -v ON_ERROR_STOP=1 -c 'CREATE EXTENSION IF NOT EXISTS pgtap'
 # security_hostile.sql reads the documented SQLSTATEs from docs/security.md
 export PERSONALISATION_DOCS="$REPO_DIR/docs"
 pg_prove --dbname "$DB" --ext .sql -r "$REPO_DIR/test/pgtap" || status=1
+
+# no two C files call into each other, directly or through others (read from the built objects)
+python3 "$REPO_DIR/test/layering.py" || status=1
 
 # docs/reference.md names every public function, view and setting, as test/reference.py writes it
 python3 "$REPO_DIR/test/reference.py" "$DB" --check || status=1
