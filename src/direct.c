@@ -17,12 +17,11 @@
  *		generated columns, check NOT NULL and CHECK constraints and maintain
  *		every index of the table (a shop's own indexes included).  Triggers
  *		(so also foreign keys) on these tables do not fire for these writes,
- *		and column defaults are not applied: DESIGN.md has no correctness
- *		depend on triggers over per-person tables, and the callers set every
- *		column they know.
+ *		and column defaults are not applied: no correctness depends on
+ *		triggers over per-person tables, and the callers set every column
+ *		they know (docs/architecture.md, "The raw-access layer").
  */
 #include "direct.h"
-
 
 #include "miscadmin.h"
 #include "access/genam.h"
