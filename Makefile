@@ -7,8 +7,10 @@ OBJS         = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 PG_CPPFLAGS  = -Isrc
 PG_CFLAGS    = -Werror -Wall -Wmissing-prototypes -Wpointer-arith -Wendif-labels -Wformat-security
 
-# The install script is the concatenation of the parts below, in dependency order.
-SQL_PARTS    = sql/schema.sql sql/measurement.sql sql/events.sql sql/identity.sql sql/affinity.sql sql/complement.sql sql/subscriptions.sql sql/outbox.sql sql/journeys.sql sql/post_purchase.sql sql/uplift.sql sql/maintenance.sql sql/worker.sql sql/privacy.sql sql/backup.sql sql/security.sql
+# The install script is the concatenation of the parts in sql/install/, in
+# dependency order.  sql/ itself holds the pg_regress inputs (sql/NAME.sql,
+# expected/NAME.out), where PostgreSQL 15's pg_regress looks for them.
+SQL_PARTS    = $(addprefix sql/install/,$(addsuffix .sql,schema measurement events identity affinity complement subscriptions outbox journeys post_purchase uplift maintenance worker privacy backup security))
 # The install script of the version under development is built from the parts;
 # released install scripts (sql/personalisation--0.1.0.sql) are kept as shipped,
 # and each upgrade script A--B carries every SQL change from release A to B.
@@ -16,7 +18,10 @@ DATA_built   = sql/$(EXTENSION)--$(EXTVERSION).sql
 DATA         = $(filter-out $(DATA_built),$(wildcard sql/$(EXTENSION)--*.sql))
 EXTRA_CLEAN  = $(DATA_built)
 
-# pg_regress tests (test/sql, expected/), run in this order by the test command.
+# pg_regress tests (sql/NAME.sql, expected/NAME.out), in this order:
+# `make installcheck` runs them against a running server (PGHOST, PGPORT or
+# EXTRA_REGRESS_OPTS="--host=... --port=..."), which must preload pg_cron and
+# personalisation with the settings of test/personalisation.conf.
 REGRESS      = setup ingest consent identity ranking complement
 
 PG_CONFIG   ?= pg_config
@@ -42,7 +47,3 @@ demo-stop:
 
 bench:
 	bash bench/run.sh
-
-.PHONY: print-regress
-print-regress:
-	@echo $(REGRESS)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What SECURITY DEFINER with SET search_path costs a tracked page view.
 # The extension's track_page_view runs as its owner with search_path pinned
-# (sql/security.sql); the baseline, measured in the same run, is the same C
+# (sql/install/security.sql); the baseline, measured in the same run, is the same C
 # function declared without either, called by the superuser.  pgbench, 2
 # clients, prepared statements, ROUNDS alternating rounds of
 # SECONDS_PER_RUN each, over 10,000 warm sessions and 20,000 products.

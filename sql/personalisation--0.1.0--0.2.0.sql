@@ -136,7 +136,7 @@ GRANT EXECUTE ON FUNCTION personalisation.ack_message(bigint, timestamptz, text)
                           personalisation.fail_message(bigint, text, timestamptz, text) TO personalisation_sender;
 
 -- sender: the privileges every script leaves are the access map's, applied by
--- apply_access_map() (sql/security.sql) as the script's last statement; 0.1.0's
+-- apply_access_map() (sql/install/security.sql) as the script's last statement; 0.1.0's
 -- ALTER DEFAULT PRIVILEGES IN SCHEMA changed nothing (pg_default_acl stayed
 -- empty), so there is nothing to undo.
 INSERT INTO personalisation.access_map (object_name, role_name, runs_as) VALUES
@@ -199,7 +199,7 @@ BEGIN
         IF NOT matched THEN
             RAISE EXCEPTION 'personalisation.access_map names "%", which is no function, table or view of schema personalisation',
                             entry.object_name
-                  USING HINT = 'Correct or remove its line in the access map (sql/security.sql).';
+                  USING HINT = 'Correct or remove its line in the access map (sql/install/security.sql).';
         END IF;
     END LOOP;
 
@@ -213,13 +213,13 @@ BEGIN
      WHERE NOT EXISTS (SELECT FROM personalisation.access_map m WHERE m.object_name OPERATOR(pg_catalog.=) o.name);
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'the access map does not say who may use: %', missing
-              USING HINT = 'Add one line per name to the access map in sql/security.sql: the role that may use it, or owner_only.';
+              USING HINT = 'Add one line per name to the access map in sql/install/security.sql: the role that may use it, or owner_only.';
     END IF;
 END
 $$;
 
 -- Backup and restore (issue 15, point 1; README, "Backup and restore";
--- sql/backup.sql): pg_dump carries every row the extension holds, and
+-- sql/install/backup.sql): pg_dump carries every row the extension holds, and
 -- pg_restore puts the rows and the day partitions back over a fresh
 -- CREATE EXTENSION.
 
@@ -460,7 +460,7 @@ CREATE TABLE personalisation.ranking_exposures (
     arm        text NOT NULL CHECK (arm IN ('personalised', 'control')),
     exposed_at timestamptz NOT NULL
 );
--- dumped by pg_dump, as every table listed in sql/backup.sql
+-- dumped by pg_dump, as every table listed in sql/install/backup.sql
 SELECT pg_catalog.pg_extension_config_dump('personalisation.ranking_exposures', '');
 
 -- A first ranking writes the session's exposure.
@@ -953,7 +953,7 @@ RETURNS SETOF personalisation.outbox LANGUAGE c VOLATILE PARALLEL UNSAFE
 AS 'MODULE_PATHNAME', 'claim_messages';
 
 -- Claims are HOT updates only if the claimed versions fit on the rows' pages
--- (sql/outbox.sql): half of each page is left free.
+-- (sql/install/outbox.sql): half of each page is left free.
 ALTER TABLE personalisation.outbox SET (fillfactor = 50);
 
 -- Keep this the last statement of the script: it covers every function the

@@ -319,10 +319,11 @@ def errors_of(symbol, source):
 def sql_comments():
     """The comment above each CREATE FUNCTION / CREATE VIEW of the install script parts."""
     comments = {}
-    for name in sorted(os.listdir(os.path.join(REPO, "sql"))):
-        if not name.endswith(".sql") or name.startswith("personalisation--"):
+    parts = os.path.join(REPO, "sql", "install")
+    for name in sorted(os.listdir(parts)):
+        if not name.endswith(".sql"):
             continue
-        lines = open(os.path.join(REPO, "sql", name)).read().splitlines()
+        lines = open(os.path.join(parts, name)).read().splitlines()
         for i, line in enumerate(lines):
             m = re.match(r"CREATE (?:OR REPLACE )?(?:FUNCTION|VIEW) personalisation\.(\w+)", line)
             if not m:

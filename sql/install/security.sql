@@ -190,7 +190,7 @@ BEGIN
         IF NOT matched THEN
             RAISE EXCEPTION 'personalisation.access_map names "%", which is no function, table or view of schema personalisation',
                             entry.object_name
-                  USING HINT = 'Correct or remove its line in the access map (sql/security.sql).';
+                  USING HINT = 'Correct or remove its line in the access map (sql/install/security.sql).';
         END IF;
     END LOOP;
 
@@ -204,7 +204,7 @@ BEGIN
      WHERE NOT EXISTS (SELECT FROM personalisation.access_map m WHERE m.object_name OPERATOR(pg_catalog.=) o.name);
     IF missing IS NOT NULL THEN
         RAISE EXCEPTION 'the access map does not say who may use: %', missing
-              USING HINT = 'Add one line per name to the access map in sql/security.sql: the role that may use it, or owner_only.';
+              USING HINT = 'Add one line per name to the access map in sql/install/security.sql: the role that may use it, or owner_only.';
     END IF;
 END
 $$;
