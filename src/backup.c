@@ -1,7 +1,7 @@
 /*
  * backup.c
  *		What lets pg_restore put the extension's rows back over a fresh
- *		CREATE EXTENSION (sql/backup.sql lists what pg_dump carries):
+ *		CREATE EXTENSION (sql/install/backup.sql lists what pg_dump carries):
  *
  *		- replace_installed_row, a BEFORE INSERT trigger on the tables whose
  *		  rows the install script writes (the shipped journeys and steps, the

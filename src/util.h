@@ -33,7 +33,7 @@ extern int	MaxClockSkewSeconds;
  * journey step amounts) is 0 or more, below 10^MAX_PRICE_DIGITS, with at
  * most MAX_PRICE_SCALE decimal places; a supply, a replenishment period
  * and every journey interval is at most MAX_SUPPLY_DAYS days.  The schema's
- * CHECK constraints (sql/schema.sql, sql/journeys.sql) say the same.
+ * CHECK constraints (sql/install/schema.sql, sql/install/journeys.sql) say the same.
  */
 #define MAX_QUANTITY 1000000
 #define MAX_PRICE_DIGITS 12
