@@ -255,12 +255,15 @@ CreateDayPartition(int64 day)
 
 /*
  * LockPartitions serialises creating and dropping partitions for the rest
- * of the transaction.
+ * of the transaction.  Once it holds the lock it reads the catalog changes
+ * committed meanwhile, as taking a table lock does: the transaction it
+ * waited for may have created the very partition this one is about to.
  */
 static void
 LockPartitions(void)
 {
 	LockAdvisoryKey(PARTITION_LOCK_KEY, 0, ExclusiveLock);
+	AcceptInvalidationMessages();
 }
 
 /*
