@@ -1,7 +1,8 @@
 /*
  * complement.h
  *		What is bought together: counting orders, and the recommendations
- *		built on the counts (complement.c).
+ *		built on the counts (complement.c, complement_rebuild.c,
+ *		complement_read.c).
  */
 #ifndef PERSONALISATION_COMPLEMENT_H
 #define PERSONALISATION_COMPLEMENT_H
@@ -86,5 +87,6 @@ extern Recommendation *RecommendForSources(Datum *sources, int nsources, Datum *
 										   int *count);
 extern void ForgetPopularity(void);
 extern void ComplementInit(void);
+extern void RecommendInit(void);
 
 #endif							/* PERSONALISATION_COMPLEMENT_H */

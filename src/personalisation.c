@@ -54,6 +54,7 @@ _PG_init(void)
 	RankInit();
 	/* what is bought together */
 	ComplementInit();
+	RecommendInit();
 	/* journeys, their messages and the outbox */
 	JourneyInit();
 	JourneyStepsInit();
